@@ -1,0 +1,47 @@
+/**
+ * Modular exponentiation through OpenSSL, reached via node:crypto's Diffie-Hellman object:
+ * computeSecret(b) with private key e returns b^e mod p, and OpenSSL does not require p to be prime.
+ * It is the fastest modPow measured here (DESIGN.md section 8) and runs the private exponent in
+ * constant time. OpenSSL refuses "public keys" <= 1 or >= p - 1, so those bases are handled here.
+ */
+import { createDiffieHellman, type DiffieHellman } from 'node:crypto';
+import { byteLength, fromBytes, mod, toBytes } from './bigint.js';
+import { JsBackend } from './backend-js.js';
+import { ParameterError } from './errors.js';
+
+const MAX_CACHED_MODULI = 64;
+const contexts = new Map<bigint, { dh: DiffieHellman; length: number }>();
+
+function context(m: bigint): { dh: DiffieHellman; length: number } {
+  let ctx = contexts.get(m);
+  if (!ctx) {
+    const length = byteLength(m);
+    ctx = { dh: createDiffieHellman(toBytes(m, length)), length };
+    if (contexts.size >= MAX_CACHED_MODULI) contexts.delete(contexts.keys().next().value!);
+    contexts.set(m, ctx);
+  }
+  return ctx;
+}
+
+export function opensslModPow(base: bigint, exp: bigint, m: bigint): bigint {
+  if (m <= 2n || (m & 1n) === 0n) throw new ParameterError('modulus must be odd and > 2');
+  if (exp < 0n) throw new ParameterError('exponent must be >= 0');
+  base = mod(base, m);
+  if (exp === 0n) return 1n;
+  if (base <= 1n) return base;
+  if (base === m - 1n) return exp & 1n ? base : 1n;
+  const { dh, length } = context(m);
+  dh.setPrivateKey(toBytes(exp, byteLength(exp)));
+  return fromBytes(dh.computeSecret(toBytes(base, length)));
+}
+
+/** OpenSSL for exponentiation, BigInt for everything else. */
+export class OpenSslBackend extends JsBackend {
+  override readonly name: JsBackend['name'] = 'openssl';
+  override modPow(base: bigint, exp: bigint, m: bigint): bigint {
+    return opensslModPow(base, exp, m);
+  }
+  override modPowSecret(base: bigint, exp: bigint, m: bigint): bigint {
+    return opensslModPow(base, exp, m);
+  }
+}
