@@ -18,6 +18,9 @@ interface NativeGmp {
   fixedBasePow(table: object, exp: bigint): bigint;
 }
 
+/** Below this modulus size GMP's own powm wins (OpenSSL's DH setup overhead dominates). */
+const OPENSSL_FROM = 1n << 1023n;
+
 const ADDON_PATH = '../../../native/build/Release/ciphermine_gmp.node';
 
 /** The addon, or undefined when it was not built (no compiler or no libgmp-dev). */
@@ -39,7 +42,7 @@ class GmpFixedBase implements FixedBase {
   ) {}
   pow(exp: bigint): bigint {
     if (exp < 0n) throw new ParameterError('exponent must be >= 0');
-    if (bitLength(exp) > this.bits) return opensslModPow(this.base, exp, this.m);
+    if (bitLength(exp) > this.bits) return this.gmp.powm(this.base, exp, this.m, false);
     return this.gmp.fixedBasePow(this.table, exp);
   }
 }
@@ -48,10 +51,14 @@ export class GmpBackend implements BignumBackend {
   readonly name: BignumBackend['name'] = 'gmp';
   constructor(private readonly gmp: NativeGmp) {}
   modPow(base: bigint, exp: bigint, m: bigint): bigint {
-    return opensslModPow(base, exp, m);
+    if (m >= OPENSSL_FROM) return opensslModPow(base, exp, m);
+    if (exp < 0n) throw new ParameterError('exponent must be >= 0');
+    return this.gmp.powm(base, exp, m, false);
   }
   modPowSecret(base: bigint, exp: bigint, m: bigint): bigint {
-    return opensslModPow(base, exp, m);
+    if (m >= OPENSSL_FROM) return opensslModPow(base, exp, m);
+    if (exp < 0n) throw new ParameterError('exponent must be >= 0');
+    return this.gmp.powm(base, exp, m, true);
   }
   modPow2(b1: bigint, e1: bigint, b2: bigint, e2: bigint, m: bigint): bigint {
     if (e1 < 0n || e2 < 0n) throw new ParameterError('exponents must be >= 0');
@@ -70,6 +77,6 @@ export class GmpBackend implements BignumBackend {
     return new GmpFixedBase(this.gmp, table, base, m, Math.ceil(expBits / window) * window);
   }
   modPowBatch(bases: readonly bigint[], exps: readonly bigint[] | bigint, m: bigint): bigint[] {
-    return bases.map((b, i) => opensslModPow(b, typeof exps === 'bigint' ? exps : exps[i]!, m));
+    return bases.map((b, i) => this.modPow(b, typeof exps === 'bigint' ? exps : exps[i]!, m));
   }
 }

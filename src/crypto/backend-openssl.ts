@@ -6,10 +6,11 @@
  */
 import { createDiffieHellman, type DiffieHellman } from 'node:crypto';
 import { byteLength, fromBytes, mod, toBytes } from './bigint.js';
-import { JsBackend } from './backend-js.js';
+import { JsBackend, jsModPow } from './backend-js.js';
 import { ParameterError } from './errors.js';
 
 const MAX_CACHED_MODULI = 64;
+const OPENSSL_MIN_MODULUS = 1n << 511n;
 const contexts = new Map<bigint, { dh: DiffieHellman; length: number }>();
 
 function context(m: bigint): { dh: DiffieHellman; length: number } {
@@ -30,9 +31,18 @@ export function opensslModPow(base: bigint, exp: bigint, m: bigint): bigint {
   if (exp === 0n) return 1n;
   if (base <= 1n) return base;
   if (base === m - 1n) return exp & 1n ? base : 1n;
+  // OpenSSL's DH refuses moduli below 512 bits (it answers with an empty secret).
+  if (m < OPENSSL_MIN_MODULUS) return jsModPow(base, exp, m);
   const { dh, length } = context(m);
   dh.setPrivateKey(toBytes(exp, byteLength(exp)));
-  return fromBytes(dh.computeSecret(toBytes(base, length)));
+  try {
+    const secret = dh.computeSecret(toBytes(base, length));
+    if (secret.length === 0) throw new Error('empty secret');
+    return fromBytes(secret);
+  } catch {
+    // OpenSSL also refuses bases sharing a factor with m; only malformed input gets here.
+    return jsModPow(base, exp, m);
+  }
 }
 
 /** OpenSSL for exponentiation, BigInt for everything else. */

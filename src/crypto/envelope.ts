@@ -1,0 +1,38 @@
+/**
+ * AES-256-GCM envelope around a batch of BCP ciphertexts (seed 000's second layer): the key server
+ * never sees an owner's upload even if it reads the compute server's traffic. Layout: version (1) |
+ * nonce (12) | tag (16) | ciphertext. The associated data binds the envelope to its context (owner,
+ * dataset, batch number), so an envelope moved to another dataset or position fails to open.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { EnvelopeError, ParameterError } from './errors.js';
+
+const VERSION = 1;
+const NONCE = 12;
+const TAG = 16;
+
+export function seal(key: Uint8Array, plaintext: Uint8Array, aad: string): Buffer {
+  if (key.length !== 32) throw new ParameterError('AES-256 needs a 32-byte key');
+  const nonce = randomBytes(NONCE);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(aad));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([Buffer.from([VERSION]), nonce, cipher.getAuthTag(), body]);
+}
+
+export function openEnvelope(key: Uint8Array, envelope: Uint8Array, aad: string): Buffer {
+  if (key.length !== 32) throw new ParameterError('AES-256 needs a 32-byte key');
+  if (!(envelope instanceof Uint8Array) || envelope.length < 1 + NONCE + TAG) {
+    throw new EnvelopeError('envelope is truncated');
+  }
+  if (envelope[0] !== VERSION) throw new EnvelopeError(`unsupported envelope version ${envelope[0]}`);
+  const buf = Buffer.from(envelope);
+  const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(1, 1 + NONCE));
+  decipher.setAAD(Buffer.from(aad));
+  decipher.setAuthTag(buf.subarray(1 + NONCE, 1 + NONCE + TAG));
+  try {
+    return Buffer.concat([decipher.update(buf.subarray(1 + NONCE + TAG)), decipher.final()]);
+  } catch {
+    throw new EnvelopeError('envelope failed authentication (tampered, wrong key or wrong context)');
+  }
+}

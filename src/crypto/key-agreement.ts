@@ -1,0 +1,46 @@
+/**
+ * The AES key of seed 000's double encryption: X25519 between a data owner (DO) and the compute
+ * server (CCS), stretched by HKDF-SHA256 and bound to the owner and dataset ids, so the same pair of
+ * parties gets an independent key per dataset and a key can never be replayed for another one.
+ */
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
+import { ParameterError } from './errors.js';
+
+export interface AgreementKeyPair {
+  privateKey: KeyObject;
+  /** Raw 32-byte X25519 public key, base64url. */
+  publicKey: string;
+}
+
+export function generateAgreementKeyPair(): AgreementKeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  return { privateKey, publicKey: publicKey.export({ format: 'jwk' }).x! };
+}
+
+export function importAgreementPublicKey(x: string): KeyObject {
+  if (typeof x !== 'string' || Buffer.from(x, 'base64url').length !== 32) {
+    throw new ParameterError('an X25519 public key is 32 bytes, base64url');
+  }
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+}
+
+export function exportAgreementPrivateKey(k: KeyObject): Buffer {
+  return k.export({ format: 'der', type: 'pkcs8' });
+}
+
+export function importAgreementPrivateKey(der: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
+}
+
+export interface EnvelopeContext {
+  ownerId: string;
+  datasetId: string;
+}
+
+/** 32-byte AES-256 key from X25519 + HKDF-SHA256, bound to (owner, dataset). */
+export function deriveEnvelopeKey(ours: KeyObject, theirs: string | KeyObject, ctx: EnvelopeContext): Buffer {
+  const peer = typeof theirs === 'string' ? importAgreementPublicKey(theirs) : theirs;
+  const shared = diffieHellman({ privateKey: ours, publicKey: peer });
+  const info = `ciphermine/v1/aes-envelope/owner=${ctx.ownerId}/dataset=${ctx.datasetId}`;
+  return Buffer.from(hkdfSync('sha256', shared, 'ciphermine-x25519-hkdf-salt-v1', info, 32));
+}
