@@ -1,0 +1,12 @@
+/** The protocol layer's public surface. */
+export * from './transport.js';
+export * from './http-transport.js';
+export * from './messages.js';
+export * from './alice.js';
+export * from './budget.js';
+export { sct } from './sct.js';
+export { secureMultiply, secureSquare } from './sm.js';
+export { secureDistances } from './sdm.js';
+export { secureCompare, encryptedDelta, type Comparison } from './sdc.js';
+export { secureArgmin } from './smdm.js';
+export { KeyServerCore, UnknownKeyError, type DecryptionObserver } from './key-server-core.js';

@@ -1,0 +1,89 @@
+/**
+ * The key server's (KMS, Bob) request handler: holds the master key, the registry of public keys
+ * it will answer for, and dispatches protocol steps. It keeps no state per call, refuses unknown
+ * keys and methods, and a bad request never takes it down: every failure is a typed error that the
+ * transport turns into a 4xx answer.
+ */
+import type { BcpMasterKey } from '../crypto/bcp-master.js';
+import { keyGen, type BcpPublicKey, type BcpSecretKey } from '../crypto/bcp-keys.js';
+import { keyWire, runKernel, type Pair } from '../crypto/kernels.js';
+import type { WorkerPool } from '../crypto/pool.js';
+import { deserializePublicKey, serializePublicKey } from '../crypto/serialize.js';
+import { CiphermineError } from '../crypto/errors.js';
+import type { KeyServerState } from './key-server-state.js';
+import type { RequestHandler } from './transport.js';
+import { sctKeyServer } from './sct.js';
+import { mulKeyServer, squareKeyServer } from './sm.js';
+import { signKeyServer } from './sdc.js';
+
+export class UnknownKeyError extends CiphermineError {
+  constructor(fp: string) {
+    super('ERR_UNKNOWN_KEY', `no public key ${fp} is registered with the key server`);
+  }
+}
+
+/** Test instrumentation: sees every plaintext the key server decrypts. */
+export type DecryptionObserver = (protocol: string, values: readonly bigint[]) => void;
+
+export class KeyServerCore implements KeyServerState {
+  private readonly keys = new Map<string, BcpPublicKey>();
+  /** Job keys (pk_c, sk_c): made here so sk_c never leaves the key server (DESIGN.md 3.1). */
+  private readonly jobKeys = new Map<string, BcpSecretKey>();
+  observer: DecryptionObserver | undefined;
+
+  constructor(
+    readonly msk: BcpMasterKey,
+    private readonly pool?: WorkerPool,
+  ) {}
+
+  register(pk: BcpPublicKey): void {
+    if (!pk.params.equals(this.msk.params)) throw new CiphermineError('ERR_KEY_MISMATCH', 'public key uses other parameters');
+    this.keys.set(pk.fingerprint, pk);
+  }
+
+  createJobKey(): BcpPublicKey {
+    const sk = keyGen(this.msk.params);
+    this.jobKeys.set(sk.publicKey.fingerprint, sk);
+    this.register(sk.publicKey);
+    return sk.publicKey;
+  }
+
+  key(fp: string): BcpPublicKey {
+    const pk = this.keys.get(fp);
+    if (!pk) throw new UnknownKeyError(fp);
+    return pk;
+  }
+
+  async open(protocol: string, pk: BcpPublicKey, pairs: Pair[]): Promise<bigint[]> {
+    const shared = { ...keyWire(pk), p: this.msk.p, q: this.msk.q };
+    const values = this.pool
+      ? await this.pool.map<bigint>('masterDecrypt', shared, pairs)
+      : (runKernel('masterDecrypt', shared, pairs) as bigint[]);
+    this.observer?.(protocol, values);
+    return values;
+  }
+
+  async seal(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {
+    return this.pool ? this.pool.map<Pair>('encrypt', keyWire(pk), values) : (runKernel('encrypt', keyWire(pk), values) as Pair[]);
+  }
+
+  readonly handle: RequestHandler = async (method, body) => {
+    switch (method) {
+      case 'sct':
+        return sctKeyServer(this, body);
+      case 'mul':
+        return mulKeyServer(this, body);
+      case 'square':
+        return squareKeyServer(this, body);
+      case 'sign':
+        return signKeyServer(this, body);
+      case 'register-key':
+        this.register(deserializePublicKey(body, this.msk.params));
+        return Buffer.alloc(0);
+      case 'job-key':
+        return serializePublicKey(this.createJobKey());
+      default:
+        throw new CiphermineError('ERR_UNKNOWN_METHOD', `unknown method ${method}`);
+    }
+  };
+}

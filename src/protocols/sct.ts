@@ -1,0 +1,46 @@
+/**
+ * SCT, secure ciphertext transformation (seed 000 section 4.1, fixed per DESIGN.md section 3.2):
+ * moves Enc_x(M) to Enc_y(M) without either server learning M.
+ *   Alice: picks r uniform in Z_N, sends Enc_x(M) * Enc_x(r) = Enc_x(M + r).
+ *   Bob:   mDec -> M + r, answers Enc_y(M + r) (fresh randomness).
+ *   Alice: multiplies by Enc_y(-r).
+ * Blinding is perfect: Bob sees M + r mod N, uniform whatever M is. Alice sees only ciphertexts.
+ * The trivial Enc_y(-r) keeps Bob's randomness in the result; every later message to Bob is blinded
+ * with a fresh encryption first, so Bob can never recognise his own components.
+ */
+import { z } from 'zod';
+import type { BcpPublicKey } from '../crypto/bcp-keys.js';
+import { add, type Ciphertext } from '../crypto/ciphertext.js';
+import { randomBelow } from '../crypto/bigint.js';
+import { mod } from '../crypto/bigint.js';
+import { KeyMismatchError } from '../crypto/errors.js';
+import { encryptAll, roundTrip, encodeReply, type AliceContext } from './alice.js';
+import { decodeMessage, fingerprint, ProtocolError } from './messages.js';
+import { pairsOf, type KeyServerState } from './key-server-state.js';
+
+export async function sct(ctx: AliceContext, cs: readonly Ciphertext[], to: BcpPublicKey): Promise<Ciphertext[]> {
+  if (cs.length === 0) return [];
+  const from = cs[0]!.publicKey;
+  if (cs.some((c) => !c.publicKey.equals(from))) throw new KeyMismatchError('SCT batch mixes source keys');
+  const N = from.params.N;
+  const rs = cs.map(() => randomBelow(N));
+  const masks = await encryptAll(ctx, from, rs);
+  const blinded = cs.map((c, i) => add(c, masks[i]!));
+  const reply = await roundTrip(ctx, 'sct', { from: from.fingerprint, to: to.fingerprint }, blinded, to, cs.length);
+  return reply.map((c, i) => add(c, to.trivial(mod(-rs[i]!, N))));
+}
+
+const schema = z.object({ from: fingerprint, to: fingerprint, count: z.number().int().nonnegative() });
+
+export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
+  let from: BcpPublicKey | undefined;
+  let to: BcpPublicKey | undefined;
+  const { header, elements } = decodeMessage(body, schema, (h) => {
+    from = state.key(h.from);
+    to = state.key(h.to);
+    return { elementBytes: from.params.elementBytes, modulus: from.params.N2 };
+  });
+  if (elements.length !== 2 * header.count) throw new ProtocolError('element count does not match the header');
+  const values = await state.open('sct', from!, pairsOf(elements));
+  return encodeReply(await state.seal(to!, values), to!.params.elementBytes);
+}

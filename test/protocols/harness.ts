@@ -1,0 +1,56 @@
+/** Two servers for protocol tests: a key server core behind an in-memory or HTTP transport. */
+import { randomBytes } from 'node:crypto';
+import { keyGen, type BcpSecretKey } from '../../src/crypto/index.js';
+import { KeyServerCore, InMemoryTransport, HttpTransport, serveHttp, type AliceContext, type RunningServer } from '../../src/protocols/index.js';
+import { testSystem } from '../helpers.js';
+
+export interface Harness {
+  alice: AliceContext;
+  core: KeyServerCore;
+  /** Alice's own key pair pk_y (receives SCT output in tests) and a data owner's key. */
+  owner: BcpSecretKey;
+  target: BcpSecretKey;
+  server?: RunningServer;
+  hmacKey: Buffer;
+  close(): Promise<void>;
+}
+
+export async function harness(kind: 'memory' | 'http', bits: 512 | 2048 = 512): Promise<Harness> {
+  const { msk, params } = testSystem(bits);
+  const core = new KeyServerCore(msk);
+  const owner = keyGen(params);
+  const target = keyGen(params);
+  core.register(owner.publicKey);
+  core.register(target.publicKey);
+  const hmacKey = randomBytes(32);
+  if (kind === 'memory') {
+    return { alice: { transport: new InMemoryTransport(core.handle) }, core, owner, target, hmacKey, close: async () => {} };
+  }
+  const server = await serveHttp(core.handle, { hmacKey });
+  return {
+    alice: { transport: new HttpTransport(server.url, hmacKey) },
+    core,
+    owner,
+    target,
+    server,
+    hmacKey,
+    close: () => server.close(),
+  };
+}
+
+/** Two-sample Kolmogorov-Smirnov: true when the samples are NOT distinguishable at alpha = 0.01. */
+export function ksSameDistribution(a: readonly number[], b: readonly number[]): { d: number; critical: number; same: boolean } {
+  const x = [...a].sort((p, q) => p - q);
+  const y = [...b].sort((p, q) => p - q);
+  let i = 0;
+  let j = 0;
+  let d = 0;
+  while (i < x.length && j < y.length) {
+    const v = Math.min(x[i]!, y[j]!);
+    while (i < x.length && x[i]! <= v) i++;
+    while (j < y.length && y[j]! <= v) j++;
+    d = Math.max(d, Math.abs(i / x.length - j / y.length));
+  }
+  const critical = 1.628 * Math.sqrt((x.length + y.length) / (x.length * y.length));
+  return { d, critical, same: d <= critical };
+}

@@ -1,0 +1,126 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBelow, toSigned, type Ciphertext } from '../../src/crypto/index.js';
+import {
+  sct, secureMultiply, secureSquare, secureDistances, secureCompare, secureArgmin, deltaBits, checkDistanceBudget,
+  BudgetError,
+} from '../../src/protocols/index.js';
+import { harness, type Harness } from './harness.js';
+import { randomSigned } from '../helpers.js';
+
+function randomSmall(bound: bigint): bigint {
+  return randomBelow(2n * bound + 1n) - bound;
+}
+
+for (const kind of ['memory', 'http'] as const) {
+  describe(`protocols over the ${kind} transport, 512-bit N`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await harness(kind);
+    });
+    after(() => h.close());
+
+    it('SCT moves ciphertexts to another key without changing the plaintext', async () => {
+      const N = h.owner.publicKey.params.N;
+      const ms = [0n, 1n, -1n, N / 2n, -(N / 2n - 1n), ...Array.from({ length: 20 }, () => randomSigned(N))];
+      const out = await sct(h.alice, h.owner.publicKey.encryptBatch(ms), h.target.publicKey);
+      assert.ok(out.every((c) => c.publicKey.equals(h.target.publicKey)));
+      assert.deepEqual(h.target.decryptBatch(out), ms);
+    });
+
+    it('SM and secure square equal the plaintext products (mod N), negatives and zeros included', async () => {
+      const pk = h.owner.publicKey;
+      const N = pk.params.N;
+      const bound = 1n << 200n; // products stay below N/2 at 512 bits
+      const a = [0n, 0n, -1n, bound, -bound, ...Array.from({ length: 20 }, () => randomSmall(bound))];
+      const b = [0n, 5n, -1n, -bound, -bound, ...Array.from({ length: 20 }, () => randomSmall(bound))];
+      const prod = await secureMultiply(h.alice, pk.encryptBatch(a), pk.encryptBatch(b));
+      assert.deepEqual(h.owner.decryptBatch(prod), a.map((x, i) => x * b[i]!));
+      const sq = await secureSquare(h.alice, pk.encryptBatch(a));
+      assert.deepEqual(h.owner.decryptBatch(sq), a.map((x) => x * x));
+      // Large operands: the identity holds modulo N.
+      const big = [randomSigned(N), randomSigned(N)];
+      const pbig = await secureMultiply(h.alice, pk.encryptBatch(big), pk.encryptBatch([big[1]!, big[0]!]));
+      assert.equal(h.owner.decrypt(pbig[0]!), toSigned(((big[0]! * big[1]!) % N + N) % N, N));
+    });
+
+    it('SDM gives Omega_ij = sum (|c_j| d - s_j)^2', async () => {
+      const pk = h.owner.publicKey;
+      const D = 1n << 30n;
+      const n = 6, m = 3, k = 3;
+      const recs = Array.from({ length: n }, () => Array.from({ length: m }, () => randomSmall(D)));
+      const sizes = [1n, 4n, 7n];
+      const sums = sizes.map((c) => Array.from({ length: m }, () => randomSmall(D) * c));
+      const omegas = await secureDistances(h.alice, recs.map((r) => pk.encryptBatch(r)), sums.map((s) => pk.encryptBatch(s)), sizes);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < k; j++) {
+          const want = recs[i]!.reduce((acc, d, a) => acc + (sizes[j]! * d - sums[j]![a]!) ** 2n, 0n);
+          assert.equal(h.owner.decrypt(omegas[i]![j]!), want);
+        }
+      }
+    });
+
+    it('SDC returns whether a is at least as near as b, ties to a', async () => {
+      const pk = h.owner.publicKey;
+      const cases: Array<[bigint, bigint, bigint, bigint]> = [
+        [10n, 20n, 1n, 1n], [20n, 10n, 1n, 1n], [7n, 7n, 1n, 1n], [0n, 0n, 3n, 5n],
+        [4n * 9n, 9n * 4n, 2n, 3n], // equal distances at different sizes: tie
+        [100n, 1n, 1n, 10n], [0n, 1n, 1n, 1n], [1n, 0n, 1n, 1n],
+      ];
+      for (let i = 0; i < 12; i++) cases.push([randomBelow(1n << 60n), randomBelow(1n << 60n), 1n + randomBelow(50n), 1n + randomBelow(50n)]);
+      const got = await secureCompare(
+        h.alice,
+        cases.map(([oa, ob, ca, cb]) => ({ omegaA: pk.encrypt(oa), omegaB: pk.encrypt(ob), sizeA: ca, sizeB: cb })),
+        140,
+      );
+      assert.deepEqual(got, cases.map(([oa, ob, ca, cb]) => cb * cb * oa - ca * ca * ob <= 0n));
+    });
+
+    it('SMDM returns the plaintext argmin with ties to the lower index', async () => {
+      const pk = h.owner.publicKey;
+      const rows: bigint[][] = [
+        [5n, 5n, 5n, 5n], [9n, 3n, 3n, 1n], [0n, 0n, 7n, 0n], [8n, 6n, 4n, 4n],
+        ...Array.from({ length: 10 }, () => Array.from({ length: 4 }, () => randomBelow(1000n))),
+      ];
+      const sizes = [1n, 1n, 1n, 1n];
+      const best = await secureArgmin(h.alice, rows.map((r) => pk.encryptBatch(r)), sizes, 80);
+      assert.deepEqual(best, rows.map((r) => r.indexOf(r.reduce((a, b) => (b < a ? b : a)))));
+    });
+  });
+}
+
+describe('protocols at 2048-bit N over HTTP', () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness('http', 2048);
+  });
+  after(() => h.close());
+
+  it('SCT, SM, square, SDC and SMDM decrypt to the plaintext answers', async () => {
+    const pk = h.owner.publicKey;
+    const N = pk.params.N;
+    const ms = [0n, -1n, N / 2n, randomSigned(N)];
+    assert.deepEqual(h.target.decryptBatch(await sct(h.alice, pk.encryptBatch(ms), h.target.publicKey)), ms);
+    const a = [0n, -5n, 1n << 900n, -(1n << 1000n)];
+    const b = [7n, -5n, -(1n << 1000n), -(1n << 1000n)];
+    assert.deepEqual(h.owner.decryptBatch(await secureMultiply(h.alice, pk.encryptBatch(a), pk.encryptBatch(b))), a.map((x, i) => x * b[i]!));
+    assert.deepEqual(h.owner.decryptBatch(await secureSquare(h.alice, pk.encryptBatch(a))), a.map((x) => x * x));
+    const rows = [[3n, 1n, 2n], [2n, 2n, 9n], [7n, 6n, 5n]];
+    assert.deepEqual(await secureArgmin(h.alice, rows.map((r) => pk.encryptBatch(r)), [1n, 1n, 1n], 64), [1, 0, 2]);
+  });
+});
+
+describe('bit budgets', () => {
+  it('refuse a distance computation that would not fit below N/2 with 40 bits of blinding', () => {
+    const N = 1n << 511n;
+    checkDistanceBudget(N, { maxAbs: 1n << 20n, dims: 4, maxCount: 150 });
+    assert.throws(() => checkDistanceBudget(1n << 200n, { maxAbs: 1n << 60n, dims: 13, maxCount: 100000 }), BudgetError);
+    assert.ok(deltaBits({ maxAbs: 1n << 20n, dims: 4, maxCount: 150 }) < 200);
+  });
+
+  it('SDC refuses when the comparison values leave too little room', async () => {
+    const h = await harness('memory');
+    const c = h.owner.publicKey.encrypt(1n) as Ciphertext;
+    await assert.rejects(secureCompare(h.alice, [{ omegaA: c, omegaB: c, sizeA: 1n, sizeB: 1n }], 500), BudgetError);
+  });
+});
