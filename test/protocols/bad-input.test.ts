@@ -1,0 +1,102 @@
+/** The key server's HTTP endpoints under bad input: a clear 4xx each time, and it keeps serving. */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { toBytes, keyGen, serializePublicKey } from '../../src/crypto/index.js';
+import { encodeMessage, sct, HttpTransport, RemoteError, MAX_ELEMENTS } from '../../src/protocols/index.js';
+import { harness, type Harness } from './harness.js';
+
+function signed(key: Buffer, method: string, body: Buffer, ts = String(Date.now()), nonce = randomBytes(16).toString('hex')) {
+  const h = createHmac('sha256', key);
+  for (const p of ['request', method, ts, nonce, createHash('sha256').update(body).digest()]) h.update(p).update('\n');
+  return { 'content-type': 'application/octet-stream', 'x-cm-timestamp': ts, 'x-cm-nonce': nonce, 'x-cm-signature': h.digest('hex') };
+}
+
+describe('key server endpoints refuse bad input and keep serving', () => {
+  let h: Harness;
+  let post: (method: string, body: Buffer, headers?: Record<string, string>) => Promise<{ status: number; json: { code?: string } }>;
+  before(async () => {
+    h = await harness('http');
+    post = async (method, body, headers) => {
+      const res = await fetch(`${h.server!.url}/rpc/${method}`, { method: 'POST', headers: headers ?? signed(h.hmacKey, method, body), body: body as unknown as BodyInit });
+      const text = await res.text();
+      let json = {};
+      try {
+        json = JSON.parse(text);
+      } catch {
+        // binary reply
+      }
+      return { status: res.status, json };
+    };
+  });
+  after(() => h.close());
+
+  const still = async () => {
+    const ms = [3n, -4n];
+    const out = await sct(h.alice, h.owner.publicKey.encryptBatch(ms), h.target.publicKey);
+    assert.deepEqual(h.target.decryptBatch(out), ms);
+  };
+
+  it('garbage bodies, bad headers, wrong lengths and out-of-range elements get 400', async () => {
+    const pk = h.owner.publicKey;
+    const n = pk.params.elementBytes;
+    const hdr = { from: pk.fingerprint, to: h.target.publicKey.fingerprint, count: 1 };
+    const c = pk.encrypt(1n);
+    const cases: Array<[string, Buffer]> = [
+      ['empty', Buffer.alloc(0)],
+      ['garbage', Buffer.from('hello world, not a message')],
+      ['header not JSON', Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('{{{')])],
+      ['header fails the schema', encodeMessage({ from: 'x', to: 1 }, [], n)],
+      ['count mismatch', encodeMessage({ ...hdr, count: 2 }, [c.A, c.B], n)],
+      ['half an element', Buffer.concat([encodeMessage(hdr, [c.A], n), Buffer.alloc(n / 2, 1)])],
+      ['zero element', encodeMessage(hdr, [c.A, 0n], n)],
+      ['element >= N^2', Buffer.concat([encodeMessage({ ...hdr }, [], n), toBytes(c.A, n), toBytes(pk.params.N2, n)])],
+      ['negative count', encodeMessage({ ...hdr, count: -1 }, [], n)],
+    ];
+    for (const [name, body] of cases) {
+      const r = await post('sct', body);
+      assert.equal(r.status, 400, `${name}: ${r.status} ${JSON.stringify(r.json)}`);
+      assert.match(String(r.json.code), /^ERR_/, name);
+    }
+    await still();
+  });
+
+  it('unknown keys and methods get 404; oversized batches 413', async () => {
+    const pk = h.owner.publicKey;
+    const n = pk.params.elementBytes;
+    const stranger = keyGen(pk.params).publicKey;
+    let r = await post('sct', encodeMessage({ from: stranger.fingerprint, to: pk.fingerprint, count: 0 }, [], n));
+    assert.equal(r.status, 404);
+    assert.equal(r.json.code, 'ERR_UNKNOWN_KEY');
+    r = await post('decrypt-everything', Buffer.alloc(0));
+    assert.equal(r.status, 404);
+    const big = Buffer.concat([encodeMessage({ key: pk.fingerprint, count: MAX_ELEMENTS }, [], n), Buffer.alloc((MAX_ELEMENTS + 2) * n, 1)]);
+    r = await post('square', big);
+    assert.equal(r.status, 413);
+    r = await post('register-key', Buffer.from('not a key'));
+    assert.equal(r.status, 400);
+    r = await post('register-key', serializePublicKey(keyGen((await import('../../src/crypto/index.js')).setup(256).params).publicKey));
+    assert.equal(r.status, 400);
+    await still();
+  });
+
+  it('wrong authentication and replays get 401', async () => {
+    const body = Buffer.from('x');
+    let r = await post('sct', body, { 'content-type': 'application/octet-stream' });
+    assert.equal(r.status, 401);
+    r = await post('sct', body, signed(randomBytes(32), 'sct', body));
+    assert.equal(r.status, 401);
+    r = await post('sct', body, signed(h.hmacKey, 'sct', body, String(Date.now() - 10 * 60_000)));
+    assert.equal(r.status, 401, 'stale timestamp');
+    const headers = signed(h.hmacKey, 'square', body);
+    r = await post('square', body, headers);
+    assert.equal(r.status, 400, 'first use passes authentication, then fails parsing');
+    r = await post('square', body, headers);
+    assert.equal(r.status, 401, 'replay');
+    r = await post('sct', Buffer.from('y'), signed(h.hmacKey, 'sct', body));
+    assert.equal(r.status, 401, 'body swapped under a valid signature');
+    // A client with the wrong key is refused too, with a typed error.
+    await assert.rejects(new HttpTransport(h.server!.url, randomBytes(32)).call('sct', body), (e: unknown) => e instanceof RemoteError && e.status === 401);
+    await still();
+  });
+});
