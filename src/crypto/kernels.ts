@@ -49,6 +49,22 @@ export const kernels = {
     const sk = cached(`sk:${pk.fingerprint}:${shared.a}`, () => new BcpSecretKey(pk, shared.a));
     return items.map(([A, B]) => sk.decryptResidue(new Ciphertext(pk, A, B)));
   },
+  /**
+   * Affine recombination (A0, B0) * prod (A_i, B_i)^(e_i) * (1, 1 + tN) with e_i >= 0: the compute
+   * server's last step of SM and the secure square, where the exponents are full-size blinding values.
+   */
+  combine(shared: { N: bigint }, items: Array<{ base: Pair; terms: Array<[bigint, bigint, bigint]>; t: bigint }>): Pair[] {
+    const be = backend();
+    const N2 = shared.N * shared.N;
+    return items.map(({ base, terms, t }) => {
+      let [A, B] = base;
+      for (const [a, b, e] of terms) {
+        A = be.modMul(A, be.modPow(a, e, N2), N2);
+        B = be.modMul(B, be.modPow(b, e, N2), N2);
+      }
+      return [A, be.modMul(B, 1n + t * shared.N, N2)];
+    });
+  },
   masterDecrypt(shared: KeyWire & { p: bigint; q: bigint }, items: Pair[]): bigint[] {
     const pk = publicKey(shared);
     const msk = cached(`msk:${pk.params.fingerprint}`, () => new BcpMasterKey(pk.params, shared.p, shared.q));

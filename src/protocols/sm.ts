@@ -9,7 +9,8 @@
  */
 import { z } from 'zod';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
-import { add, scalarMultiply, type Ciphertext } from '../crypto/ciphertext.js';
+import { add, Ciphertext } from '../crypto/ciphertext.js';
+import { runKernel, type Pair } from '../crypto/kernels.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, roundTrip, encodeReply, type AliceContext } from './alice.js';
@@ -34,10 +35,24 @@ export async function secureMultiply(ctx: AliceContext, a: readonly Ciphertext[]
   const out: Ciphertext[] = [];
   a.forEach((c, i) => out.push(add(c, masks[i]!), add(b[i]!, masks[a.length + i]!)));
   const L = await roundTrip(ctx, 'mul', { key: pk.fingerprint }, out, pk, a.length);
-  return L.map((l, i) => {
-    const t = add(add(l, scalarMultiply(a[i]!, mod(-r2[i]!, N))), scalarMultiply(b[i]!, mod(-r1[i]!, N)));
-    return add(t, pk.trivial(mod(-r1[i]! * r2[i]!, N)));
-  });
+  return combineAll(ctx, pk, L.map((l, i) => ({
+    base: [l.A, l.B] as Pair,
+    terms: [term(a[i]!, mod(-r2[i]!, N)), term(b[i]!, mod(-r1[i]!, N))],
+    t: mod(-r1[i]! * r2[i]!, N),
+  })));
+}
+
+function term(c: Ciphertext, e: bigint): [bigint, bigint, bigint] {
+  return [c.A, c.B, e];
+}
+
+type CombineItem = { base: Pair; terms: Array<[bigint, bigint, bigint]>; t: bigint };
+
+/** Enc(L) * prod c_i^(e_i) * Enc(t), on the worker pool when there is one. */
+async function combineAll(ctx: AliceContext, pk: BcpPublicKey, items: CombineItem[]): Promise<Ciphertext[]> {
+  const shared = { N: pk.params.N };
+  const pairs = ctx.pool ? await ctx.pool.map<Pair>('combine', shared, items) : (runKernel('combine', shared, items) as Pair[]);
+  return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
 }
 
 /** Enc(m_i^2) for each ciphertext. */
@@ -48,7 +63,11 @@ export async function secureSquare(ctx: AliceContext, cs: readonly Ciphertext[])
   const rs = cs.map(() => randomBelow(N));
   const masks = await encryptAll(ctx, pk, rs);
   const L = await roundTrip(ctx, 'square', { key: pk.fingerprint }, cs.map((c, i) => add(c, masks[i]!)), pk, cs.length);
-  return L.map((l, i) => add(add(l, scalarMultiply(cs[i]!, mod(-2n * rs[i]!, N))), pk.trivial(mod(-rs[i]! * rs[i]!, N))));
+  return combineAll(ctx, pk, L.map((l, i) => ({
+    base: [l.A, l.B] as Pair,
+    terms: [term(cs[i]!, mod(-2n * rs[i]!, N))],
+    t: mod(-rs[i]! * rs[i]!, N),
+  })));
 }
 
 const schema = z.object({ key: fingerprint, count: z.number().int().nonnegative() });

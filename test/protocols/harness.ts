@@ -1,6 +1,6 @@
 /** Two servers for protocol tests: a key server core behind an in-memory or HTTP transport. */
 import { randomBytes } from 'node:crypto';
-import { keyGen, type BcpSecretKey } from '../../src/crypto/index.js';
+import { keyGen, WorkerPool, type BcpSecretKey } from '../../src/crypto/index.js';
 import { KeyServerCore, InMemoryTransport, HttpTransport, serveHttp, type AliceContext, type RunningServer } from '../../src/protocols/index.js';
 import { testSystem } from '../helpers.js';
 
@@ -15,26 +15,36 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(kind: 'memory' | 'http', bits: 512 | 2048 = 512): Promise<Harness> {
+/** `pools`: give both servers worker pools, as in production. */
+export async function harness(kind: 'memory' | 'http', bits: 512 | 2048 = 512, pools = false): Promise<Harness> {
   const { msk, params } = testSystem(bits);
-  const core = new KeyServerCore(msk);
+  const bobPool = pools ? new WorkerPool(2) : undefined;
+  const alicePool = pools ? new WorkerPool(2) : undefined;
+  const closePools = async () => {
+    await bobPool?.close();
+    await alicePool?.close();
+  };
+  const core = new KeyServerCore(msk, bobPool);
   const owner = keyGen(params);
   const target = keyGen(params);
   core.register(owner.publicKey);
   core.register(target.publicKey);
   const hmacKey = randomBytes(32);
   if (kind === 'memory') {
-    return { alice: { transport: new InMemoryTransport(core.handle) }, core, owner, target, hmacKey, close: async () => {} };
+    return { alice: { transport: new InMemoryTransport(core.handle), pool: alicePool }, core, owner, target, hmacKey, close: closePools };
   }
   const server = await serveHttp(core.handle, { hmacKey });
   return {
-    alice: { transport: new HttpTransport(server.url, hmacKey) },
+    alice: { transport: new HttpTransport(server.url, hmacKey), pool: alicePool },
     core,
     owner,
     target,
     server,
     hmacKey,
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      await closePools();
+    },
   };
 }
 

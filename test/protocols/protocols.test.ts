@@ -89,20 +89,20 @@ for (const kind of ['memory', 'http'] as const) {
   });
 }
 
-describe('protocols at 2048-bit N over HTTP', () => {
+describe('protocols at 2048-bit N over HTTP, both servers with worker pools', () => {
   let h: Harness;
   before(async () => {
-    h = await harness('http', 2048);
+    h = await harness('http', 2048, true);
   });
   after(() => h.close());
 
   it('SCT, SM, square, SDC and SMDM decrypt to the plaintext answers', async () => {
     const pk = h.owner.publicKey;
     const N = pk.params.N;
-    const ms = [0n, -1n, N / 2n, randomSigned(N)];
+    const ms = [0n, -1n, N / 2n, ...Array.from({ length: 9 }, () => randomSigned(N))];
     assert.deepEqual(h.target.decryptBatch(await sct(h.alice, pk.encryptBatch(ms), h.target.publicKey)), ms);
-    const a = [0n, -5n, 1n << 900n, -(1n << 1000n)];
-    const b = [7n, -5n, -(1n << 1000n), -(1n << 1000n)];
+    const a = [0n, -5n, 1n << 900n, -(1n << 1000n), 1n, 2n, 3n, 4n, -9n, 0n];
+    const b = [7n, -5n, -(1n << 1000n), -(1n << 1000n), -1n, 2n, -3n, 4n, 9n, 0n];
     assert.deepEqual(h.owner.decryptBatch(await secureMultiply(h.alice, pk.encryptBatch(a), pk.encryptBatch(b))), a.map((x, i) => x * b[i]!));
     assert.deepEqual(h.owner.decryptBatch(await secureSquare(h.alice, pk.encryptBatch(a))), a.map((x) => x * x));
     const rows = [[3n, 1n, 2n], [2n, 2n, 9n], [7n, 6n, 5n]];
