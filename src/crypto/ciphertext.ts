@@ -68,11 +68,6 @@ export function scalarMultiply(c: Ciphertext, k: bigint): Ciphertext {
   return new Ciphertext(c.publicKey, be.modPow(c.A, k, N2), be.modPow(c.B, k, N2));
 }
 
-/** Enc(m1) * Enc(m2)^k in one pass: the building block of blinding steps. */
-export function addScaled(a: Ciphertext, b: Ciphertext, k: bigint): Ciphertext {
-  return add(a, scalarMultiply(b, k));
-}
-
 /** Multiplies by a fresh Enc(0): same plaintext, unlinkable components. */
 export function rerandomize(c: Ciphertext): Ciphertext {
   return add(c, c.publicKey.encrypt(0n));

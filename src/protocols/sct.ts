@@ -11,8 +11,7 @@
 import { z } from 'zod';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { add, type Ciphertext } from '../crypto/ciphertext.js';
-import { randomBelow } from '../crypto/bigint.js';
-import { mod } from '../crypto/bigint.js';
+import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, roundTrip, encodeReply, type AliceContext } from './alice.js';
 import { decodeMessage, fingerprint, ProtocolError } from './messages.js';
