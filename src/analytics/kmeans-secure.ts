@@ -1,0 +1,103 @@
+/**
+ * k-means under multiple keys, the compute server's loop (seed 000 section 4.2, DESIGN.md section 5).
+ * Input: every record already moved to the job key pk_c. Each iteration runs SDM for all (record,
+ * cluster), SMDM per record, then sets the assignment V and sizes |c_j| in the clear (the compute
+ * server learns them, as in the seed) and sums the members' ciphertexts homomorphically. It stops when
+ * V repeats or at maxIter; an empty cluster keeps its last sum and size. The state after every
+ * iteration is handed to `onCheckpoint`, and a run can resume from such a checkpoint.
+ */
+import { add, type Ciphertext } from '../crypto/ciphertext.js';
+import type { AliceContext } from '../protocols/alice.js';
+import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocols/budget.js';
+import { secureDistances } from '../protocols/sdm.js';
+import { secureArgmin } from '../protocols/smdm.js';
+import { CiphermineError } from '../crypto/errors.js';
+
+export interface SecureCheckpoint {
+  /** Iterations completed. */
+  iteration: number;
+  /** V of the last iteration (undefined before the first). */
+  assignments: number[] | undefined;
+  sizes: bigint[];
+  sums: Ciphertext[][];
+}
+
+export interface SecureKMeansResult {
+  sums: Ciphertext[][];
+  sizes: bigint[];
+  assignments: number[];
+  iterations: number;
+  converged: boolean;
+}
+
+export interface SecureKMeansOptions {
+  k: number;
+  maxIter: number;
+  initIndices: readonly number[];
+  /** Largest |encoded value| the owners declared. */
+  maxAbs: bigint;
+  resumeFrom?: SecureCheckpoint;
+  onCheckpoint?: (cp: SecureCheckpoint) => void | Promise<void>;
+}
+
+export class KMeansInputError extends CiphermineError {
+  constructor(message: string) {
+    super('ERR_KMEANS_INPUT', message);
+  }
+}
+
+export function validateKMeansInput(n: number, m: number, k: number, maxIter: number, initIndices: readonly number[]): void {
+  if (!Number.isInteger(k) || k < 2) throw new KMeansInputError('k must be an integer >= 2');
+  if (k > n) throw new KMeansInputError(`k = ${k} is larger than the number of records (${n})`);
+  if (!Number.isInteger(maxIter) || maxIter < 1) throw new KMeansInputError('max iterations must be an integer >= 1');
+  if (m < 1) throw new KMeansInputError('records need at least one attribute');
+  if (initIndices.length !== k) throw new KMeansInputError(`need ${k} initial records, got ${initIndices.length}`);
+  if (initIndices.some((i) => !Number.isInteger(i) || i < 0 || i >= n)) throw new KMeansInputError('initial record index out of range');
+  if (new Set(initIndices).size !== k) throw new KMeansInputError('initial record indices must be distinct');
+}
+
+function memberSums(records: readonly (readonly Ciphertext[])[], assignments: readonly number[], prev: SecureCheckpoint): [Ciphertext[][], bigint[]] {
+  const k = prev.sizes.length;
+  const sums: (Ciphertext[] | undefined)[] = new Array(k).fill(undefined);
+  const sizes = new Array<bigint>(k).fill(0n);
+  assignments.forEach((j, i) => {
+    sizes[j]!++;
+    sums[j] = sums[j] ? sums[j]!.map((s, a) => add(s, records[i]![a]!)) : [...records[i]!];
+  });
+  return [
+    sums.map((s, j) => s ?? prev.sums[j]!),
+    sizes.map((c, j) => (c === 0n ? prev.sizes[j]! : c)),
+  ];
+}
+
+export async function secureKMeans(
+  ctx: AliceContext,
+  records: readonly (readonly Ciphertext[])[],
+  opts: SecureKMeansOptions,
+): Promise<SecureKMeansResult> {
+  const n = records.length;
+  const m = records[0]?.length ?? 0;
+  validateKMeansInput(n, m, opts.k, opts.maxIter, opts.initIndices);
+  const N = records[0]![0]!.publicKey.params.N;
+  const bounds: DistanceBounds = { maxAbs: opts.maxAbs, dims: m, maxCount: n };
+  checkDistanceBudget(N, bounds);
+  const dBits = deltaBits(bounds);
+  let cp: SecureCheckpoint = opts.resumeFrom ?? {
+    iteration: 0,
+    assignments: undefined,
+    sizes: opts.initIndices.map(() => 1n),
+    sums: opts.initIndices.map((i) => [...records[i]!]),
+  };
+  while (cp.iteration < opts.maxIter) {
+    const omegas = await secureDistances(ctx, records, cp.sums, cp.sizes);
+    const assignments = await secureArgmin(ctx, omegas, cp.sizes, dBits);
+    const prev = cp.assignments;
+    if (prev && assignments.every((j, i) => j === prev[i])) {
+      return { sums: cp.sums, sizes: cp.sizes, assignments, iterations: cp.iteration + 1, converged: true };
+    }
+    const [sums, sizes] = memberSums(records, assignments, cp);
+    cp = { iteration: cp.iteration + 1, assignments, sizes, sums };
+    await opts.onCheckpoint?.(cp);
+  }
+  return { sums: cp.sums, sizes: cp.sizes, assignments: cp.assignments ?? [], iterations: cp.iteration, converged: false };
+}
