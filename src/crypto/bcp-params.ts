@@ -3,7 +3,7 @@
  * N = pq with safe primes p = 2p'+1, q = 2q'+1; g generates the subgroup of QR(N^2) of maximal order
  * N p' q'. Setup also returns the master key's factors; see bcp-master.ts.
  */
-import { createHash, generatePrimeSync } from 'node:crypto';
+import { createHash, generatePrime, generatePrimeSync } from 'node:crypto';
 import type { FixedBase } from './backend.js';
 import { backend } from './backends.js';
 import { bitLength, byteLength, randomBelow, toBytes, gcd } from './bigint.js';
@@ -96,6 +96,23 @@ export function setup(bits: number): BcpSetup {
     if (p === q || bitLength(N) !== bits) continue;
     const g = findGenerator(p, q);
     return { params: new BcpParams(N, g), p, q };
+  }
+}
+
+/** Setup with both safe-prime searches running at once on libuv's thread pool. */
+export async function setupAsync(bits: number): Promise<BcpSetup> {
+  if (!Number.isInteger(bits) || bits < 128 || bits % 2 !== 0) {
+    throw new ParameterError('key size must be an even number of bits >= 128');
+  }
+  const prime = () =>
+    new Promise<bigint>((resolve, reject) =>
+      generatePrime(bits / 2, { safe: true, bigint: true }, (err, p) => (err ? reject(err) : resolve(p as bigint))),
+    );
+  for (;;) {
+    const [p, q] = await Promise.all([prime(), prime()]);
+    const N = p * q;
+    if (p === q || bitLength(N) !== bits) continue;
+    return { params: new BcpParams(N, findGenerator(p, q)), p, q };
   }
 }
 

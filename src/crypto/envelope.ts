@@ -36,3 +36,8 @@ export function openEnvelope(key: Uint8Array, envelope: Uint8Array, aad: string)
     throw new EnvelopeError('envelope failed authentication (tampered, wrong key or wrong context)');
   }
 }
+
+/** Associated data of an upload chunk: binds an envelope to its dataset, position and row count. */
+export function uploadContext(datasetId: string, idx: number, rows: number): string {
+  return `ciphermine/upload/v1;dataset=${datasetId};chunk=${idx};rows=${rows}`;
+}

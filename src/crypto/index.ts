@@ -3,7 +3,7 @@ export * from './errors.js';
 export * from './bigint.js';
 export type { BignumBackend, FixedBase } from './backend.js';
 export { backend, createBackend } from './backends.js';
-export { BcpParams, setup, findGenerator, isMaximalOrderGenerator } from './bcp-params.js';
+export { BcpParams, setup, setupAsync, findGenerator, isMaximalOrderGenerator } from './bcp-params.js';
 export { BcpPublicKey, BcpSecretKey, keyGen, toResidue, toSigned } from './bcp-keys.js';
 export { BcpMasterKey } from './bcp-master.js';
 export * from './ciphertext.js';

@@ -8,7 +8,7 @@ import type { BcpMasterKey } from '../crypto/bcp-master.js';
 import { keyGen, type BcpPublicKey, type BcpSecretKey } from '../crypto/bcp-keys.js';
 import { keyWire, runKernel, type Pair } from '../crypto/kernels.js';
 import type { WorkerPool } from '../crypto/pool.js';
-import { deserializePublicKey, serializePublicKey } from '../crypto/serialize.js';
+import { deserializePublicKey, serializeParams, serializePublicKey } from '../crypto/serialize.js';
 import { CiphermineError } from '../crypto/errors.js';
 import type { KeyServerState } from './key-server-state.js';
 import type { RequestHandler } from './transport.js';
@@ -20,6 +20,12 @@ export class UnknownKeyError extends CiphermineError {
   constructor(fp: string) {
     super('ERR_UNKNOWN_KEY', `no public key ${fp} is registered with the key server`);
   }
+}
+
+/** Where the key server keeps what must survive a restart (key files in production). */
+export interface KeyServerPersistence {
+  savePublicKey(pk: BcpPublicKey): void;
+  saveJobKey(sk: BcpSecretKey): void;
 }
 
 /** Test instrumentation: sees every plaintext the key server decrypts. */
@@ -34,15 +40,28 @@ export class KeyServerCore implements KeyServerState {
   constructor(
     readonly msk: BcpMasterKey,
     private readonly pool?: WorkerPool,
+    private readonly persistence?: KeyServerPersistence,
   ) {}
 
   register(pk: BcpPublicKey): void {
     if (!pk.params.equals(this.msk.params)) throw new CiphermineError('ERR_KEY_MISMATCH', 'public key uses other parameters');
+    if (this.keys.has(pk.fingerprint)) return;
+    this.persistence?.savePublicKey(pk);
     this.keys.set(pk.fingerprint, pk);
+  }
+
+  /** Reloads keys saved by an earlier run. */
+  restore(publicKeys: readonly BcpPublicKey[], jobKeys: readonly BcpSecretKey[]): void {
+    for (const pk of publicKeys) this.keys.set(pk.fingerprint, pk);
+    for (const sk of jobKeys) {
+      this.jobKeys.set(sk.publicKey.fingerprint, sk);
+      this.keys.set(sk.publicKey.fingerprint, sk.publicKey);
+    }
   }
 
   createJobKey(): BcpPublicKey {
     const sk = keyGen(this.msk.params);
+    this.persistence?.saveJobKey(sk);
     this.jobKeys.set(sk.publicKey.fingerprint, sk);
     this.register(sk.publicKey);
     return sk.publicKey;
@@ -82,6 +101,8 @@ export class KeyServerCore implements KeyServerState {
         return Buffer.alloc(0);
       case 'job-key':
         return serializePublicKey(this.createJobKey());
+      case 'params':
+        return serializeParams(this.msk.params);
       default:
         throw new CiphermineError('ERR_UNKNOWN_METHOD', `unknown method ${method}`);
     }

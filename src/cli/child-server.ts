@@ -1,0 +1,56 @@
+/** Starts a Ciphermine server as a child process and waits for its "listening" line. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export interface ChildServer {
+  url: string;
+  info: Record<string, string>;
+  process: ChildProcess;
+  /** What the child wrote to stderr (its log), for error reports. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
+
+export async function startChildServer(args: string[], opts: { echoLog?: boolean; timeoutMs?: number } = {}): Promise<ChildServer> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    log += d.toString();
+    if (opts.echoLog) process.stderr.write(d);
+  });
+  const info = await new Promise<Record<string, string>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start within ${(opts.timeoutMs ?? 120_000) / 1000} s:\n${log}`)), opts.timeoutMs ?? 120_000);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const msg = JSON.parse(line) as Record<string, string>;
+        if (msg.event === 'listening') {
+          clearTimeout(timer);
+          resolve(msg);
+        }
+      } catch {
+        // not a status line
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${args[0]} exited with code ${code}:\n${log}`));
+    });
+  });
+  return {
+    url: info.url!,
+    info,
+    process: child,
+    log: () => log,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}

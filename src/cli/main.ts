@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/** The `ciphermine` command. */
+import { Command, InvalidArgumentError } from 'commander';
+import { addServerCommands } from './servers.js';
+import { addPartyCommands } from './parties.js';
+import { runDemo, SHIPPED_IRIS } from './demo.js';
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
+  return n;
+};
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const intList = (v: string) => list(v).map(int);
+
+const program = new Command('ciphermine')
+  .description('privacy-preserving data mining over data encrypted under many keys, on two non-colluding servers')
+  .showHelpAfterError();
+
+addServerCommands(program);
+addPartyCommands(program);
+
+program
+  .command('demo')
+  .description('run k-means end to end: both servers as processes, several owners, one query client')
+  .option('--data <file>', 'CSV with a header row', SHIPPED_IRIS)
+  .option('--ignore-columns <a,b>', 'columns that are not features (default: label, when present)', list)
+  .option('--k <k>', 'number of clusters', int, 3)
+  .option('--init-indices <i,j,...>', '0-based rows used as initial centroids (default: the first k distinct rows)', intList)
+  .option('--max-iter <n>', 'iteration limit', int, 100)
+  .option('--key-bits <bits>', 'size of N', int, 2048)
+  .option('--owners <n>', 'data owners the rows are split among', int, 3)
+  .option('--fraction-bits <f>', 'fixed-point precision', int, 16)
+  .option('--json', 'print one JSON object as the last line')
+  .option('--verbose', 'show the servers\' logs')
+  .action(async (o) => {
+    const result = await runDemo({ ...o, json: !!o.json });
+    if (o.json) console.log(JSON.stringify(result));
+    if (!result.agreesWithPlaintext) process.exitCode = 1;
+  });
+
+program.parseAsync().catch((e: Error & { code?: string }) => {
+  console.error(`ciphermine: ${e.message}`);
+  process.exit(1);
+});

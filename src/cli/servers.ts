@@ -1,0 +1,65 @@
+/** `ciphermine key-server start` and `ciphermine compute-server start`. */
+import type { Command } from 'commander';
+import { startKeyServer } from '../services/key-server.js';
+import { startComputeServer } from '../services/compute-server.js';
+import { readKeyFile } from '../crypto/keyfile.js';
+
+const env = process.env;
+const log = (m: string) => console.error(`[${new Date().toISOString()}] ${m}`);
+
+/** One JSON line on stdout when listening, so a parent process (the demo) can find the port. */
+function announce(event: Record<string, unknown>): void {
+  console.log(JSON.stringify({ event: 'listening', ...event }));
+}
+
+function onSignals(close: () => Promise<void>): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void close().then(() => process.exit(0)));
+}
+
+export function addServerCommands(program: Command): void {
+  program
+    .command('key-server')
+    .description('the key server (KMS): master key, job keys, the key-server halves of the protocols')
+    .command('start')
+    .option('--data-dir <dir>', 'key files live here', env.CIPHERMINE_KEY_SERVER_DATA_DIR ?? '.ciphermine/key-server')
+    .option('--host <host>', 'address to listen on', env.CIPHERMINE_KEY_SERVER_HOST ?? '127.0.0.1')
+    .option('--port <port>', 'port (0: any free port)', env.CIPHERMINE_KEY_SERVER_PORT ?? '7401')
+    .option('--key-bits <bits>', 'size of N for new parameters', env.CIPHERMINE_KEY_BITS ?? '2048')
+    .option('--workers <n>', 'worker threads (default: one per core)')
+    .action(async (o) => {
+      const ks = await startKeyServer({
+        dataDir: o.dataDir,
+        host: o.host,
+        port: Number(o.port),
+        keyBits: Number(o.keyBits),
+        workers: o.workers ? Number(o.workers) : undefined,
+        log,
+      });
+      announce({ role: 'key-server', url: ks.url, channelKey: ks.channelKeyPath });
+      onSignals(ks.close);
+    });
+
+  program
+    .command('compute-server')
+    .description('the compute server (CCS): stores uploads, authorises clients, runs jobs with the key server')
+    .command('start')
+    .option('--data-dir <dir>', 'database and X25519 key live here', env.CIPHERMINE_COMPUTE_SERVER_DATA_DIR ?? '.ciphermine/compute-server')
+    .option('--host <host>', 'address to listen on', env.CIPHERMINE_COMPUTE_SERVER_HOST ?? '127.0.0.1')
+    .option('--port <port>', 'port (0: any free port)', env.CIPHERMINE_COMPUTE_SERVER_PORT ?? '7400')
+    .option('--key-server <url>', 'the key server', env.CIPHERMINE_KEY_SERVER_URL ?? 'http://127.0.0.1:7401')
+    .option('--channel-key <file>', 'the channel key the key server made', env.CIPHERMINE_CHANNEL_KEY ?? '.ciphermine/key-server/channel.key')
+    .option('--workers <n>', 'worker threads (default: one per core)')
+    .action(async (o) => {
+      const cs = await startComputeServer({
+        dataDir: o.dataDir,
+        host: o.host,
+        port: Number(o.port),
+        keyServerUrl: o.keyServer,
+        channelKey: readKeyFile(o.channelKey),
+        workers: o.workers ? Number(o.workers) : undefined,
+        log,
+      });
+      announce({ role: 'compute-server', url: cs.url });
+      onSignals(cs.close);
+    });
+}

@@ -1,0 +1,47 @@
+/** A small JSON client for the compute server's API, turning error answers into typed errors. */
+import { CiphermineError } from '../crypto/errors.js';
+
+export class ApiError extends CiphermineError {
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+export class ComputeServerApi {
+  constructor(
+    readonly baseUrl: string,
+    private token?: string,
+  ) {}
+
+  withToken(token: string): ComputeServerApi {
+    return new ComputeServerApi(this.baseUrl, token);
+  }
+
+  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw new ApiError(0, 'ERR_UNREACHABLE', `cannot reach the compute server at ${this.baseUrl}: ${(e as Error).message}`);
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : {};
+    } catch {
+      throw new ApiError(res.status, 'ERR_BAD_RESPONSE', `the compute server answered ${res.status} with non-JSON`);
+    }
+    if (!res.ok) {
+      const err = (json as { error?: { code?: string; message?: string }; message?: string }).error;
+      throw new ApiError(res.status, err?.code ?? 'ERR_HTTP', err?.message ?? (json as { message?: string }).message ?? `HTTP ${res.status}`);
+    }
+    return json as T;
+  }
+}

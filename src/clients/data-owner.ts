@@ -1,0 +1,96 @@
+/**
+ * A data owner (DO): makes its own BCP key pair over the system's public parameters and an X25519
+ * key for the AES layer, uploads tables encrypted under its own key and wrapped in AES-256-GCM
+ * (seed 000's double encryption), and grants query clients access.
+ */
+import type { KeyObject } from 'node:crypto';
+import {
+  deserializeParams, keyGen, serializePublicKey, serializeSecretKey, deserializeSecretKey, generateAgreementKeyPair,
+  deriveEnvelopeKey, seal, serializeCiphertexts, exportAgreementPrivateKey, importAgreementPrivateKey, keyWire,
+  Ciphertext, FixedPointCodec, uploadContext, type BcpSecretKey, type Pair, type WorkerPool,
+} from '../crypto/index.js';
+import { ComputeServerApi } from './api.js';
+import type { NumericTable } from './csv.js';
+import type { IdentityFile } from './identity.js';
+
+interface Info {
+  params: string;
+  x25519PublicKey: string;
+  keyBits: number;
+}
+
+export class DataOwner {
+  private constructor(
+    readonly id: string,
+    private readonly api: ComputeServerApi,
+    readonly sk: BcpSecretKey,
+    private readonly x25519: KeyObject,
+    private readonly serverX25519: string,
+    private readonly token: string,
+  ) {}
+
+  static async register(serverUrl: string, name: string): Promise<DataOwner> {
+    const api = new ComputeServerApi(serverUrl);
+    const info = await api.request<Info>('GET', '/v1/info');
+    const sk = keyGen(deserializeParams(Buffer.from(info.params, 'base64')));
+    const x = generateAgreementKeyPair();
+    const { id, token } = await api.request<{ id: string; token: string }>('POST', '/v1/register', {
+      role: 'owner',
+      name,
+      bcpPublicKey: serializePublicKey(sk.publicKey).toString('base64'),
+      x25519PublicKey: x.publicKey,
+    });
+    return new DataOwner(id, api.withToken(token), sk, x.privateKey, info.x25519PublicKey, token);
+  }
+
+  static async fromIdentity(f: IdentityFile): Promise<DataOwner> {
+    const api = new ComputeServerApi(f.server, f.token);
+    const info = await api.request<Info>('GET', '/v1/info');
+    const sk = deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64'));
+    return new DataOwner(f.id, api, sk, importAgreementPrivateKey(Buffer.from(f.x25519PrivateKey!, 'base64')), info.x25519PublicKey, f.token);
+  }
+
+  identity(): IdentityFile {
+    return {
+      role: 'owner',
+      id: this.id,
+      token: this.token,
+      server: this.api.baseUrl,
+      bcpSecretKey: serializeSecretKey(this.sk).toString('base64'),
+      x25519PrivateKey: exportAgreementPrivateKey(this.x25519).toString('base64'),
+    };
+  }
+
+  private async encrypt(values: bigint[], pool?: WorkerPool): Promise<Ciphertext[]> {
+    const pk = this.sk.publicKey;
+    if (!pool) return pk.encryptBatch(values);
+    const pairs = await pool.map<Pair>('encrypt', keyWire(pk), values);
+    return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
+  }
+
+  /** Encodes (range-checked first, so a bad value uploads nothing), encrypts, wraps, uploads. */
+  async upload(name: string, table: NumericTable, codec: FixedPointCodec, opts: { chunkRows?: number; pool?: WorkerPool } = {}): Promise<string> {
+    const encoded = table.rows.map((r) => codec.encodeRow(r));
+    const { id } = await this.api.request<{ id: string }>('POST', '/v1/datasets', {
+      name,
+      columns: table.columns,
+      fractionBits: codec.fractionBits,
+      maxAbs: codec.maxAbs,
+      rows: encoded.length,
+    });
+    const aesKey = deriveEnvelopeKey(this.x25519, this.serverX25519, { ownerId: this.id, datasetId: id });
+    const chunkRows = opts.chunkRows ?? 2048;
+    for (let start = 0, idx = 0; start < encoded.length; start += chunkRows, idx++) {
+      const rows = encoded.slice(start, start + chunkRows);
+      const cts = await this.encrypt(rows.flat(), opts.pool);
+      const envelope = seal(aesKey, serializeCiphertexts(this.sk.publicKey, cts), uploadContext(id, idx, rows.length));
+      await this.api.request('PUT', `/v1/datasets/${id}/chunks/${idx}`, { rows: rows.length, envelope: envelope.toString('base64') });
+    }
+    await this.api.request('POST', `/v1/datasets/${id}/complete`);
+    return id;
+  }
+
+  async grant(datasetId: string, clientId: string): Promise<void> {
+    await this.api.request('POST', `/v1/datasets/${datasetId}/grants`, { clientId });
+  }
+}

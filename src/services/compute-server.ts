@@ -1,0 +1,262 @@
+/**
+ * The compute server process (CCS, Alice): the only party data owners (DO) and query clients (QC)
+ * talk to. It stores owners' uploads (AES-GCM wrapped BCP ciphertexts) in SQLite with their grants,
+ * authenticates every request with the bearer token issued at registration, and runs jobs with the
+ * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
+ * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import {
+  deserializeParams, serializeParams, deserializePublicKey, deserializeCiphertexts, serializePublicKey,
+  generateAgreementKeyPair, exportAgreementPrivateKey, importAgreementPrivateKey, importAgreementPublicKey,
+  deriveEnvelopeKey, openEnvelope, readKeyFile, writeKeyFile, WorkerPool, FixedPointCodec, uploadContext, type BcpParams,
+} from '../crypto/index.js';
+import { HttpTransport, checkDistanceBudget, type Transport } from '../protocols/index.js';
+import { validateKMeansInput } from '../analytics/kmeans-secure.js';
+import { Store, type Party } from './store.js';
+import { KMeansJobRunner, isKeyServerUnavailable } from './kmeans-job.js';
+import { HttpError, badRequest, conflict, forbidden, notFound, statusFor, unauthorized } from './http-errors.js';
+
+export interface ComputeServerOptions {
+  dataDir: string;
+  keyServerUrl: string;
+  channelKey: Buffer;
+  host?: string;
+  port?: number;
+  workers?: number;
+  /** How long a job waits for an unreachable key server. */
+  retryForMs?: number;
+  log?: (msg: string) => void;
+}
+
+export interface ComputeServerHandle {
+  url: string;
+  app: FastifyInstance;
+  store: Store;
+  runner: KMeansJobRunner;
+  close(): Promise<void>;
+}
+
+const MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
+
+function loadOrCreateX25519(dataDir: string): KeyObject {
+  const path = join(dataDir, 'x25519.key');
+  if (!existsSync(path)) writeKeyFile(path, exportAgreementPrivateKey(generateAgreementKeyPair().privateKey));
+  return importAgreementPrivateKey(readKeyFile(path));
+}
+
+/** Asks the key server for pp, waiting for it to come up. */
+async function fetchParams(transport: Transport, waitMs: number): Promise<BcpParams> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return deserializeParams(await transport.call('params', new Uint8Array(0)));
+    } catch (e) {
+      if (!isKeyServerUnavailable(e) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+const registerBody = z.object({
+  role: z.enum(['owner', 'client']),
+  name: z.string().min(1).max(200),
+  bcpPublicKey: z.string().min(1).max(8192),
+  x25519PublicKey: z.string().max(100).optional(),
+});
+const datasetBody = z.object({
+  name: z.string().min(1).max(200),
+  columns: z.array(z.string().min(1).max(200)).min(1).max(1000),
+  fractionBits: z.number().int().min(0).max(52),
+  maxAbs: z.number().positive().finite(),
+  rows: z.number().int().min(1).max(10_000_000),
+});
+const chunkBody = z.object({ rows: z.number().int().min(1).max(1_000_000), envelope: z.string().min(1) });
+const grantBody = z.object({ clientId: z.string().min(1).max(200) });
+const jobBody = z.object({
+  datasets: z.array(z.string().min(1)).min(1).max(64),
+  k: z.number().int().min(2).max(1000),
+  maxIter: z.number().int().min(1).max(10_000).default(100),
+  initIndices: z.array(z.number().int().min(0)).optional(),
+});
+const idParam = z.object({ id: z.string().min(1).max(200) });
+const chunkParam = z.object({ id: z.string().min(1).max(200), idx: z.coerce.number().int().min(0).max(1_000_000) });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw badRequest(`invalid request: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data;
+}
+
+export async function startComputeServer(opts: ComputeServerOptions): Promise<ComputeServerHandle> {
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const store = new Store(join(opts.dataDir, 'compute.db'));
+  const x25519 = loadOrCreateX25519(opts.dataDir);
+  const x25519Public = createPublicKey(x25519).export({ format: 'jwk' }).x!;
+  const transport = new HttpTransport(opts.keyServerUrl, opts.channelKey);
+  const params = await fetchParams(transport, 60_000);
+  const pool = new WorkerPool(opts.workers);
+  const alice = { transport, pool };
+  const runner = new KMeansJobRunner({ store, alice, params, x25519, retryForMs: opts.retryForMs, log: opts.log });
+
+  const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES });
+  app.setErrorHandler((err: Error & { code?: string }, _req, reply) => {
+    const status = statusFor(err);
+    reply.status(status).send({ error: { code: err.code ?? 'ERR_INTERNAL', message: status >= 500 ? 'internal error' : err.message } });
+    if (status >= 500) opts.log?.(`internal error: ${err.stack ?? err.message}`);
+  });
+
+  const auth = (req: FastifyRequest, role?: Party['role']): Party => {
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer ([A-Za-z0-9_-]{20,100})$/.exec(h);
+    const party = m ? store.partyByToken(m[1]!) : undefined;
+    if (!party) throw unauthorized();
+    if (role && party.role !== role) throw forbidden(`only a ${role === 'owner' ? 'data owner' : 'query client'} may do this`);
+    return party;
+  };
+
+  const ownDataset = (party: Party, id: string) => {
+    const d = store.dataset(id);
+    if (!d) throw notFound(`no dataset ${id}`);
+    if (d.ownerId !== party.id) throw forbidden('a data owner may change only its own datasets');
+    return d;
+  };
+
+  app.get('/v1/info', async () => ({
+    params: serializeParams(params).toString('base64'),
+    x25519PublicKey: x25519Public,
+    keyBits: params.bits,
+  }));
+
+  app.post('/v1/register', async (req) => {
+    const b = parse(registerBody, req.body);
+    const pk = deserializePublicKey(Buffer.from(b.bcpPublicKey, 'base64'), params);
+    if (b.role === 'owner') {
+      if (!b.x25519PublicKey) throw badRequest('a data owner must send its X25519 public key');
+      importAgreementPublicKey(b.x25519PublicKey);
+    }
+    await transport.call('register-key', serializePublicKey(pk));
+    return store.addParty(b.role, b.name, serializePublicKey(pk), b.x25519PublicKey ?? null);
+  });
+
+  app.post('/v1/datasets', async (req) => {
+    const owner = auth(req, 'owner');
+    const b = parse(datasetBody, req.body);
+    new FixedPointCodec({ fractionBits: b.fractionBits, maxAbs: b.maxAbs }); // refuses an inexact precision
+    return { id: store.addDataset({ ownerId: owner.id, name: b.name, columns: b.columns, fractionBits: b.fractionBits, maxAbs: b.maxAbs, rows: b.rows }) };
+  });
+
+  app.put('/v1/datasets/:id/chunks/:idx', async (req) => {
+    const owner = auth(req, 'owner');
+    const { id, idx } = parse(chunkParam, req.params);
+    const d = ownDataset(owner, id);
+    if (d.state !== 'uploading') throw conflict('the dataset is complete; upload a new dataset instead');
+    const b = parse(chunkBody, req.body);
+    const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id });
+    const envelope = Buffer.from(b.envelope, 'base64');
+    const cts = deserializeCiphertexts(openEnvelope(aesKey, envelope, uploadContext(id, idx, b.rows)), deserializePublicKey(owner.bcpPublicKey, params));
+    if (cts.length !== b.rows * d.columns.length) throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${b.rows} rows x ${d.columns.length} columns`);
+    const existing = store.chunks(id).find((c) => c.idx === idx)?.rows ?? 0;
+    if (store.uploadedRows(id) - existing + b.rows > d.rows) throw badRequest(`more rows than the ${d.rows} declared`);
+    store.putChunk(id, idx, b.rows, envelope);
+    return { ok: true, uploadedRows: store.uploadedRows(id) };
+  });
+
+  app.post('/v1/datasets/:id/complete', async (req) => {
+    const owner = auth(req, 'owner');
+    const { id } = parse(idParam, req.params);
+    const d = ownDataset(owner, id);
+    const got = store.uploadedRows(id);
+    if (got !== d.rows) throw conflict(`uploaded ${got} of ${d.rows} declared rows`);
+    store.markReady(id);
+    return { ok: true };
+  });
+
+  app.post('/v1/datasets/:id/grants', async (req) => {
+    const owner = auth(req, 'owner');
+    const { id } = parse(idParam, req.params);
+    ownDataset(owner, id);
+    const { clientId } = parse(grantBody, req.body);
+    const client = store.party(clientId);
+    if (!client || client.role !== 'client') throw notFound(`no query client ${clientId}`);
+    store.grant(id, clientId);
+    return { ok: true };
+  });
+
+  app.get('/v1/datasets', async (req) => ({ datasets: store.datasetsVisibleTo(auth(req)) }));
+
+  app.post('/v1/jobs', async (req, reply) => {
+    const client = auth(req, 'client');
+    const b = parse(jobBody, req.body);
+    const ds = b.datasets.map((id) => {
+      const d = store.dataset(id);
+      if (!d) throw notFound(`no dataset ${id}`);
+      if (!store.isGranted(id, client.id)) throw forbidden(`the owner of ${id} has not granted this client access`);
+      if (d.state !== 'ready') throw conflict(`dataset ${id} is still uploading`);
+      return d;
+    });
+    if (new Set(b.datasets).size !== b.datasets.length) throw badRequest('a dataset is listed twice');
+    const dims = ds[0]!.columns.length;
+    const bad = ds.find((d) => d.columns.length !== dims);
+    if (bad) throw badRequest(`dimension mismatch: ${bad.id} has ${bad.columns.length} columns, ${ds[0]!.id} has ${dims}`);
+    if (ds.some((d) => d.fractionBits !== ds[0]!.fractionBits)) throw badRequest('datasets use different fixed-point precisions');
+    const n = ds.reduce((a, d) => a + d.rows, 0);
+    const init = b.initIndices ?? Array.from({ length: b.k }, (_, i) => i);
+    try {
+      validateKMeansInput(n, dims, b.k, b.maxIter, init);
+      const maxAbs = ds.reduce((a, d) => Math.max(a, d.maxAbs), 0);
+      checkDistanceBudget(params.N, { maxAbs: new FixedPointCodec({ fractionBits: ds[0]!.fractionBits, maxAbs }).maxEncoded, dims, maxCount: n });
+    } catch (e) {
+      throw badRequest((e as Error).message);
+    }
+    const id = store.addJob(client.id, { datasets: b.datasets, k: b.k, maxIter: b.maxIter, initIndices: init });
+    runner.start(id);
+    reply.status(202);
+    return { id };
+  });
+
+  const ownJob = (req: FastifyRequest) => {
+    const client = auth(req, 'client');
+    const { id } = parse(idParam, req.params);
+    const job = store.job(id);
+    if (!job || job.clientId !== client.id) throw notFound(`no job ${id}`);
+    return job;
+  };
+
+  app.get('/v1/jobs/:id', async (req) => {
+    const { result: _r, jobKey: _k, ...status } = ownJob(req);
+    return { ...status, maxIter: status.spec.maxIter };
+  });
+
+  app.get('/v1/jobs/:id/result', async (req) => {
+    const job = ownJob(req);
+    if (job.state === 'failed') throw conflict(`the job failed: ${job.error}`);
+    if (job.state !== 'done') throw conflict(`the job is ${job.state}`);
+    return job.result;
+  });
+
+  const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  runner.resumeAll();
+  opts.log?.(`compute server listening on ${url}`);
+  return {
+    url,
+    app,
+    store,
+    runner,
+    close: async () => {
+      await app.close();
+      await runner.stop();
+      await pool.close();
+      store.close();
+    },
+  };
+}
+
+export { HttpError };

@@ -1,0 +1,84 @@
+/**
+ * The key server process (KMS, Bob; seed 000's KMS, seed 002's KGC). It makes the public parameters
+ * and keeps the master key, the job keys and the channel key in key files (0600) under its data
+ * directory, so a restart resumes with the same keys. It only ever talks to the compute server,
+ * through the HMAC-authenticated channel; data owners and query clients never reach it.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import {
+  setupAsync, BcpMasterKey, WorkerPool, readKeyFile, writeKeyFile, serializeMasterKey, deserializeMasterKey,
+  serializePublicKey, deserializePublicKey, serializeSecretKey, deserializeSecretKey,
+} from '../crypto/index.js';
+import { KeyServerCore, serveHttp, type RunningServer } from '../protocols/index.js';
+
+export interface KeyServerOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  keyBits?: number;
+  workers?: number;
+  log?: (msg: string) => void;
+}
+
+export interface KeyServerHandle {
+  url: string;
+  channelKeyPath: string;
+  core: KeyServerCore;
+  close(): Promise<void>;
+}
+
+export const CHANNEL_KEY_FILE = 'channel.key';
+
+/** The channel key both servers share; made by the key server on first start. */
+export function loadOrCreateChannelKey(dataDir: string): Buffer {
+  const path = join(dataDir, CHANNEL_KEY_FILE);
+  if (!existsSync(path)) writeKeyFile(path, randomBytes(32));
+  const key = readKeyFile(path);
+  if (key.length !== 32) throw new Error(`${path} must hold 32 bytes`);
+  return key;
+}
+
+async function loadOrCreateMasterKey(dataDir: string, keyBits: number, log: (m: string) => void): Promise<BcpMasterKey> {
+  const path = join(dataDir, 'master.key');
+  if (existsSync(path)) return deserializeMasterKey(readKeyFile(path));
+  log(`generating ${keyBits}-bit public parameters (safe primes)...`);
+  const { params, p, q } = await setupAsync(keyBits);
+  const msk = new BcpMasterKey(params, p, q);
+  writeKeyFile(path, serializeMasterKey(msk));
+  return msk;
+}
+
+function filesIn(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).map((f) => join(dir, f)) : [];
+}
+
+export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerHandle> {
+  const log = opts.log ?? (() => {});
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const msk = await loadOrCreateMasterKey(opts.dataDir, opts.keyBits ?? 2048, log);
+  const hmacKey = loadOrCreateChannelKey(opts.dataDir);
+  const pkDir = join(opts.dataDir, 'public-keys');
+  const jobDir = join(opts.dataDir, 'job-keys');
+  const pool = new WorkerPool(opts.workers);
+  const core = new KeyServerCore(msk, pool, {
+    savePublicKey: (pk) => writeKeyFile(join(pkDir, `${pk.fingerprint}.pk`), serializePublicKey(pk)),
+    saveJobKey: (sk) => writeKeyFile(join(jobDir, `${sk.publicKey.fingerprint}.sk`), serializeSecretKey(sk)),
+  });
+  core.restore(
+    filesIn(pkDir).map((f) => deserializePublicKey(readKeyFile(f), msk.params)),
+    filesIn(jobDir).map((f) => deserializeSecretKey(readKeyFile(f))),
+  );
+  const server: RunningServer = await serveHttp(core.handle, { hmacKey, host: opts.host, port: opts.port });
+  log(`key server listening on ${server.url}`);
+  return {
+    url: server.url,
+    channelKeyPath: join(opts.dataDir, CHANNEL_KEY_FILE),
+    core,
+    close: async () => {
+      await server.close();
+      await pool.close();
+    },
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * Runs k-means jobs on the compute server (CCS), in the background, resumable. Phases: get a job
+ * key from the key server (sk_c stays there), open the owners' AES envelopes and SCT every value to
+ * pk_c (kept in the database so a restart does not redo it), iterate with a checkpoint per
+ * iteration, then SCT the centroid sums to the query client's key. When the key server is
+ * unreachable the job waits and resumes from its last checkpoint; other failures end the job with
+ * the reason.
+ */
+import type { KeyObject } from 'node:crypto';
+import {
+  deriveEnvelopeKey, openEnvelope, deserializeCiphertexts, serializeCiphertexts, deserializePublicKey,
+  FixedPointCodec, CiphermineError, uploadContext, type BcpParams, type BcpPublicKey, type Ciphertext,
+} from '../crypto/index.js';
+import { sct, RemoteError, type AliceContext } from '../protocols/index.js';
+import { secureKMeans, type SecureCheckpoint } from '../analytics/kmeans-secure.js';
+import type { Store, DatasetRow, JobRow } from './store.js';
+
+/** How many ciphertexts go to the key server in one SCT call. */
+const SCT_CHUNK = 4096;
+
+export function isKeyServerUnavailable(e: unknown): boolean {
+  if (e instanceof RemoteError) return e.status >= 500 && e.status !== 502;
+  const err = e as { message?: string; cause?: { code?: string } };
+  return e instanceof TypeError && (/fetch failed/.test(err.message ?? '') || !!err.cause?.code);
+}
+
+export interface JobRunnerOptions {
+  store: Store;
+  alice: AliceContext;
+  params: BcpParams;
+  x25519: KeyObject;
+  /** How long a job waits for an unreachable key server before it fails. */
+  retryForMs?: number;
+  log?: (msg: string) => void;
+}
+
+export class KMeansJobRunner {
+  private readonly running = new Map<string, Promise<void>>();
+  private stopped = false;
+
+  constructor(private readonly o: JobRunnerOptions) {}
+
+  start(jobId: string): void {
+    if (this.running.has(jobId)) return;
+    const p = this.runWithRetry(jobId).finally(() => this.running.delete(jobId));
+    this.running.set(jobId, p);
+  }
+
+  resumeAll(): void {
+    for (const id of this.o.store.unfinishedJobs()) this.start(id);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.allSettled(this.running.values());
+  }
+
+  /** Resolves when the job has finished (for tests and the demo). */
+  async settled(jobId: string): Promise<void> {
+    await this.running.get(jobId);
+  }
+
+  private async runWithRetry(jobId: string): Promise<void> {
+    const { store } = this.o;
+    let waitingSince: number | undefined;
+    for (;;) {
+      if (this.stopped) return;
+      try {
+        await this.run(jobId);
+        return;
+      } catch (e) {
+        if (this.stopped) return;
+        if (isKeyServerUnavailable(e)) {
+          waitingSince ??= Date.now();
+          if (Date.now() - waitingSince < (this.o.retryForMs ?? 300_000)) {
+            store.updateJob(jobId, { phase: 'waiting for the key server' });
+            this.o.log?.(`job ${jobId}: key server unreachable, retrying from the last checkpoint`);
+            await new Promise((r) => setTimeout(r, 500));
+            continue;
+          }
+        }
+        const message = e instanceof CiphermineError || e instanceof Error ? e.message : String(e);
+        store.updateJob(jobId, { state: 'failed', phase: 'failed', error: message, finishedAt: Date.now() });
+        this.o.log?.(`job ${jobId} failed: ${message}`);
+        return;
+      }
+    }
+  }
+
+  private timed<T>(job: JobRow, phase: string, f: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    this.o.store.updateJob(job.id, { phase });
+    return f().then((v) => {
+      const timings = this.o.store.job(job.id)!.timings;
+      timings[phase] = (timings[phase] ?? 0) + (performance.now() - start) / 1000;
+      this.o.store.updateJob(job.id, { timings });
+      return v;
+    });
+  }
+
+  private async run(jobId: string): Promise<void> {
+    const { store, alice, params } = this.o;
+    let job = store.job(jobId)!;
+    if (job.state === 'done' || job.state === 'failed') return;
+    store.updateJob(jobId, { state: 'running', startedAt: job.startedAt ?? Date.now() });
+    if (!job.jobKey) {
+      const pk = await alice.transport.call('job-key', new Uint8Array(0));
+      store.updateJob(jobId, { jobKey: Buffer.from(pk) });
+      job = store.job(jobId)!;
+    }
+    const jobKey = deserializePublicKey(job.jobKey!, params);
+    const datasets = job.spec.datasets.map((id) => store.dataset(id)!);
+    const dims = datasets[0]!.columns.length;
+    const records = await this.timed(job, 'conversion', () => this.convert(job, datasets, jobKey));
+    const rows: Ciphertext[][] = [];
+    for (let i = 0; i < records.length; i += dims) rows.push(records.slice(i, i + dims));
+    const saved = store.latestCheckpoint(jobId);
+    const resumeFrom: SecureCheckpoint | undefined = saved && {
+      iteration: saved.iteration,
+      assignments: saved.assignments,
+      sizes: saved.sizes,
+      sums: chunk(deserializeCiphertexts(saved.sums, jobKey), dims),
+    };
+    const maxAbs = datasets.reduce((acc, d) => {
+      const enc = new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded;
+      return enc > acc ? enc : acc;
+    }, 0n);
+    const result = await this.timed(job, 'iterations', () =>
+      secureKMeans(alice, rows, {
+        k: job.spec.k,
+        maxIter: job.spec.maxIter,
+        initIndices: job.spec.initIndices,
+        maxAbs,
+        resumeFrom,
+        onCheckpoint: (cp) =>
+          store.saveCheckpoint(jobId, {
+            iteration: cp.iteration,
+            assignments: cp.assignments ?? [],
+            sizes: cp.sizes,
+            sums: serializeCiphertexts(jobKey, cp.sums.flat()),
+          }),
+      }),
+    );
+    const client = store.party(job.clientId)!;
+    const clientKey = deserializePublicKey(client.bcpPublicKey, params);
+    const sums = await this.timed(job, 'result', () => sct(alice, result.sums.flat(), clientKey));
+    store.updateJob(jobId, {
+      state: 'done',
+      phase: 'done',
+      iteration: result.iterations,
+      finishedAt: Date.now(),
+      result: {
+        sums: serializeCiphertexts(clientKey, sums).toString('base64'),
+        sizes: result.sizes.map(String),
+        assignments: result.assignments,
+        datasets: datasets.map((d) => ({ id: d.id, rows: d.rows })),
+        iterations: result.iterations,
+        converged: result.converged,
+        columns: datasets[0]!.columns,
+        fractionBits: datasets[0]!.fractionBits,
+      },
+    });
+  }
+
+  /** Every value of every dataset, in dataset and row order, under the job key. */
+  private async convert(job: JobRow, datasets: DatasetRow[], jobKey: BcpPublicKey): Promise<Ciphertext[]> {
+    const { store, alice, params, x25519 } = this.o;
+    const saved = store.jobRecords(job.id);
+    if (saved) return deserializeCiphertexts(saved, jobKey, 1 << 24);
+    const out: Ciphertext[] = [];
+    for (const d of datasets) {
+      const owner = store.party(d.ownerId)!;
+      const ownerKey = deserializePublicKey(owner.bcpPublicKey, params);
+      const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: d.id });
+      for (const c of store.chunks(d.id)) {
+        const cts = deserializeCiphertexts(openEnvelope(aesKey, c.envelope, uploadContext(d.id, c.idx, c.rows)), ownerKey);
+        for (let i = 0; i < cts.length; i += SCT_CHUNK) out.push(...(await sct(alice, cts.slice(i, i + SCT_CHUNK), jobKey)));
+      }
+    }
+    store.saveJobRecords(job.id, serializeCiphertexts(jobKey, out));
+    return out;
+  }
+}
+
+function chunk<T>(xs: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
