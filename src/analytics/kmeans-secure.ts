@@ -89,7 +89,7 @@ export async function secureKMeans(
     sums: opts.initIndices.map((i) => [...records[i]!]),
   };
   while (cp.iteration < opts.maxIter) {
-    const omegas = await secureDistances(ctx, records, cp.sums, cp.sizes);
+    const omegas = await secureDistances(ctx, records, cp.sums, cp.sizes, bounds);
     const assignments = await secureArgmin(ctx, omegas, cp.sizes, dBits);
     const prev = cp.assignments;
     if (prev && assignments.every((j, i) => j === prev[i])) {

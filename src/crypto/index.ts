@@ -13,4 +13,4 @@ export * from './encoding.js';
 export * from './key-agreement.js';
 export * from './envelope.js';
 export { WorkerPool } from './pool.js';
-export { keyWire, type KeyWire, type Pair } from './kernels.js';
+export { keyWire, runKernel, type KeyWire, type Pair, type CombineItem } from './kernels.js';

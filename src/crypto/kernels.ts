@@ -8,6 +8,7 @@ import { BcpPublicKey, BcpSecretKey } from './bcp-keys.js';
 import { BcpMasterKey } from './bcp-master.js';
 import { Ciphertext } from './ciphertext.js';
 import { backend } from './backends.js';
+import { mod } from './bigint.js';
 
 export interface KeyWire {
   N: bigint;
@@ -16,6 +17,25 @@ export interface KeyWire {
 }
 
 export type Pair = [bigint, bigint];
+
+export interface CombineItem {
+  base: Pair;
+  /** [A, B, signed exponent] */
+  terms: Array<[bigint, bigint, bigint]>;
+  t: bigint;
+}
+
+/** x * y^e componentwise modulo N^2, for any sign of e. */
+function mulPow(x: Pair, y: Pair, e: bigint, N2: bigint): Pair {
+  const be = backend();
+  let [a, b] = y;
+  if (e < 0n) {
+    a = be.modInverse(a, N2);
+    b = be.modInverse(b, N2);
+    e = -e;
+  }
+  return [be.modMul(x[0], be.modPow(a, e, N2), N2), be.modMul(x[1], be.modPow(b, e, N2), N2)];
+}
 
 const cache = new Map<string, unknown>();
 function cached<T>(key: string, make: () => T): T {
@@ -50,19 +70,36 @@ export const kernels = {
     return items.map(([A, B]) => sk.decryptResidue(new Ciphertext(pk, A, B)));
   },
   /**
-   * Affine recombination (A0, B0) * prod (A_i, B_i)^(e_i) * (1, 1 + tN) with e_i >= 0: the compute
-   * server's last step of SM and the secure square, where the exponents are full-size blinding values.
+   * Affine recombination (A0, B0) * prod (A_i, B_i)^(e_i) * (1, 1 + tN): the compute server's
+   * unblinding step of SM, the secure square and SDM, and SDC's multiplicative blind. A negative
+   * e_i inverts the base first, so short signed exponents stay short.
    */
-  combine(shared: { N: bigint }, items: Array<{ base: Pair; terms: Array<[bigint, bigint, bigint]>; t: bigint }>): Pair[] {
-    const be = backend();
+  combine(shared: { N: bigint }, items: CombineItem[]): Pair[] {
     const N2 = shared.N * shared.N;
     return items.map(({ base, terms, t }) => {
       let [A, B] = base;
-      for (const [a, b, e] of terms) {
-        A = be.modMul(A, be.modPow(a, e, N2), N2);
-        B = be.modMul(B, be.modPow(b, e, N2), N2);
+      for (const [a, b, e] of terms) [A, B] = mulPow([A, B], [a, b], e, N2);
+      return [A, backend().modMul(B, 1n + mod(t, shared.N) * shared.N, N2)];
+    });
+  },
+  /**
+   * Packs ciphertexts of small values into one: Horner over the slots, slot 0 least significant,
+   * each step raising to 2^slotBits, then adds a fresh encryption of the constant (the blinding of
+   * all slots), which also rerandomises the pack.
+   */
+  pack(shared: KeyWire & { slotBits: number }, items: Array<{ slots: Pair[]; constant: bigint }>): Pair[] {
+    const pk = publicKey(shared);
+    const N2 = pk.params.N2;
+    const be = backend();
+    const shift = 1n << BigInt(shared.slotBits);
+    return items.map(({ slots, constant }) => {
+      let [A, B] = slots[slots.length - 1]!;
+      for (let i = slots.length - 2; i >= 0; i--) {
+        A = be.modMul(be.modPow(A, shift, N2), slots[i]![0], N2);
+        B = be.modMul(be.modPow(B, shift, N2), slots[i]![1], N2);
       }
-      return [A, be.modMul(B, 1n + t * shared.N, N2)];
+      const c = pk.encrypt(mod(constant, pk.params.N));
+      return [be.modMul(A, c.A, N2), be.modMul(B, c.B, N2)];
     });
   },
   masterDecrypt(shared: KeyWire & { p: bigint; q: bigint }, items: Pair[]): bigint[] {

@@ -5,7 +5,7 @@
  */
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { Ciphertext } from '../crypto/ciphertext.js';
-import { keyWire, type Pair } from '../crypto/kernels.js';
+import { keyWire, runKernel, type KernelName, type Pair } from '../crypto/kernels.js';
 import type { WorkerPool } from '../crypto/pool.js';
 import { encodeMessage, decodeMessage, ProtocolError } from './messages.js';
 import type { Transport } from './transport.js';
@@ -20,6 +20,11 @@ export async function encryptAll(ctx: AliceContext, pk: BcpPublicKey, ms: readon
   if (!ctx.pool) return pk.encryptBatch(ms);
   const pairs = await ctx.pool.map<Pair>('encrypt', keyWire(pk), ms);
   return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
+}
+
+/** Runs a batch kernel on the pool when there is one, else here. */
+export async function kernel<O>(ctx: AliceContext, name: KernelName, shared: unknown, items: readonly unknown[]): Promise<O[]> {
+  return ctx.pool ? ctx.pool.map<O>(name, shared, items) : (runKernel(name, shared, items as unknown[]) as O[]);
 }
 
 export function flatten(cs: readonly Ciphertext[]): bigint[] {

@@ -46,6 +46,20 @@ export function sdcBlindBits(N: bigint, dBits: number): number {
   return r;
 }
 
+/**
+ * Bits of SDC's multiplier r as used: enough for statistical hiding, no more. What the key server
+ * learns of |Delta| from r |Delta'| + r' depends on the spread of log2 r, not on its size, so a
+ * longer r would only make the compute server's exponentiations slower.
+ */
+export function sdcMultiplierBits(N: bigint, dBits: number): number {
+  return Math.min(sdcBlindBits(N, dBits), SIGMA + 24);
+}
+
+/** Bits of |t| = | |c| d - s | in SDM, whose squares the key server sums. */
+export function differenceBits(b: DistanceBounds): number {
+  return bitLength(2n * BigInt(b.maxCount) * b.maxAbs);
+}
+
 /** Checks a distance computation fits, so SDM's Omega never wraps modulo N. */
 export function checkDistanceBudget(N: bigint, b: DistanceBounds): void {
   if (omegaBound(b) >= N / 2n) throw new BudgetError('squared distances would exceed N/2');

@@ -7,6 +7,7 @@ export * from './budget.js';
 export { sct } from './sct.js';
 export { secureMultiply, secureSquare } from './sm.js';
 export { secureDistances } from './sdm.js';
-export { secureCompare, encryptedDelta, type Comparison } from './sdc.js';
+export { secureCompare, type Comparison } from './sdc.js';
+export * from './packing.js';
 export { secureArgmin } from './smdm.js';
 export { KeyServerCore, UnknownKeyError, type DecryptionObserver } from './key-server-core.js';

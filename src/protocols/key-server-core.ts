@@ -15,6 +15,7 @@ import type { RequestHandler } from './transport.js';
 import { sctKeyServer } from './sct.js';
 import { mulKeyServer, squareKeyServer } from './sm.js';
 import { signKeyServer } from './sdc.js';
+import { squareSumKeyServer } from './sdm.js';
 
 export class UnknownKeyError extends CiphermineError {
   constructor(fp: string) {
@@ -82,6 +83,10 @@ export class KeyServerCore implements KeyServerState {
     return values;
   }
 
+  observe(protocol: string, values: readonly bigint[]): void {
+    this.observer?.(protocol, values);
+  }
+
   async seal(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {
     return this.pool ? this.pool.map<Pair>('encrypt', keyWire(pk), values) : (runKernel('encrypt', keyWire(pk), values) as Pair[]);
   }
@@ -96,6 +101,8 @@ export class KeyServerCore implements KeyServerState {
         return squareKeyServer(this, body);
       case 'sign':
         return signKeyServer(this, body);
+      case 'square-sum':
+        return squareSumKeyServer(this, body);
       case 'register-key':
         this.register(deserializePublicKey(body, this.msk.params));
         return Buffer.alloc(0);

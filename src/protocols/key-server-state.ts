@@ -10,6 +10,8 @@ export interface KeyServerState {
   key(fingerprint: string): BcpPublicKey;
   /** mDec of a batch, as residues in [0, N). */
   open(protocol: string, pk: BcpPublicKey, pairs: Pair[]): Promise<bigint[]>;
+  /** Reports values derived from decryptions (unpacked slots) to the test observer. */
+  observe(protocol: string, values: readonly bigint[]): void;
   /** Fresh encryptions of a batch of residues. */
   seal(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]>;
 }

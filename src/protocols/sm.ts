@@ -10,10 +10,10 @@
 import { z } from 'zod';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { add, Ciphertext } from '../crypto/ciphertext.js';
-import { runKernel, type Pair } from '../crypto/kernels.js';
+import type { CombineItem, Pair } from '../crypto/kernels.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
-import { encryptAll, roundTrip, encodeReply, type AliceContext } from './alice.js';
+import { encryptAll, kernel, roundTrip, encodeReply, type AliceContext } from './alice.js';
 import { decodeMessage, fingerprint, ProtocolError } from './messages.js';
 import { pairsOf, type KeyServerState } from './key-server-state.js';
 
@@ -42,16 +42,13 @@ export async function secureMultiply(ctx: AliceContext, a: readonly Ciphertext[]
   })));
 }
 
-function term(c: Ciphertext, e: bigint): [bigint, bigint, bigint] {
+export function term(c: Ciphertext, e: bigint): [bigint, bigint, bigint] {
   return [c.A, c.B, e];
 }
 
-type CombineItem = { base: Pair; terms: Array<[bigint, bigint, bigint]>; t: bigint };
-
 /** Enc(L) * prod c_i^(e_i) * Enc(t), on the worker pool when there is one. */
-async function combineAll(ctx: AliceContext, pk: BcpPublicKey, items: CombineItem[]): Promise<Ciphertext[]> {
-  const shared = { N: pk.params.N };
-  const pairs = ctx.pool ? await ctx.pool.map<Pair>('combine', shared, items) : (runKernel('combine', shared, items) as Pair[]);
+export async function combineAll(ctx: AliceContext, pk: BcpPublicKey, items: CombineItem[]): Promise<Ciphertext[]> {
+  const pairs = await kernel<Pair>(ctx, 'combine', { N: pk.params.N }, items);
   return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
 }
 

@@ -4,7 +4,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { sct, secureMultiply, secureSquare, secureDistances, secureCompare } from '../../src/protocols/index.js';
+import { sct, secureMultiply, secureSquare, secureDistances, secureCompare, differenceBits, sdcMultiplierBits } from '../../src/protocols/index.js';
 import { randomBelow } from '../../src/crypto/index.js';
 import { harness, ksSameDistribution, type Harness } from './harness.js';
 
@@ -25,11 +25,11 @@ describe('leakage: the key server sees data-independent values', () => {
   after(() => h.close());
 
   /** Values Bob decrypted during f, scaled to [0, 1). */
-  async function record(protocol: string, f: () => Promise<unknown>): Promise<number[]> {
+  async function record(protocol: string, f: () => Promise<unknown>, scale?: bigint): Promise<number[]> {
     seen.clear();
     await f();
-    const N = h.owner.publicKey.params.N;
-    return (seen.get(protocol) ?? []).map((v) => Number((v * 1_000_000n) / N) / 1_000_000);
+    const range = scale ?? h.owner.publicKey.params.N;
+    return (seen.get(protocol) ?? []).map((v) => Number((v * 1_000_000n) / range) / 1_000_000);
   }
 
   const bound = 1n << 200n;
@@ -41,18 +41,20 @@ describe('leakage: the key server sees data-independent values', () => {
     ['SM', 'mul', (h: Harness, xs: bigint[]) => secureMultiply(h.alice, h.owner.publicKey.encryptBatch(xs), h.owner.publicKey.encryptBatch(xs))],
     ['secure square', 'square', (h: Harness, xs: bigint[]) => secureSquare(h.alice, h.owner.publicKey.encryptBatch(xs))],
     [
-      'SDM',
-      'square',
+      'SDM (packed, statistical blinding: the unpacked slot values)',
+      'sdm',
       (h: Harness, xs: bigint[]) => {
         const pk = h.owner.publicKey;
         const recs = xs.slice(0, BATCH / 2).map((x) => pk.encryptBatch([x, x]));
-        return secureDistances(h.alice, recs, [pk.encryptBatch([0n, 0n])], [1n]);
+        return secureDistances(h.alice, recs, [pk.encryptBatch([0n, 0n])], [1n], { maxAbs: bound, maxCount: 1 });
       },
     ],
   ] as const) {
     it(`${name}: zeros and near-bound data give indistinguishable views (two-sample KS, alpha 0.001)`, async () => {
-      const a = await record(protocol, () => run(h, zeros()));
-      const b = await record(protocol, () => run(h, nearBound()));
+      // SDM's slots are blinded by r uniform in [0, 2^(beta + 40)), beta = bits(2 * bound).
+      const scale = protocol === 'sdm' ? 1n << BigInt(differenceBits({ maxAbs: bound, maxCount: 1, dims: 2 }) + 40) : undefined;
+      const a = await record(protocol, () => run(h, zeros()), scale);
+      const b = await record(protocol, () => run(h, nearBound()), scale);
       assert.ok(a.length >= BATCH && b.length === a.length, `recorded ${a.length} and ${b.length}`);
       const ks = ksSameDistribution(a, b);
       assert.ok(ks.same, `KS statistic ${ks.d} exceeds ${ks.critical}`);
@@ -92,7 +94,7 @@ describe('leakage: the key server sees data-independent values', () => {
     // Binomial(600, 1/2): 4.5 standard deviations is about 55.
     assert.ok(Math.abs(negatives - n / 2) < 55, `${negatives} of ${n} negative`);
     // Magnitude: Bob's best guess of log2|Delta'| is log2|view| - (rho - 1).
-    const rho = pk.params.bits - 3 - dBits;
+    const rho = sdcMultiplierBits(N, dBits);
     const errors = views.map((v, i) => {
       const mag = v > N / 2n ? N - v : v;
       const delta = 2n * (omegasB[i]! - omegasA[i]!) + 1n;

@@ -51,7 +51,7 @@ for (const kind of ['memory', 'http'] as const) {
       const recs = Array.from({ length: n }, () => Array.from({ length: m }, () => randomSmall(D)));
       const sizes = [1n, 4n, 7n];
       const sums = sizes.map((c) => Array.from({ length: m }, () => randomSmall(D) * c));
-      const omegas = await secureDistances(h.alice, recs.map((r) => pk.encryptBatch(r)), sums.map((s) => pk.encryptBatch(s)), sizes);
+      const omegas = await secureDistances(h.alice, recs.map((r) => pk.encryptBatch(r)), sums.map((s) => pk.encryptBatch(s)), sizes, { maxAbs: D, maxCount: 7 });
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < k; j++) {
           const want = recs[i]!.reduce((acc, d, a) => acc + (sizes[j]! * d - sums[j]![a]!) ** 2n, 0n);

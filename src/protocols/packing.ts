@@ -1,0 +1,58 @@
+/**
+ * Packing (DESIGN.md section 4): with statistical blinding every blinded value fits in a slot of l
+ * bits, so floor((bits(N) - 2) / l) of them share one plaintext and the key server decrypts once per
+ * pack instead of once per value. Slot 0 is the least significant.
+ */
+import type { BcpPublicKey } from '../crypto/bcp-keys.js';
+import { Ciphertext } from '../crypto/ciphertext.js';
+import { bitLength } from '../crypto/bigint.js';
+import { keyWire, type Pair } from '../crypto/kernels.js';
+import { BudgetError } from './budget.js';
+import { kernel, type AliceContext } from './alice.js';
+import { ProtocolError } from './messages.js';
+
+export function slotsPerPack(N: bigint, slotBits: number): number {
+  const s = Math.floor((bitLength(N) - 2) / slotBits);
+  if (!Number.isInteger(slotBits) || slotBits < 1 || s < 1) throw new BudgetError(`a ${slotBits}-bit slot does not fit in the plaintext space`);
+  return s;
+}
+
+export function packCount(N: bigint, slotBits: number, values: number): number {
+  return Math.ceil(values / slotsPerPack(N, slotBits));
+}
+
+/** The `count` slot values of decrypted packs, in order. */
+export function unpack(packs: readonly bigint[], N: bigint, slotBits: number, count: number): bigint[] {
+  const per = slotsPerPack(N, slotBits);
+  if (packs.length !== Math.ceil(count / per)) throw new ProtocolError('pack count does not match the value count');
+  const mask = (1n << BigInt(slotBits)) - 1n;
+  const out: bigint[] = [];
+  for (let p = 0; p < packs.length; p++) {
+    let v = packs[p]!;
+    for (let s = 0; s < per && out.length < count; s++, v >>= BigInt(slotBits)) out.push(v & mask);
+  }
+  return out;
+}
+
+/**
+ * Enc(sum_pos (x_pos + constant_pos) 2^(l pos)) for consecutive groups of slots, where x_pos is the
+ * plaintext of slots[pos]. Each pack gets one fresh encryption of its constants.
+ */
+export async function packCiphertexts(
+  ctx: AliceContext,
+  pk: BcpPublicKey,
+  slots: readonly Ciphertext[],
+  constants: readonly bigint[],
+  slotBits: number,
+): Promise<Ciphertext[]> {
+  const per = slotsPerPack(pk.params.N, slotBits);
+  const items: Array<{ slots: Pair[]; constant: bigint }> = [];
+  for (let i = 0; i < slots.length; i += per) {
+    const group = slots.slice(i, i + per);
+    let constant = 0n;
+    for (let s = group.length - 1; s >= 0; s--) constant = (constant << BigInt(slotBits)) + constants[i + s]!;
+    items.push({ slots: group.map((c) => [c.A, c.B]), constant });
+  }
+  const packs = await kernel<Pair>(ctx, 'pack', { ...keyWire(pk), slotBits }, items);
+  return packs.map(([A, B]) => new Ciphertext(pk, A, B));
+}
