@@ -8,7 +8,9 @@ import { dirname, join } from 'node:path';
 const nodeDir = dirname(dirname(process.execPath));
 const args = ['rebuild', '--directory=native'];
 if (existsSync(join(nodeDir, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${nodeDir}`);
-const gyp = process.env.npm_config_node_gyp;
+// npm passes its bundled node-gyp; run by hand, look for the one next to this Node's npm.
+const bundled = join(nodeDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+const gyp = process.env.npm_config_node_gyp ?? (existsSync(bundled) ? bundled : undefined);
 const cmd = gyp ? [process.execPath, [gyp, ...args]] : ['node-gyp', args];
 const result = spawnSync(cmd[0], cmd[1], { stdio: 'inherit' });
 if (result.status !== 0) {

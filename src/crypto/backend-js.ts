@@ -79,6 +79,9 @@ export class JsBackend implements BignumBackend {
   modPow2(b1: bigint, e1: bigint, b2: bigint, e2: bigint, m: bigint): bigint {
     return (this.modPow(b1, e1, m) * this.modPow(b2, e2, m)) % m;
   }
+  multiPow(bases: readonly bigint[], exps: readonly bigint[], m: bigint): bigint {
+    return bases.reduce((acc, b, i) => (acc * this.modPow(b, exps[i]!, m)) % m, 1n % m);
+  }
   modMul(a: bigint, b: bigint, m: bigint): bigint {
     return mod(a * b, m);
   }

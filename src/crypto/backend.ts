@@ -18,6 +18,8 @@ export interface BignumBackend {
   modPowSecret(base: bigint, exp: bigint, m: bigint): bigint;
   /** b1^e1 * b2^e2 mod m with a shared squaring chain. */
   modPow2(b1: bigint, e1: bigint, b2: bigint, e2: bigint, m: bigint): bigint;
+  /** prod bases[i]^exps[i] mod m (exps >= 0), sharing one squaring chain where the backend can. */
+  multiPow(bases: readonly bigint[], exps: readonly bigint[], m: bigint): bigint;
   modMul(a: bigint, b: bigint, m: bigint): bigint;
   /** Throws ParameterError when gcd(a, m) != 1. */
   modInverse(a: bigint, m: bigint): bigint;

@@ -25,17 +25,6 @@ export interface CombineItem {
   t: bigint;
 }
 
-/** x * y^e componentwise modulo N^2, for any sign of e. */
-function mulPow(x: Pair, y: Pair, e: bigint, N2: bigint): Pair {
-  const be = backend();
-  let [a, b] = y;
-  if (e < 0n) {
-    a = be.modInverse(a, N2);
-    b = be.modInverse(b, N2);
-    e = -e;
-  }
-  return [be.modMul(x[0], be.modPow(a, e, N2), N2), be.modMul(x[1], be.modPow(b, e, N2), N2)];
-}
 
 const cache = new Map<string, unknown>();
 function cached<T>(key: string, make: () => T): T {
@@ -76,10 +65,18 @@ export const kernels = {
    */
   combine(shared: { N: bigint }, items: CombineItem[]): Pair[] {
     const N2 = shared.N * shared.N;
+    const be = backend();
     return items.map(({ base, terms, t }) => {
-      let [A, B] = base;
-      for (const [a, b, e] of terms) [A, B] = mulPow([A, B], [a, b], e, N2);
-      return [A, backend().modMul(B, 1n + mod(t, shared.N) * shared.N, N2)];
+      // Negative exponents invert their base, so every exponent stays as short as |e|.
+      const as: bigint[] = [base[0]];
+      const bs: bigint[] = [be.modMul(base[1], 1n + mod(t, shared.N) * shared.N, N2)];
+      const es: bigint[] = [1n];
+      for (const [a, b, e] of terms) {
+        as.push(e < 0n ? be.modInverse(a, N2) : a);
+        bs.push(e < 0n ? be.modInverse(b, N2) : b);
+        es.push(e < 0n ? -e : e);
+      }
+      return [be.multiPow(as, es, N2), be.multiPow(bs, es, N2)];
     });
   },
   /**
