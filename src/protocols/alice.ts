@@ -45,8 +45,8 @@ export async function roundTrip(
   expected: number,
 ): Promise<Ciphertext[]> {
   const elementBytes = cs[0]?.publicKey.params.elementBytes ?? replyKey.params.elementBytes;
-  // count is the number of items, which for SM is half the number of ciphertexts sent
-  const body = encodeMessage({ ...header, count: expected }, flatten(cs), elementBytes);
+  // count is the number of items answered: half the ciphertexts sent for SM, more than sent for packs
+  const body = encodeMessage({ count: expected, ...header }, flatten(cs), elementBytes);
   const reply = await ctx.transport.call(method, body);
   const { header: h, elements } = decodeMessage(reply, replySchema, () => ({
     elementBytes: replyKey.params.elementBytes,

@@ -4,7 +4,7 @@ export * from './http-transport.js';
 export * from './messages.js';
 export * from './alice.js';
 export * from './budget.js';
-export { sct } from './sct.js';
+export { sct, sctBounded } from './sct.js';
 export { secureMultiply, secureSquare } from './sm.js';
 export { secureDistances } from './sdm.js';
 export { secureCompare, type Comparison } from './sdc.js';

@@ -12,7 +12,7 @@ import { deserializePublicKey, serializeParams, serializePublicKey } from '../cr
 import { CiphermineError } from '../crypto/errors.js';
 import type { KeyServerState } from './key-server-state.js';
 import type { RequestHandler } from './transport.js';
-import { sctKeyServer } from './sct.js';
+import { sctKeyServer, sctPackedKeyServer } from './sct.js';
 import { mulKeyServer, squareKeyServer } from './sm.js';
 import { signKeyServer } from './sdc.js';
 import { squareSumKeyServer } from './sdm.js';
@@ -95,6 +95,8 @@ export class KeyServerCore implements KeyServerState {
     switch (method) {
       case 'sct':
         return sctKeyServer(this, body);
+      case 'sct-packed':
+        return sctPackedKeyServer(this, body);
       case 'mul':
         return mulKeyServer(this, body);
       case 'square':

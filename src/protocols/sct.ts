@@ -14,6 +14,8 @@ import { add, type Ciphertext } from '../crypto/ciphertext.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, roundTrip, encodeReply, type AliceContext } from './alice.js';
+import { SIGMA } from './budget.js';
+import { packCiphertexts, packCount, unpack } from './packing.js';
 import { decodeMessage, fingerprint, ProtocolError } from './messages.js';
 import { pairsOf, type KeyServerState } from './key-server-state.js';
 
@@ -41,5 +43,43 @@ export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Pro
   });
   if (elements.length !== 2 * header.count) throw new ProtocolError('element count does not match the header');
   const values = await state.open('sct', from!, pairsOf(elements));
+  return encodeReply(await state.seal(to!, values), to!.params.elementBytes);
+}
+
+/**
+ * SCT for values known to be small, |M| < 2^valueBits (the owners' encoded data), with statistical
+ * blinding and packing: Alice adds c = 2^valueBits + r, r uniform in [0, 2^(valueBits + sigma)), packs
+ * the blinded values, and Bob decrypts once per pack and answers Enc_y(M + c) per value; Alice
+ * subtracts c. Bob sees each M + c within statistical distance 2^(1-sigma) of uniform whatever M is.
+ * Used for the conversion of a job's data to pk_c, where it saves one decryption and one encryption
+ * per value; results and anything unbounded go through the perfectly blinded `sct`.
+ */
+export async function sctBounded(ctx: AliceContext, cs: readonly Ciphertext[], to: BcpPublicKey, valueBits: number): Promise<Ciphertext[]> {
+  if (cs.length === 0) return [];
+  const from = cs[0]!.publicKey;
+  if (cs.some((c) => !c.publicKey.equals(from))) throw new KeyMismatchError('SCT batch mixes source keys');
+  const slotBits = valueBits + SIGMA + 2;
+  const offset = 1n << BigInt(valueBits);
+  const blinds = cs.map(() => offset + randomBelow(1n << BigInt(valueBits + SIGMA)));
+  const packs = await packCiphertexts(ctx, from, cs, blinds, slotBits);
+  const header = { from: from.fingerprint, to: to.fingerprint, count: cs.length, slotBits };
+  const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, cs.length);
+  return reply.map((c, i) => add(c, to.trivial(mod(-blinds[i]!, to.params.N))));
+}
+
+const packedSchema = z.object({ from: fingerprint, to: fingerprint, count: z.number().int().nonnegative(), slotBits: z.number().int().min(2).max(16_384) });
+
+export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
+  let from: BcpPublicKey | undefined;
+  let to: BcpPublicKey | undefined;
+  const { header, elements } = decodeMessage(body, packedSchema, (h) => {
+    from = state.key(h.from);
+    to = state.key(h.to);
+    return { elementBytes: from.params.elementBytes, modulus: from.params.N2 };
+  });
+  const N = from!.params.N;
+  if (elements.length !== 2 * packCount(N, header.slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
+  const values = unpack(await state.open('sct-pack', from!, pairsOf(elements)), N, header.slotBits, header.count);
+  state.observe('sct-packed', values);
   return encodeReply(await state.seal(to!, values), to!.params.elementBytes);
 }

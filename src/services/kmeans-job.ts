@@ -9,9 +9,9 @@
 import type { KeyObject } from 'node:crypto';
 import {
   deriveEnvelopeKey, openEnvelope, deserializeCiphertexts, serializeCiphertexts, deserializePublicKey,
-  FixedPointCodec, CiphermineError, uploadContext, type BcpParams, type BcpPublicKey, type Ciphertext,
+  FixedPointCodec, CiphermineError, uploadContext, bitLength, type BcpParams, type BcpPublicKey, type Ciphertext,
 } from '../crypto/index.js';
-import { sct, RemoteError, type AliceContext } from '../protocols/index.js';
+import { sct, sctBounded, RemoteError, type AliceContext } from '../protocols/index.js';
 import { secureKMeans, type SecureCheckpoint } from '../analytics/kmeans-secure.js';
 import type { Store, DatasetRow, JobRow } from './store.js';
 
@@ -167,16 +167,22 @@ export class KMeansJobRunner {
     const { store, alice, params, x25519 } = this.o;
     const saved = store.jobRecords(job.id);
     if (saved) return deserializeCiphertexts(saved, jobKey, 1 << 24);
-    const out: Ciphertext[] = [];
-    for (const d of datasets) {
-      const owner = store.party(d.ownerId)!;
-      const ownerKey = deserializePublicKey(owner.bcpPublicKey, params);
-      const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: d.id });
-      for (const c of store.chunks(d.id)) {
-        const cts = deserializeCiphertexts(openEnvelope(aesKey, c.envelope, uploadContext(d.id, c.idx, c.rows)), ownerKey);
-        for (let i = 0; i < cts.length; i += SCT_CHUNK) out.push(...(await sct(alice, cts.slice(i, i + SCT_CHUNK), jobKey)));
-      }
-    }
+    // Datasets convert concurrently, so one's blinding overlaps another's round trip.
+    const perDataset = await Promise.all(
+      datasets.map(async (d) => {
+        const owner = store.party(d.ownerId)!;
+        const ownerKey = deserializePublicKey(owner.bcpPublicKey, params);
+        const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: d.id });
+        const valueBits = bitLength(new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded);
+        const converted: Ciphertext[] = [];
+        for (const c of store.chunks(d.id)) {
+          const cts = deserializeCiphertexts(openEnvelope(aesKey, c.envelope, uploadContext(d.id, c.idx, c.rows)), ownerKey);
+          for (let i = 0; i < cts.length; i += SCT_CHUNK) converted.push(...(await sctBounded(alice, cts.slice(i, i + SCT_CHUNK), jobKey, valueBits)));
+        }
+        return converted;
+      }),
+    );
+    const out = perDataset.flat();
     store.saveJobRecords(job.id, serializeCiphertexts(jobKey, out));
     return out;
   }

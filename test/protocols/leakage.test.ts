@@ -4,7 +4,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { sct, secureMultiply, secureSquare, secureDistances, secureCompare, differenceBits, sdcMultiplierBits } from '../../src/protocols/index.js';
+import { sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, differenceBits, sdcMultiplierBits } from '../../src/protocols/index.js';
 import { randomBelow } from '../../src/crypto/index.js';
 import { harness, ksSameDistribution, type Harness } from './harness.js';
 
@@ -38,6 +38,7 @@ describe('leakage: the key server sees data-independent values', () => {
 
   for (const [name, protocol, run] of [
     ['SCT', 'sct', (h: Harness, xs: bigint[]) => sct(h.alice, h.owner.publicKey.encryptBatch(xs), h.target.publicKey)],
+    ['SCT, bounded and packed (the conversion to the job key)', 'sct-packed', (h: Harness, xs: bigint[]) => sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs), h.target.publicKey, 201)],
     ['SM', 'mul', (h: Harness, xs: bigint[]) => secureMultiply(h.alice, h.owner.publicKey.encryptBatch(xs), h.owner.publicKey.encryptBatch(xs))],
     ['secure square', 'square', (h: Harness, xs: bigint[]) => secureSquare(h.alice, h.owner.publicKey.encryptBatch(xs))],
     [
@@ -52,7 +53,8 @@ describe('leakage: the key server sees data-independent values', () => {
   ] as const) {
     it(`${name}: zeros and near-bound data give indistinguishable views (two-sample KS, alpha 0.001)`, async () => {
       // SDM's slots are blinded by r uniform in [0, 2^(beta + 40)), beta = bits(2 * bound).
-      const scale = protocol === 'sdm' ? 1n << BigInt(differenceBits({ maxAbs: bound, maxCount: 1, dims: 2 }) + 40) : undefined;
+      const scale =
+        protocol === 'sdm' ? 1n << BigInt(differenceBits({ maxAbs: bound, maxCount: 1, dims: 2 }) + 40) : protocol === 'sct-packed' ? 1n << 241n : undefined;
       const a = await record(protocol, () => run(h, zeros()), scale);
       const b = await record(protocol, () => run(h, nearBound()), scale);
       assert.ok(a.length >= BATCH && b.length === a.length, `recorded ${a.length} and ${b.length}`);

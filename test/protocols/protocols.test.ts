@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBelow, toSigned, type Ciphertext } from '../../src/crypto/index.js';
 import {
-  sct, secureMultiply, secureSquare, secureDistances, secureCompare, secureArgmin, deltaBits, checkDistanceBudget,
+  sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, secureArgmin, deltaBits, checkDistanceBudget,
   BudgetError,
 } from '../../src/protocols/index.js';
 import { harness, type Harness } from './harness.js';
@@ -25,6 +25,14 @@ for (const kind of ['memory', 'http'] as const) {
       const ms = [0n, 1n, -1n, N / 2n, -(N / 2n - 1n), ...Array.from({ length: 20 }, () => randomSigned(N))];
       const out = await sct(h.alice, h.owner.publicKey.encryptBatch(ms), h.target.publicKey);
       assert.ok(out.every((c) => c.publicKey.equals(h.target.publicKey)));
+      assert.deepEqual(h.target.decryptBatch(out), ms);
+    });
+
+    it('bounded, packed SCT moves values below 2^bits exactly, negatives and the bound included', async () => {
+      const bits = 40;
+      const B = (1n << BigInt(bits)) - 1n;
+      const ms = [0n, 1n, -1n, B, -B, ...Array.from({ length: 40 }, () => randomSmall(B))];
+      const out = await sctBounded(h.alice, h.owner.publicKey.encryptBatch(ms), h.target.publicKey, bits);
       assert.deepEqual(h.target.decryptBatch(out), ms);
     });
 
