@@ -61,6 +61,10 @@ export class GmpBackend implements BignumBackend {
   multiPow(bases: readonly bigint[], exps: readonly bigint[], m: bigint): bigint {
     if (bases.length !== exps.length) throw new ParameterError('one exponent per base');
     if (exps.some((e) => e < 0n)) throw new ParameterError('exponents must be >= 0');
+    // The shared chain is bit-by-bit: it wins for short exponents; long ones go to OpenSSL one by one.
+    if (m >= OPENSSL_FROM && exps.some((e) => e >= SHORT_EXPONENT)) {
+      return bases.reduce((acc, b, i) => this.gmp.mulmod(acc, this.modPow(b, exps[i]!, m), m), 1n);
+    }
     return this.gmp.multipow(bases as bigint[], exps as bigint[], m);
   }
   modPowSecret(base: bigint, exp: bigint, m: bigint): bigint {

@@ -112,6 +112,9 @@ export class KeyServerCore implements KeyServerState {
         return serializePublicKey(this.createJobKey());
       case 'params':
         return serializeParams(this.msk.params);
+      case 'stats':
+        // maxRSS is in kilobytes and covers the worker threads too.
+        return Buffer.from(JSON.stringify({ maxRssMb: process.resourceUsage().maxRSS / 1024 }));
       default:
         throw new CiphermineError('ERR_UNKNOWN_METHOD', `unknown method ${method}`);
     }

@@ -135,6 +135,9 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     keyBits: params.bits,
   }));
 
+  /** Process statistics for operators and benchmarks (no data involved). */
+  app.get('/v1/stats', async () => ({ maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+
   app.post('/v1/register', async (req) => {
     const b = parse(registerBody, req.body);
     const pk = deserializePublicKey(Buffer.from(b.bcpPublicKey, 'base64'), params);

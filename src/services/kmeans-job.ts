@@ -125,6 +125,7 @@ export class KMeansJobRunner {
       const enc = new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded;
       return enc > acc ? enc : acc;
     }, 0n);
+    let lastCheckpoint = performance.now();
     const result = await this.timed(job, 'iterations', () =>
       secureKMeans(alice, rows, {
         k: job.spec.k,
@@ -132,13 +133,19 @@ export class KMeansJobRunner {
         initIndices: job.spec.initIndices,
         maxAbs,
         resumeFrom,
-        onCheckpoint: (cp) =>
+        onCheckpoint: (cp) => {
           store.saveCheckpoint(jobId, {
             iteration: cp.iteration,
             assignments: cp.assignments ?? [],
             sizes: cp.sizes,
             sums: serializeCiphertexts(jobKey, cp.sums.flat()),
-          }),
+          });
+          const now = performance.now();
+          const timings = store.job(jobId)!.timings;
+          timings[`iteration ${cp.iteration}`] = (now - lastCheckpoint) / 1000;
+          store.updateJob(jobId, { timings });
+          lastCheckpoint = now;
+        },
       }),
     );
     const client = store.party(job.clientId)!;

@@ -1,0 +1,128 @@
+/**
+ * `npm run bench:kmeans -- --records N --dims M --k K --iterations I --key-bits B --json`: a seeded
+ * synthetic data set of K well-separated clusters split among 3 owners; both servers as separate
+ * processes on loopback, as in production; upload + job + result. The last stdout line is one JSON
+ * object. Baselines from the same run: plaintext Lloyd's per iteration and the raw modexp floor.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FixedPointCodec, WorkerPool, backend, randomBelow, readKeyFile } from '../src/crypto/index.js';
+import { HttpTransport } from '../src/protocols/index.js';
+import { DataOwner } from '../src/clients/data-owner.js';
+import { QueryClient } from '../src/clients/query-client.js';
+import { ComputeServerApi } from '../src/clients/api.js';
+import { lloyd } from '../src/analytics/kmeans-plain.js';
+import { startChildServer } from '../src/cli/child-server.js';
+import { parseFlags, round } from './measure.js';
+
+const flags = parseFlags(process.argv.slice(2));
+const num = (name: string, dflt: number) => Number(flags.get(name) ?? dflt);
+const records = num('records', 2500);
+const dims = num('dims', 4);
+const k = num('k', 4);
+const iterations = num('iterations', 3);
+const keyBits = num('key-bits', 2048);
+const json = flags.has('json');
+const log = (s: string) => json || console.error(s);
+
+/** Seeded generator (xorshift), so every run clusters the same data. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+const rand = rng(20261121);
+const centres = Array.from({ length: k }, () => Array.from({ length: dims }, () => (rand() - 0.5) * 160));
+const rows = Array.from({ length: records }, (_, i) => centres[i % k]!.map((c) => Number((c + (rand() - 0.5) * 10).toFixed(3))));
+const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 100 });
+const encoded = rows.map((r) => codec.encodeRow(r));
+const init = Array.from({ length: k }, (_, j) => j);
+
+const t0 = performance.now();
+let t = t0;
+const lapSeconds = () => {
+  const now = performance.now();
+  const s = (now - t) / 1000;
+  t = now;
+  return round(s);
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'ciphermine-bench-'));
+const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(keyBits)]);
+const cs = await startChildServer(['compute-server', 'start', '--data-dir', join(dir, 'cs'), '--port', '0', '--key-server', ks.url, '--channel-key', ks.info.channelKey!]);
+const setupSeconds = lapSeconds();
+const pool = new WorkerPool();
+try {
+  const client = await QueryClient.register(cs.url, 'bench client');
+  const datasets: string[] = [];
+  const per = Math.ceil(records / 3);
+  for (let w = 0; w < 3; w++) {
+    const owner = await DataOwner.register(cs.url, `owner ${w}`);
+    const id = await owner.upload(`part ${w}`, { columns: centres[0]!.map((_, a) => `x${a}`), rows: rows.slice(w * per, (w + 1) * per) }, codec, { pool });
+    await owner.grant(id, client.id);
+    datasets.push(id);
+  }
+  await pool.close();
+  const upload = lapSeconds();
+  log(`uploaded ${records} x ${dims} in ${upload} s`);
+  const job = await client.submitKMeans({ datasets, k, maxIter: iterations, initIndices: init });
+  const status = await client.waitFor(job, (s) => log(`  ${s.phase}, iteration ${s.iteration}`), 1000);
+  if (status.state !== 'done') throw new Error(`job failed: ${status.error}`);
+  const result = await client.result(job);
+  const jobSeconds = lapSeconds();
+  const perIteration = Object.entries(status.timings)
+    .filter(([name]) => name.startsWith('iteration '))
+    .map(([, s]) => s)
+    .sort((a, b) => a - b);
+  const median = perIteration.length ? perIteration[Math.floor(perIteration.length / 2)]! : status.timings.iterations! / Math.max(1, status.iteration);
+
+  const tp = performance.now();
+  const plain = lloyd(encoded, init, iterations);
+  const plaintextPerIterationMs = (performance.now() - tp) / plain.iterations;
+  const agrees = plain.assignments.every((j, i) => j === result.assignments[i]);
+
+  // The floor's cost depends only on the sizes: an odd modulus N^2 of 2 keyBits bits, an exponent of keyBits bits.
+  const N = (1n << BigInt(keyBits - 1)) | 1n;
+  const floorStart = performance.now();
+  for (let i = 0; i < 20; i++) backend().modPow(randomBelow(N * N), randomBelow(N), N * N);
+  const modexpFloorMs = (performance.now() - floorStart) / 20;
+
+  const ksReply = await new HttpTransport(ks.url, readKeyFile(ks.info.channelKey!)).call('stats', new Uint8Array(0));
+  const ksStats = JSON.parse(Buffer.from(ksReply).toString()) as { maxRssMb: number };
+  const csStats = await new ComputeServerApi(cs.url).request<{ maxRssMb: number }>('GET', '/v1/stats');
+  const out = {
+    records,
+    dims,
+    k,
+    keyBits,
+    iterations: result.iterations,
+    converged: result.converged,
+    agreesWithPlaintext: agrees,
+    seconds: {
+      setupServers: setupSeconds,
+      upload,
+      conversion: round(status.timings.conversion ?? 0),
+      perIteration: round(median),
+      iterationsAll: perIteration.map((s) => round(s)),
+      result: round(status.timings.result ?? 0),
+      job: jobSeconds,
+      total: round((performance.now() - t0) / 1000),
+    },
+    plaintextPerIterationMs: round(plaintextPerIterationMs),
+    modexpFloorMs: round(modexpFloorMs),
+    peakMemoryMb: { keyServer: round(ksStats.maxRssMb), computeServer: round(csStats.maxRssMb) },
+    date: new Date().toISOString(),
+  };
+  console.log(JSON.stringify(out));
+} finally {
+  await cs.stop();
+  await ks.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(0);
