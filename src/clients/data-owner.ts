@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import {
   deserializeParams, keyGen, serializePublicKey, serializeSecretKey, deserializeSecretKey, generateAgreementKeyPair,
   deriveEnvelopeKey, seal, serializeCiphertexts, exportAgreementPrivateKey, importAgreementPrivateKey, keyWire,
-  Ciphertext, FixedPointCodec, uploadContext, type BcpSecretKey, type Pair, type WorkerPool,
+  Ciphertext, FixedPointCodec, uploadContext, ciphertextTag, type BcpSecretKey, type Pair, type WorkerPool,
 } from '../crypto/index.js';
 import { ComputeServerApi } from './api.js';
 import type { NumericTable } from './csv.js';
@@ -69,7 +69,12 @@ export class DataOwner {
   }
 
   /** Encodes (range-checked first, so a bad value uploads nothing), encrypts, wraps, uploads. */
-  async upload(name: string, table: NumericTable, codec: FixedPointCodec, opts: { chunkRows?: number; pool?: WorkerPool } = {}): Promise<string> {
+  async upload(
+    name: string,
+    table: NumericTable,
+    codec: FixedPointCodec,
+    opts: { chunkRows?: number; pool?: WorkerPool; epsilonBudget?: number } = {},
+  ): Promise<string> {
     const encoded = table.rows.map((r) => codec.encodeRow(r));
     const { id } = await this.api.request<{ id: string }>('POST', '/v1/datasets', {
       name,
@@ -77,14 +82,22 @@ export class DataOwner {
       fractionBits: codec.fractionBits,
       maxAbs: codec.maxAbs,
       rows: encoded.length,
+      epsilonBudget: opts.epsilonBudget,
     });
     const aesKey = deriveEnvelopeKey(this.x25519, this.serverX25519, { ownerId: this.id, datasetId: id });
+    const tagKey = deriveEnvelopeKey(this.x25519, this.serverX25519, { ownerId: this.id, datasetId: id }, 'hmac-tag');
     const chunkRows = opts.chunkRows ?? 2048;
     for (let start = 0, idx = 0; start < encoded.length; start += chunkRows, idx++) {
       const rows = encoded.slice(start, start + chunkRows);
       const cts = await this.encrypt(rows.flat(), opts.pool);
-      const envelope = seal(aesKey, serializeCiphertexts(this.sk.publicKey, cts), uploadContext(id, idx, rows.length));
-      await this.api.request('PUT', `/v1/datasets/${id}/chunks/${idx}`, { rows: rows.length, envelope: envelope.toString('base64') });
+      const context = uploadContext(id, idx, rows.length);
+      const bytes = serializeCiphertexts(this.sk.publicKey, cts);
+      const envelope = seal(aesKey, bytes, context);
+      await this.api.request('PUT', `/v1/datasets/${id}/chunks/${idx}`, {
+        rows: rows.length,
+        envelope: envelope.toString('base64'),
+        tag: ciphertextTag(tagKey, context, bytes),
+      });
     }
     await this.api.request('POST', `/v1/datasets/${id}/complete`);
     return id;

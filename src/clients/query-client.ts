@@ -55,6 +55,46 @@ interface RawResult {
   fractionBits: number;
 }
 
+export interface StatsRequest {
+  datasets: string[];
+  column: string;
+  kind: 'count' | 'sum' | 'mean' | 'histogram' | 'mode';
+  lo?: number;
+  hi?: number;
+  edges?: number[];
+  epsilon: number | string;
+  mechanism?: 'laplace' | 'gaussian';
+  delta?: number;
+  mode?: 'pmdp' | 'spmdp';
+  blocks?: number;
+}
+
+export interface StatsAnswer {
+  kind: StatsRequest['kind'];
+  /** count, sum or mean, in the input's units. */
+  value?: number;
+  /** histogram: noisy count per bin. */
+  counts?: number[];
+  /** mode: the bin the exponential mechanism chose. */
+  choice?: number;
+  records: number;
+  epsilon: number;
+  mode: 'pmdp' | 'spmdp';
+  budgetRemaining: Record<string, number>;
+}
+
+interface RawStats {
+  kind: StatsRequest['kind'];
+  released: string;
+  fractionBits: number;
+  divisor?: string;
+  choice?: number;
+  records: number;
+  epsilon: number;
+  mode: 'pmdp' | 'spmdp';
+  budgetRemaining: Record<string, number>;
+}
+
 export class QueryClient {
   private constructor(
     readonly id: string,
@@ -81,6 +121,28 @@ export class QueryClient {
 
   identity(): IdentityFile {
     return { role: 'client', id: this.id, token: this.token, server: this.api.baseUrl, bcpSecretKey: serializeSecretKey(this.sk).toString('base64') };
+  }
+
+  /** A differentially private aggregate; only this client can decrypt the released values. */
+  async stats(req: StatsRequest): Promise<StatsAnswer> {
+    const raw = await this.api.request<RawStats>('POST', '/v1/queries', req);
+    const v = deserializeCiphertexts(Buffer.from(raw.released, 'base64'), this.sk.publicKey).map((c) => this.sk.decrypt(c));
+    const scale = 2 ** raw.fractionBits;
+    const base = { kind: raw.kind, records: raw.records, epsilon: raw.epsilon, mode: raw.mode, budgetRemaining: raw.budgetRemaining };
+    switch (raw.kind) {
+      case 'count':
+        return { ...base, value: Number(v[0]!) };
+      case 'sum':
+        return { ...base, value: Number(v[0]!) / scale };
+      case 'mean':
+        return raw.divisor
+          ? { ...base, value: Number(v[0]!) / Number(raw.divisor) / scale }
+          : { ...base, value: Number(v[0]!) / scale / Math.max(1, Number(v[1]!)) };
+      case 'histogram':
+        return { ...base, counts: v.map(Number) };
+      case 'mode':
+        return { ...base, choice: raw.choice };
+    }
   }
 
   async submitKMeans(req: KMeansRequest): Promise<string> {

@@ -4,7 +4,7 @@
  * nonce (12) | tag (16) | ciphertext. The associated data binds the envelope to its context (owner,
  * dataset, batch number), so an envelope moved to another dataset or position fails to open.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { EnvelopeError, ParameterError } from './errors.js';
 
 const VERSION = 1;
@@ -40,4 +40,15 @@ export function openEnvelope(key: Uint8Array, envelope: Uint8Array, aad: string)
 /** Associated data of an upload chunk: binds an envelope to its dataset, position and row count. */
 export function uploadContext(datasetId: string, idx: number, rows: number): string {
   return `ciphermine/upload/v1;dataset=${datasetId};chunk=${idx};rows=${rows}`;
+}
+
+/** HMAC-SHA256 integrity tag of an uploaded ciphertext batch, bound to its upload context (seed 001). */
+export function ciphertextTag(key: Uint8Array, context: string, ciphertexts: Uint8Array): string {
+  return createHmac('sha256', key).update(context).update('\n').update(ciphertexts).digest('hex');
+}
+
+export function checkCiphertextTag(key: Uint8Array, context: string, ciphertexts: Uint8Array, tag: string): void {
+  const want = Buffer.from(ciphertextTag(key, context, ciphertexts), 'hex');
+  const got = Buffer.from(typeof tag === 'string' && /^[0-9a-f]{64}$/.test(tag) ? tag : '', 'hex');
+  if (got.length !== want.length || !timingSafeEqual(got, want)) throw new EnvelopeError('ciphertext integrity tag does not verify');
 }

@@ -11,3 +11,5 @@ export { secureCompare, type Comparison } from './sdc.js';
 export * from './packing.js';
 export { secureArgmin } from './smdm.js';
 export { KeyServerCore, UnknownKeyError, type DecryptionObserver } from './key-server-core.js';
+export { secureLessThan } from './slt.js';
+export { keyServerNoiseShares } from './noise-share.js';

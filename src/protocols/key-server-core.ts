@@ -16,6 +16,8 @@ import { sctKeyServer, sctPackedKeyServer } from './sct.js';
 import { mulKeyServer, squareKeyServer } from './sm.js';
 import { signKeyServer } from './sdc.js';
 import { squareSumKeyServer } from './sdm.js';
+import { lessThanKeyServer } from './slt.js';
+import { noiseShareKeyServer } from './noise-share.js';
 
 export class UnknownKeyError extends CiphermineError {
   constructor(fp: string) {
@@ -105,6 +107,10 @@ export class KeyServerCore implements KeyServerState {
         return signKeyServer(this, body);
       case 'square-sum':
         return squareSumKeyServer(this, body);
+      case 'lt':
+        return lessThanKeyServer(this, body);
+      case 'noise-share':
+        return noiseShareKeyServer(this, body);
       case 'register-key':
         this.register(deserializePublicKey(body, this.msk.params));
         return Buffer.alloc(0);

@@ -13,12 +13,14 @@ import { z } from 'zod';
 import {
   deserializeParams, serializeParams, deserializePublicKey, deserializeCiphertexts, serializePublicKey,
   generateAgreementKeyPair, exportAgreementPrivateKey, importAgreementPrivateKey, importAgreementPublicKey,
-  deriveEnvelopeKey, openEnvelope, readKeyFile, writeKeyFile, WorkerPool, FixedPointCodec, uploadContext, type BcpParams,
+  deriveEnvelopeKey, openEnvelope, readKeyFile, writeKeyFile, WorkerPool, FixedPointCodec, uploadContext, checkCiphertextTag, type BcpParams,
 } from '../crypto/index.js';
 import { HttpTransport, checkDistanceBudget, type Transport } from '../protocols/index.js';
 import { validateKMeansInput } from '../analytics/kmeans-secure.js';
 import { Store, type Party } from './store.js';
 import { KMeansJobRunner, isKeyServerUnavailable } from './kmeans-job.js';
+import { registerStatsEndpoint } from './stats-endpoint.js';
+import type { NoiseControl } from '../analytics/stats-secure.js';
 import { HttpError, badRequest, conflict, forbidden, notFound, statusFor, unauthorized } from './http-errors.js';
 
 export interface ComputeServerOptions {
@@ -30,6 +32,11 @@ export interface ComputeServerOptions {
   workers?: number;
   /** How long a job waits for an unreachable key server. */
   retryForMs?: number;
+  /**
+   * Test-only: switch DP noise off or watch the compute server's noise. Deliberately not reachable
+   * from the CLI or the environment, so a production configuration cannot enable it.
+   */
+  unsafeNoiseControlForTests?: NoiseControl;
   log?: (msg: string) => void;
 }
 
@@ -74,8 +81,14 @@ const datasetBody = z.object({
   fractionBits: z.number().int().min(0).max(52),
   maxAbs: z.number().positive().finite(),
   rows: z.number().int().min(1).max(10_000_000),
+  /** Total epsilon the owner allows DP queries to spend on this dataset (absent: none). */
+  epsilonBudget: z.number().nonnegative().finite().max(1e6).optional(),
 });
-const chunkBody = z.object({ rows: z.number().int().min(1).max(1_000_000), envelope: z.string().min(1) });
+const chunkBody = z.object({
+  rows: z.number().int().min(1).max(1_000_000),
+  envelope: z.string().min(1),
+  tag: z.string().regex(/^[0-9a-f]{64}$/, 'an HMAC-SHA256 tag is 64 hex digits'),
+});
 const grantBody = z.object({ clientId: z.string().min(1).max(200) });
 const jobBody = z.object({
   datasets: z.array(z.string().min(1)).min(1).max(64),
@@ -153,7 +166,8 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     const owner = auth(req, 'owner');
     const b = parse(datasetBody, req.body);
     new FixedPointCodec({ fractionBits: b.fractionBits, maxAbs: b.maxAbs }); // refuses an inexact precision
-    return { id: store.addDataset({ ownerId: owner.id, name: b.name, columns: b.columns, fractionBits: b.fractionBits, maxAbs: b.maxAbs, rows: b.rows }) };
+    const epsilonBudgetMicro = b.epsilonBudget === undefined ? null : Math.round(b.epsilonBudget * 1e6);
+    return { id: store.addDataset({ ownerId: owner.id, name: b.name, columns: b.columns, fractionBits: b.fractionBits, maxAbs: b.maxAbs, rows: b.rows, epsilonBudgetMicro }) };
   });
 
   app.put('/v1/datasets/:id/chunks/:idx', async (req) => {
@@ -164,11 +178,14 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     const b = parse(chunkBody, req.body);
     const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id });
     const envelope = Buffer.from(b.envelope, 'base64');
-    const cts = deserializeCiphertexts(openEnvelope(aesKey, envelope, uploadContext(id, idx, b.rows)), deserializePublicKey(owner.bcpPublicKey, params));
+    const context = uploadContext(id, idx, b.rows);
+    const bytes = openEnvelope(aesKey, envelope, context);
+    checkCiphertextTag(deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id }, 'hmac-tag'), context, bytes, b.tag);
+    const cts = deserializeCiphertexts(bytes, deserializePublicKey(owner.bcpPublicKey, params));
     if (cts.length !== b.rows * d.columns.length) throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${b.rows} rows x ${d.columns.length} columns`);
     const existing = store.chunks(id).find((c) => c.idx === idx)?.rows ?? 0;
     if (store.uploadedRows(id) - existing + b.rows > d.rows) throw badRequest(`more rows than the ${d.rows} declared`);
-    store.putChunk(id, idx, b.rows, envelope);
+    store.putChunk(id, idx, b.rows, envelope, b.tag);
     return { ok: true, uploadedRows: store.uploadedRows(id) };
   });
 
@@ -245,20 +262,25 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     return job.result;
   });
 
+  registerStatsEndpoint(app, { store, params, x25519, alice, auth, noise: opts.unsafeNoiseControlForTests ?? {} });
+
   const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   runner.resumeAll();
   opts.log?.(`compute server listening on ${url}`);
+  let closing: Promise<void> | undefined;
   return {
     url,
     app,
     store,
     runner,
-    close: async () => {
-      await app.close();
-      await runner.stop();
-      await pool.close();
-      store.close();
-    },
+    // Idempotent: a second close waits for the first instead of closing things twice.
+    close: () =>
+      (closing ??= (async () => {
+        await app.close();
+        await runner.stop();
+        await pool.close();
+        store.close();
+      })()),
   };
 }
 

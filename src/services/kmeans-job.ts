@@ -8,12 +8,13 @@
  */
 import type { KeyObject } from 'node:crypto';
 import {
-  deriveEnvelopeKey, openEnvelope, deserializeCiphertexts, serializeCiphertexts, deserializePublicKey,
-  FixedPointCodec, CiphermineError, uploadContext, bitLength, type BcpParams, type BcpPublicKey, type Ciphertext,
+  deserializeCiphertexts, serializeCiphertexts, deserializePublicKey,
+  FixedPointCodec, CiphermineError, bitLength, type BcpParams, type BcpPublicKey, type Ciphertext,
 } from '../crypto/index.js';
 import { sct, sctBounded, RemoteError, type AliceContext } from '../protocols/index.js';
 import { secureKMeans, type SecureCheckpoint } from '../analytics/kmeans-secure.js';
 import type { Store, DatasetRow, JobRow } from './store.js';
+import { readDataset } from './dataset-reader.js';
 
 /** How many ciphertexts go to the key server in one SCT call. */
 const SCT_CHUNK = 4096;
@@ -177,15 +178,10 @@ export class KMeansJobRunner {
     // Datasets convert concurrently, so one's blinding overlaps another's round trip.
     const perDataset = await Promise.all(
       datasets.map(async (d) => {
-        const owner = store.party(d.ownerId)!;
-        const ownerKey = deserializePublicKey(owner.bcpPublicKey, params);
-        const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: d.id });
         const valueBits = bitLength(new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded);
+        const cts = readDataset(store, d, params, x25519);
         const converted: Ciphertext[] = [];
-        for (const c of store.chunks(d.id)) {
-          const cts = deserializeCiphertexts(openEnvelope(aesKey, c.envelope, uploadContext(d.id, c.idx, c.rows)), ownerKey);
-          for (let i = 0; i < cts.length; i += SCT_CHUNK) converted.push(...(await sctBounded(alice, cts.slice(i, i + SCT_CHUNK), jobKey, valueBits)));
-        }
+        for (let i = 0; i < cts.length; i += SCT_CHUNK) converted.push(...(await sctBounded(alice, cts.slice(i, i + SCT_CHUNK), jobKey, valueBits)));
         return converted;
       }),
     );

@@ -16,10 +16,11 @@ CREATE TABLE IF NOT EXISTS parties (
 CREATE TABLE IF NOT EXISTS datasets (
   id TEXT PRIMARY KEY, owner_id TEXT NOT NULL REFERENCES parties(id), name TEXT NOT NULL,
   columns TEXT NOT NULL, fraction_bits INTEGER NOT NULL, max_abs REAL NOT NULL, rows INTEGER NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('uploading', 'ready')), created_at INTEGER NOT NULL);
+  state TEXT NOT NULL CHECK (state IN ('uploading', 'ready')), created_at INTEGER NOT NULL,
+  epsilon_budget_micro INTEGER, epsilon_spent_micro INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS chunks (
   dataset_id TEXT NOT NULL REFERENCES datasets(id), idx INTEGER NOT NULL, rows INTEGER NOT NULL,
-  envelope BLOB NOT NULL, PRIMARY KEY (dataset_id, idx));
+  envelope BLOB NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (dataset_id, idx));
 CREATE TABLE IF NOT EXISTS grants (
   dataset_id TEXT NOT NULL REFERENCES datasets(id), client_id TEXT NOT NULL REFERENCES parties(id),
   PRIMARY KEY (dataset_id, client_id));
@@ -53,6 +54,9 @@ export interface DatasetRow {
   maxAbs: number;
   rows: number;
   state: 'uploading' | 'ready';
+  /** Privacy budget in millionths of epsilon (null: the owner allows no DP queries). */
+  epsilonBudgetMicro: number | null;
+  epsilonSpentMicro: number;
 }
 
 export interface JobSpec {
@@ -122,12 +126,29 @@ export class Store {
     return r && toParty(r);
   }
 
-  addDataset(d: Omit<DatasetRow, 'id' | 'state'>): string {
+  addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro'>): string {
     const id = `ds-${randomUUID()}`;
     this.db
-      .prepare('INSERT INTO datasets (id, owner_id, name, columns, fraction_bits, max_abs, rows, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(id, d.ownerId, d.name, JSON.stringify(d.columns), d.fractionBits, d.maxAbs, d.rows, 'uploading', Date.now());
+      .prepare(
+        'INSERT INTO datasets (id, owner_id, name, columns, fraction_bits, max_abs, rows, state, created_at, epsilon_budget_micro) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(id, d.ownerId, d.name, JSON.stringify(d.columns), d.fractionBits, d.maxAbs, d.rows, 'uploading', Date.now(), d.epsilonBudgetMicro);
     return id;
+  }
+
+  /**
+   * Charges every dataset `micro` millionths of epsilon, all or nothing: refuses (returning the
+   * first dataset that cannot pay) when any would overspend.
+   */
+  chargeBudget(datasetIds: readonly string[], micro: number): { ok: true } | { ok: false; dataset: DatasetRow } {
+    return this.db.transaction(() => {
+      for (const id of datasetIds) {
+        const d = this.dataset(id)!;
+        if (d.epsilonBudgetMicro === null || d.epsilonSpentMicro + micro > d.epsilonBudgetMicro) return { ok: false as const, dataset: d };
+      }
+      for (const id of datasetIds) this.db.prepare('UPDATE datasets SET epsilon_spent_micro = epsilon_spent_micro + ? WHERE id = ?').run(micro, id);
+      return { ok: true as const };
+    })();
   }
 
   dataset(id: string): DatasetRow | undefined {
@@ -143,15 +164,16 @@ export class Store {
     return (rows as Record<string, unknown>[]).map(toDataset);
   }
 
-  putChunk(datasetId: string, idx: number, rows: number, envelope: Buffer): void {
-    this.db.prepare('INSERT OR REPLACE INTO chunks (dataset_id, idx, rows, envelope) VALUES (?, ?, ?, ?)').run(datasetId, idx, rows, envelope);
+  putChunk(datasetId: string, idx: number, rows: number, envelope: Buffer, tag: string): void {
+    this.db.prepare('INSERT OR REPLACE INTO chunks (dataset_id, idx, rows, envelope, tag) VALUES (?, ?, ?, ?, ?)').run(datasetId, idx, rows, envelope, tag);
   }
 
-  chunks(datasetId: string): Array<{ idx: number; rows: number; envelope: Buffer }> {
-    return this.db.prepare('SELECT idx, rows, envelope FROM chunks WHERE dataset_id = ? ORDER BY idx').all(datasetId) as Array<{
+  chunks(datasetId: string): Array<{ idx: number; rows: number; envelope: Buffer; tag: string }> {
+    return this.db.prepare('SELECT idx, rows, envelope, tag FROM chunks WHERE dataset_id = ? ORDER BY idx').all(datasetId) as Array<{
       idx: number;
       rows: number;
       envelope: Buffer;
+      tag: string;
     }>;
   }
 
@@ -249,6 +271,8 @@ function toDataset(r: Record<string, unknown>): DatasetRow {
     maxAbs: r.max_abs as number,
     rows: r.rows as number,
     state: r.state as DatasetRow['state'],
+    epsilonBudgetMicro: r.epsilon_budget_micro as number | null,
+    epsilonSpentMicro: r.epsilon_spent_micro as number,
   };
 }
 

@@ -91,10 +91,10 @@ describe('compute server refuses bad and unauthorised requests, and keeps servin
     const key = deriveEnvelopeKey(importAgreementPrivateKey(Buffer.from(owner.identity().x25519PrivateKey!, 'base64')), info.x25519PublicKey, { ownerId: owner.id, datasetId: id });
     const env = seal(key, Buffer.from('whatever'), 'ciphermine/upload/v1;dataset=' + id + ';chunk=0;rows=1');
     env[env.length - 1]! ^= 1;
-    await rejectsWith(api().withToken(token).request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: env.toString('base64') }), 400, /authentication/);
+    await rejectsWith(api().withToken(token).request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: env.toString('base64'), tag: 'ab'.repeat(32) }), 400, /authentication/);
     // An intact envelope of garbage is refused as well (not a ciphertext batch).
     const garbage = seal(key, Buffer.from('whatever'), 'ciphermine/upload/v1;dataset=' + id + ';chunk=0;rows=1');
-    await rejectsWith(api().withToken(token).request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: garbage.toString('base64') }), 400);
+    await rejectsWith(api().withToken(token).request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: garbage.toString('base64'), tag: 'ab'.repeat(32) }), 400);
     await rejectsWith(api().withToken(token).request('POST', `/v1/datasets/${id}/complete`), 409);
     assert.equal(rowCount(), before);
   });

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKeyServer, type KeyServerHandle } from '../../src/services/key-server.js';
-import { startComputeServer, type ComputeServerHandle } from '../../src/services/compute-server.js';
+import { startComputeServer, type ComputeServerHandle, type ComputeServerOptions } from '../../src/services/compute-server.js';
 import { readKeyFile } from '../../src/crypto/index.js';
 
 export interface Services {
@@ -13,7 +13,7 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function startServices(keyBits = 512): Promise<Services> {
+export async function startServices(keyBits = 512, extra: Partial<ComputeServerOptions> = {}): Promise<Services> {
   const dir = mkdtempSync(join(tmpdir(), 'cm-svc-'));
   const ks = await startKeyServer({ dataDir: join(dir, 'ks'), port: 0, keyBits, workers: 1 });
   const cs = await startComputeServer({
@@ -22,6 +22,7 @@ export async function startServices(keyBits = 512): Promise<Services> {
     keyServerUrl: ks.url,
     channelKey: readKeyFile(ks.channelKeyPath),
     workers: 1,
+    ...extra,
   });
   return {
     ks,

@@ -1,0 +1,212 @@
+/**
+ * Differentially private aggregates over encrypted data (seed 001: PMDP and sPMDP, DESIGN.md
+ * section 7), the compute server's side. Values arrive under the job key pk_c. Clipping and
+ * histogram bins use secure comparisons with encrypted outcomes, so neither server learns where a
+ * value lies; sums are homomorphic; noise is added under encryption (pmdp: by the compute server,
+ * the designated party; spmdp: a share from each server, so neither knows the total); the noisy
+ * results are moved to the query client's key by SCT, and only the query client decrypts.
+ *
+ * Adjacency: count, sum, histogram and the mean (as noisy sum / noisy count) protect the addition
+ * or removal of one record; sample-and-aggregate (a mean over a public number of records split into
+ * blocks) protects the replacement of one record.
+ */
+import { randomInt } from 'node:crypto';
+import { add, addPlain, negate, scalarMultiply, type Ciphertext } from '../crypto/ciphertext.js';
+import type { BcpPublicKey } from '../crypto/bcp-keys.js';
+import { bitLength } from '../crypto/bigint.js';
+import { CiphermineError } from '../crypto/errors.js';
+import { gaussianSpec, gumbelFixedPoint, laplaceSpec, sample, sampleShare, type NoiseKind, type NoiseSpec } from '../crypto/noise/mechanisms.js';
+import { div, rational, toNumber, type Rational } from '../crypto/noise/rational.js';
+import { encryptAll, type AliceContext } from '../protocols/alice.js';
+import { keyServerNoiseShares, secureArgmin, secureLessThan, secureMultiply, sct } from '../protocols/index.js';
+
+export type StatsKind = 'count' | 'sum' | 'mean' | 'histogram' | 'mode';
+export type ReleaseMode = 'pmdp' | 'spmdp';
+
+export class StatsQueryError extends CiphermineError {
+  constructor(message: string) {
+    super('ERR_STATS_QUERY', message);
+  }
+}
+
+export interface StatsQuery {
+  kind: StatsKind;
+  /** Clipping bounds in encoded units (sum, mean). */
+  lo: bigint;
+  hi: bigint;
+  /** Bin edges in encoded units (histogram, mode), strictly increasing, at least two. */
+  edges?: bigint[];
+  epsilon: Rational;
+  mechanism: NoiseKind;
+  delta?: number;
+  mode: ReleaseMode;
+  /** Sample-and-aggregate blocks (mean). */
+  blocks?: number;
+  /** Bits of the largest |encoded value| in the data. */
+  valueBits: number;
+}
+
+/** Test-only hooks: production code paths never set these. */
+export interface NoiseControl {
+  disabled?: boolean;
+  /** Sees the compute server's own noise shares (spmdp) or whole noise (pmdp). */
+  onComputeServerNoise?: (values: readonly bigint[]) => void;
+}
+
+export interface StatsResult {
+  /** Under the query client's key. */
+  released: Ciphertext[];
+  /** For sample-and-aggregate: released value / divisor = mean of block means (encoded units). */
+  divisor?: bigint;
+  /** For mode: the chosen bin. */
+  choice?: number;
+  records: number;
+}
+
+export function validateQuery(q: StatsQuery): void {
+  if (!(q.epsilon.num > 0n)) throw new StatsQueryError('epsilon must be > 0');
+  if ((q.kind === 'sum' || q.kind === 'mean') && !(q.lo < q.hi)) throw new StatsQueryError('clipping bounds must satisfy lo < hi');
+  if (q.kind === 'histogram' || q.kind === 'mode') {
+    const e = q.edges ?? [];
+    if (e.length < 2 || e.some((x, i) => i > 0 && !(x > e[i - 1]!))) throw new StatsQueryError('bin edges must be at least two, strictly increasing');
+  }
+  if (q.mechanism === 'gaussian' && !(q.delta !== undefined && q.delta > 0 && q.delta < 1)) throw new StatsQueryError('the Gaussian mechanism needs delta in (0, 1)');
+  if (q.kind === 'mode' && q.mode !== 'pmdp') throw new StatsQueryError('the exponential mechanism (mode) runs in pmdp mode only');
+  if (q.blocks !== undefined && (q.kind !== 'mean' || !Number.isInteger(q.blocks) || q.blocks < 2)) throw new StatsQueryError('blocks (sample-and-aggregate) is for mean queries, at least 2');
+}
+
+function spec(q: StatsQuery, sensitivity: bigint, epsilon: Rational): NoiseSpec {
+  return q.mechanism === 'laplace' ? laplaceSpec(sensitivity, epsilon) : gaussianSpec(sensitivity, epsilon, q.delta!);
+}
+
+/** Adds noise of the given specs under encryption, per the release mode. */
+async function addNoise(ctx: AliceContext, pk: BcpPublicKey, values: Ciphertext[], specs: NoiseSpec[], q: StatsQuery, noise: NoiseControl): Promise<Ciphertext[]> {
+  if (noise.disabled) return values;
+  const own = specs.map((s) => (q.mode === 'pmdp' ? sample(s) : sampleShare(s, 0)));
+  noise.onComputeServerNoise?.(own);
+  let out = (await encryptAll(ctx, pk, own)).map((z, i) => add(values[i]!, z));
+  if (q.mode === 'spmdp') {
+    // One round trip per distinct spec (all released values of a query share one in practice).
+    for (const s of new Set(specs)) {
+      const idx = specs.map((x, i) => (x === s ? i : -1)).filter((i) => i >= 0);
+      const shares = await keyServerNoiseShares(ctx, pk, s, idx.length);
+      idx.forEach((i, j) => (out[i] = add(out[i]!, shares[j]!)));
+    }
+  }
+  return out;
+}
+
+/** clip(x) = x + [x < lo](lo - x) - [x > hi](x - hi), with encrypted indicators and SM. */
+export async function secureClip(ctx: AliceContext, xs: Ciphertext[], lo: bigint, hi: bigint, valueBits: number): Promise<Ciphertext[]> {
+  const n = xs.length;
+  const bits = Math.max(valueBits, bitLength(lo), bitLength(hi)) + 2;
+  const ind = await secureLessThan(ctx, [...xs, ...xs], [...xs.map(() => lo), ...xs.map(() => hi + 1n)], bits);
+  const pk = xs[0]!.publicKey;
+  const below = ind.slice(0, n);
+  const above = ind.slice(n).map((b) => add(pk.trivial(1n), negate(b))); // [x > hi] = 1 - [x < hi + 1]
+  const products = await secureMultiply(ctx, [...below, ...above], [...xs.map((x) => addPlain(negate(x), lo)), ...xs.map((x) => addPlain(x, -hi))]);
+  return xs.map((x, i) => add(add(x, products[i]!), negate(products[n + i]!)));
+}
+
+function sum(cs: readonly Ciphertext[], pk: BcpPublicKey): Ciphertext {
+  return cs.reduce((acc, c) => add(acc, c), pk.trivial(0n));
+}
+
+/** C_j = number of values below each edge; counts per bin from their differences. */
+async function binCounts(ctx: AliceContext, xs: Ciphertext[], edges: bigint[], valueBits: number): Promise<Ciphertext[]> {
+  const pk = xs[0]!.publicKey;
+  const inner = edges.slice(1, -1);
+  const bits = Math.max(valueBits, ...edges.map((e) => bitLength(e))) + 2;
+  const ind = await secureLessThan(ctx, inner.flatMap(() => xs), inner.flatMap((e) => xs.map(() => e)), bits);
+  const below = inner.map((_, j) => sum(ind.slice(j * xs.length, (j + 1) * xs.length), pk));
+  const C = [pk.trivial(0n), ...below, pk.trivial(BigInt(xs.length))];
+  return C.slice(1).map((c, b) => add(c, negate(C[b]!)));
+}
+
+/** Random partition into `blocks` blocks of sizes floor(n / b) or that plus one. */
+function partition(n: number, blocks: number): number[][] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  const out: number[][] = Array.from({ length: blocks }, () => []);
+  idx.forEach((v, i) => out[i % blocks]!.push(v));
+  return out;
+}
+
+function lcm(a: bigint, b: bigint): bigint {
+  let [x, y] = [a, b];
+  while (y) [x, y] = [y, x % y];
+  return (a / x) * b;
+}
+
+export async function secureStats(ctx: AliceContext, xs: Ciphertext[], q: StatsQuery, clientKey: BcpPublicKey, noise: NoiseControl = {}): Promise<StatsResult> {
+  validateQuery(q);
+  const n = xs.length;
+  if (n === 0) throw new StatsQueryError('no records');
+  const pk = xs[0]!.publicKey;
+  const maxClip = (q.lo < 0n ? -q.lo : q.lo) > (q.hi < 0n ? -q.hi : q.hi) ? (q.lo < 0n ? -q.lo : q.lo) : q.hi < 0n ? -q.hi : q.hi;
+  let values: Ciphertext[];
+  let specs: NoiseSpec[];
+  let divisor: bigint | undefined;
+  let choice: number | undefined;
+  switch (q.kind) {
+    case 'count':
+      values = [pk.trivial(BigInt(n))];
+      specs = [spec(q, 1n, q.epsilon)];
+      break;
+    case 'sum': {
+      const clipped = await secureClip(ctx, xs, q.lo, q.hi, q.valueBits);
+      values = [sum(clipped, pk)];
+      specs = [spec(q, maxClip > 0n ? maxClip : 1n, q.epsilon)];
+      break;
+    }
+    case 'mean': {
+      const clipped = await secureClip(ctx, xs, q.lo, q.hi, q.valueBits);
+      if (q.blocks) {
+        if (q.blocks > n) throw new StatsQueryError(`more blocks (${q.blocks}) than records (${n})`);
+        // Mean of block means, scaled by b M (M = lcm of block sizes) to stay an integer.
+        const blocks = partition(n, q.blocks);
+        const M = blocks.reduce((acc, b) => lcm(acc, BigInt(b.length)), 1n);
+        const weighted = blocks.map((b) => scalarMultiply(sum(b.map((i) => clipped[i]!), pk), M / BigInt(b.length)));
+        values = [sum(weighted, pk)];
+        divisor = BigInt(q.blocks) * M;
+        const minBlock = BigInt(Math.min(...blocks.map((b) => b.length)));
+        specs = [spec(q, (M / minBlock) * (q.hi - q.lo), q.epsilon)];
+      } else {
+        const half = div(q.epsilon, rational(2n));
+        values = [sum(clipped, pk), pk.trivial(BigInt(n))];
+        specs = [spec(q, maxClip > 0n ? maxClip : 1n, half), spec(q, 1n, half)];
+      }
+      break;
+    }
+    case 'histogram': {
+      values = await binCounts(ctx, xs, q.edges!, q.valueBits);
+      const s = spec(q, 1n, q.epsilon);
+      specs = values.map(() => s);
+      break;
+    }
+    case 'mode': {
+      // Exponential mechanism as argmax(count_b + Gumbel(2 / epsilon)), in fixed point, compared
+      // securely (SMDM on the negated scores); the chosen index is the released output.
+      const counts = await binCounts(ctx, xs, q.edges!, q.valueBits);
+      const F = 16;
+      const scale = (2 * 1) / toNumber(q.epsilon);
+      const cap = BigInt(Math.ceil(64 * scale * 2 ** F));
+      const gumbel = counts.map(() => {
+        const g = noise.disabled ? 0n : gumbelFixedPoint(scale, F);
+        return g > cap ? cap : g < -cap ? -cap : g;
+      });
+      const scores = counts.map((c, b) => negate(addPlain(scalarMultiply(c, 1n << BigInt(F)), gumbel[b]!)));
+      const bound = (BigInt(n) << BigInt(F)) + cap;
+      const [best] = await secureArgmin(ctx, [scores], scores.map(() => 1n), bitLength(4n * bound) + 2);
+      choice = best!;
+      values = [];
+      specs = [];
+      break;
+    }
+  }
+  const noisy = await addNoise(ctx, pk, values, specs, q, noise);
+  return { released: noisy.length ? await sct(ctx, noisy, clientKey) : [], divisor, choice, records: n };
+}

@@ -1,0 +1,47 @@
+/**
+ * sPMDP noise from the key server (seed 001): the key server samples its share of the noise for
+ * each released value and answers it encrypted under the job key, so the compute server adds it
+ * without learning it; the compute server adds its own share, so neither knows the total. The noise
+ * parameters travel as exact rationals.
+ */
+import { z } from 'zod';
+import type { BcpPublicKey } from '../crypto/bcp-keys.js';
+import { Ciphertext } from '../crypto/ciphertext.js';
+import { mod } from '../crypto/bigint.js';
+import { encodeReply, type AliceContext } from './alice.js';
+import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
+import { pairsOf, type KeyServerState } from './key-server-state.js';
+import { sampleShare, type NoiseSpec } from '../crypto/noise/mechanisms.js';
+import { rational } from '../crypto/noise/rational.js';
+
+export async function keyServerNoiseShares(ctx: AliceContext, pk: BcpPublicKey, spec: NoiseSpec, count: number): Promise<Ciphertext[]> {
+  const header = { key: pk.fingerprint, count, kind: spec.kind, num: spec.param.num.toString(), den: spec.param.den.toString() };
+  const reply = await ctx.transport.call('noise-share', encodeMessage(header, [], pk.params.elementBytes));
+  const { header: h, elements } = decodeMessage(reply, z.object({ count: z.number().int() }), () => ({
+    elementBytes: pk.params.elementBytes,
+    modulus: pk.params.N2,
+  }));
+  if (h.count !== count || elements.length !== 2 * count) throw new ProtocolError('malformed noise-share answer');
+  return pairsOf(elements).map(([A, B]) => new Ciphertext(pk, A, B));
+}
+
+const schema = z.object({
+  key: fingerprint,
+  count: z.number().int().min(0).max(100_000),
+  kind: z.enum(['laplace', 'gaussian']),
+  num: z.string().regex(/^[1-9]\d{0,300}$/),
+  den: z.string().regex(/^[1-9]\d{0,300}$/),
+});
+
+export async function noiseShareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
+  let pk: BcpPublicKey | undefined;
+  const { header, elements } = decodeMessage(body, schema, (h) => {
+    pk = state.key(h.key);
+    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
+  });
+  if (elements.length !== 0) throw new ProtocolError('noise-share takes no ciphertexts');
+  const spec: NoiseSpec = { kind: header.kind, param: rational(BigInt(header.num), BigInt(header.den)) };
+  const shares = Array.from({ length: header.count }, () => sampleShare(spec, 1));
+  state.observe('noise-share', shares);
+  return encodeReply(await state.seal(pk!, shares.map((s) => mod(s, pk!.params.N))), pk!.params.elementBytes);
+}
