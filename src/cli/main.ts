@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { addServerCommands } from './servers.js';
 import { addPartyCommands } from './parties.js';
 import { runDemo, SHIPPED_IRIS } from './demo.js';
+import { runStatsDemo } from './demo-stats.js';
 
 const int = (v: string) => {
   const n = Number(v);
@@ -15,12 +16,13 @@ const intList = (v: string) => list(v).map(int);
 
 const program = new Command('ciphermine')
   .description('privacy-preserving data mining over data encrypted under many keys, on two non-colluding servers')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .enablePositionalOptions(); // so `demo stats --json` gives --json to stats, not to demo
 
 addServerCommands(program);
 addPartyCommands(program);
 
-program
+const demo = program
   .command('demo')
   .description('run k-means end to end: both servers as processes, several owners, one query client')
   .option('--data <file>', 'CSV with a header row', SHIPPED_IRIS)
@@ -37,6 +39,23 @@ program
     const result = await runDemo({ ...o, json: !!o.json });
     if (o.json) console.log(JSON.stringify(result));
     if (!result.agreesWithPlaintext) process.exitCode = 1;
+  });
+
+demo
+  .command('stats')
+  .description("seed 001's example: five owners' wages, their mean published with differential privacy")
+  .option('--epsilon <e>', 'privacy loss of the query', Number, 1)
+  .option('--mode <m>', 'pmdp (one party adds the noise) or spmdp (both servers add a share)', 'pmdp')
+  .option('--blocks <b>', 'sample-and-aggregate over this many blocks', int)
+  .option('--key-bits <bits>', 'size of N', int, 2048)
+  .option('--owners <n>', 'data owners', int, 5)
+  .option('--per-owner <n>', 'wages per owner', int, 40)
+  .option('--budget <e>', 'privacy budget each owner sets', Number, 4)
+  .option('--json', 'print one JSON object as the last line')
+  .action(async (o) => {
+    if (o.mode !== 'pmdp' && o.mode !== 'spmdp') throw new InvalidArgumentError('--mode is pmdp or spmdp');
+    const r = await runStatsDemo({ ...o, json: !!o.json });
+    if (o.json) console.log(JSON.stringify(r));
   });
 
 program.parseAsync().catch((e: Error & { code?: string }) => {

@@ -33,11 +33,14 @@ export function addPartyCommands(program: Command): void {
     .option('--ignore-columns <a,b>', 'columns to leave out', list, [])
     .option('--fraction-bits <f>', 'fixed-point precision', '16')
     .option('--max-abs <x>', 'declared largest |value| (default: the data\'s, rounded up)')
+    .option('--epsilon-budget <e>', 'total epsilon DP queries may spend on this dataset (default: none allowed)')
     .action(async (o) => {
       const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
       const maxAbs = o.maxAbs ? Number(o.maxAbs) : Math.max(1, Math.ceil(Math.max(...table.rows.flat().map(Math.abs))));
       const d = await DataOwner.fromIdentity(loadIdentity(o.identity));
-      const id = await d.upload(o.name ?? o.csv, table, new FixedPointCodec({ fractionBits: Number(o.fractionBits), maxAbs }));
+      const id = await d.upload(o.name ?? o.csv, table, new FixedPointCodec({ fractionBits: Number(o.fractionBits), maxAbs }), {
+        epsilonBudget: o.epsilonBudget === undefined ? undefined : Number(o.epsilonBudget),
+      });
       console.log(JSON.stringify({ dataset: id, rows: table.rows.length, columns: table.columns }));
     });
   owner
@@ -83,6 +86,41 @@ export function addPartyCommands(program: Command): void {
       const r = await q.result(job);
       console.log(JSON.stringify({ job, centroids: r.centroids, sizes: r.sizes, assignments: r.assignments, iterations: r.iterations, converged: r.converged }));
     });
+  const query = program.command('query').description('differentially private queries (query client)');
+  query
+    .command('stats')
+    .description('count, sum, mean, histogram or mode of one column, with differential privacy')
+    .requiredOption('--identity <file>')
+    .requiredOption('--datasets <a,b>', 'dataset ids', list)
+    .requiredOption('--column <name>')
+    .requiredOption('--kind <kind>', 'count | sum | mean | histogram | mode')
+    .requiredOption('--epsilon <e>', 'privacy loss charged to every dataset')
+    .option('--lo <x>', 'lower clipping bound (sum, mean)')
+    .option('--hi <x>', 'upper clipping bound (sum, mean)')
+    .option('--edges <a,b,...>', 'bin edges (histogram, mode)', list)
+    .option('--mechanism <m>', 'laplace | gaussian', 'laplace')
+    .option('--delta <d>', 'delta of the Gaussian mechanism')
+    .option('--mode <m>', 'pmdp | spmdp', 'pmdp')
+    .option('--blocks <b>', 'sample-and-aggregate blocks (mean)')
+    .action(async (o) => {
+      const q = QueryClient.fromIdentity(loadIdentity(o.identity));
+      const num = (x: string | undefined) => (x === undefined ? undefined : Number(x));
+      const r = await q.stats({
+        datasets: o.datasets,
+        column: o.column,
+        kind: o.kind,
+        epsilon: o.epsilon,
+        lo: num(o.lo),
+        hi: num(o.hi),
+        edges: o.edges?.map(Number),
+        mechanism: o.mechanism,
+        delta: num(o.delta),
+        mode: o.mode,
+        blocks: num(o.blocks),
+      });
+      console.log(JSON.stringify(r));
+    });
+
   client
     .command('status')
     .requiredOption('--identity <file>')

@@ -21,6 +21,22 @@ describe('ciphermine demo', () => {
     assert.ok(r.seconds.total > 0 && r.seconds.iterations > 0 && r.seconds.conversion > 0);
   });
 
+  it('demo stats publishes a DP mean of five owners\' wages with the documented JSON shape', async () => {
+    for (const args of [['--mode', 'pmdp'], ['--mode', 'spmdp', '--blocks', '4']]) {
+      const { stdout } = await promisify(execFile)(process.execPath, [main, 'demo', 'stats', '--key-bits', '512', '--json', ...args], { timeout: 120_000 });
+      const r = JSON.parse(stdout.trim().split('\n').pop()!);
+      assert.equal(typeof r.published, 'number');
+      assert.ok(r.exact > 40 && r.exact < 70, `exact clipped mean ${r.exact}`);
+      // epsilon 1 on a sum clipped to [0, 150] over 200 records: the error is a few units at most
+      assert.ok(Math.abs(r.published - r.exact) < 20, `published ${r.published} vs exact ${r.exact}`);
+      assert.equal(r.epsilon, 1);
+      assert.equal(r.mode, args[1]);
+      assert.equal(r.blocks, args[3] ? 4 : null);
+      assert.deepEqual(Object.values(r.budgetRemaining), [3, 3, 3, 3, 3]);
+      assert.ok(r.seconds.total > 0);
+    }
+  });
+
   it('refuses bad flags with a clear message', async () => {
     await assert.rejects(promisify(execFile)(process.execPath, [main, 'demo', '--k', '200', '--key-bits', '512']), /fewer than k|larger than/);
   });

@@ -34,10 +34,14 @@ export function bernoulliExp(gamma: Rational, u: Uniform = secureUniform): boole
   return bernoulliExp(sub(gamma, rational(floor(gamma))), u);
 }
 
-/** Discrete Laplace with scale t: P(x) proportional to exp(-|x| / t), t > 0 rational. */
-export function discreteLaplace(scale: Rational, u: Uniform = secureUniform): bigint {
-  if (scale.num <= 0n) throw new ParameterError('the Laplace scale must be positive');
-  // CKS algorithm 2 takes integers s, t with scale t/s.
+/**
+ * One-sided geometric: P(k) = (1 - q) q^k, k >= 0, with q = exp(-1/scale). CKS algorithm 2's first
+ * half: for scale = t/s, X = U + t V with U accepted with probability exp(-U/t) and V ~ Geometric(e^-1)
+ * is Geometric(exp(-1/t)), and floor(X / s) is Geometric(exp(-s/t)); expected work is constant in the
+ * scale, where the naive loop would take `scale` steps.
+ */
+export function geometric(scale: Rational, u: Uniform = secureUniform): bigint {
+  if (scale.num <= 0n) throw new ParameterError('the scale must be positive');
   const t = scale.num;
   const s = scale.den;
   for (;;) {
@@ -45,10 +49,17 @@ export function discreteLaplace(scale: Rational, u: Uniform = secureUniform): bi
     if (!bernoulliExp(rational(U, t), u)) continue;
     let V = 0n;
     while (bernoulliExp(rational(1n), u)) V++;
-    const X = U + t * V;
-    const Y = X / s;
+    return (U + t * V) / s;
+  }
+}
+
+/** Discrete Laplace with scale t: P(x) proportional to exp(-|x| / t), t > 0 rational (CKS algorithm 2). */
+export function discreteLaplace(scale: Rational, u: Uniform = secureUniform): bigint {
+  if (scale.num <= 0n) throw new ParameterError('the Laplace scale must be positive');
+  for (;;) {
+    const Y = geometric(scale, u);
     const B = u(2n) === 1n;
-    if (B && Y === 0n) continue;
+    if (B && Y === 0n) continue; // zero would otherwise be counted twice
     return B ? -Y : Y;
   }
 }
@@ -67,13 +78,6 @@ export function discreteGaussian(sigma2: Rational, u: Uniform = secureUniform): 
     const gamma = div(mul(d, d), mul(rational(2n), sigma2));
     if (bernoulliExp(gamma, u)) return Y;
   }
-}
-
-/** One-sided geometric: P(k) = (1 - q) q^k, k >= 0, with q = exp(-1/t). */
-export function geometric(scale: Rational, u: Uniform = secureUniform): bigint {
-  let k = 0n;
-  while (bernoulliExp(rational(scale.den, scale.num), u)) k++;
-  return k;
 }
 
 export function isqrt(n: bigint): bigint {
