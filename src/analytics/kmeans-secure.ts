@@ -37,6 +37,8 @@ export interface SecureKMeansOptions {
   /** Largest |encoded value| the owners declared. */
   maxAbs: bigint;
   resumeFrom?: SecureCheckpoint;
+  /** Records per SDM + SMDM pass: bounds the memory of one iteration (default 1024). */
+  chunkRecords?: number;
   onCheckpoint?: (cp: SecureCheckpoint) => void | Promise<void>;
 }
 
@@ -70,6 +72,23 @@ function memberSums(records: readonly (readonly Ciphertext[])[], assignments: re
   ];
 }
 
+/** SDM + SMDM in chunks of records, so the distances of only one chunk are alive at a time. */
+async function assign(
+  ctx: AliceContext,
+  records: readonly (readonly Ciphertext[])[],
+  cp: SecureCheckpoint,
+  bounds: DistanceBounds,
+  dBits: number,
+  chunk: number,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < records.length; i += chunk) {
+    const omegas = await secureDistances(ctx, records.slice(i, i + chunk), cp.sums, cp.sizes, bounds);
+    out.push(...(await secureArgmin(ctx, omegas, cp.sizes, dBits)));
+  }
+  return out;
+}
+
 export async function secureKMeans(
   ctx: AliceContext,
   records: readonly (readonly Ciphertext[])[],
@@ -89,8 +108,7 @@ export async function secureKMeans(
     sums: opts.initIndices.map((i) => [...records[i]!]),
   };
   while (cp.iteration < opts.maxIter) {
-    const omegas = await secureDistances(ctx, records, cp.sums, cp.sizes, bounds);
-    const assignments = await secureArgmin(ctx, omegas, cp.sizes, dBits);
+    const assignments = await assign(ctx, records, cp, bounds, dBits, opts.chunkRecords ?? 1024);
     const prev = cp.assignments;
     if (prev && assignments.every((j, i) => j === prev[i])) {
       return { sums: cp.sums, sizes: cp.sizes, assignments, iterations: cp.iteration + 1, converged: true };

@@ -74,7 +74,7 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     }
     const records = data.map((row) => h.owner.publicKey.encryptBatch(row));
     const init = [0, 1, 2, 3];
-    const secure = await secureKMeans(h.alice, records, { k: 4, maxIter: 20, initIndices: init, maxAbs: 2000n });
+    const secure = await secureKMeans(h.alice, records, { k: 4, maxIter: 20, initIndices: init, maxAbs: 2000n, chunkRecords: 7 });
     const plain = lloyd(data, init, 20);
     assert.deepEqual(secure.assignments, plain.assignments);
     assert.deepEqual(secure.sums.map((s) => s.map((c) => h.owner.decrypt(c))), plain.sums);
