@@ -116,6 +116,17 @@ describe('compute server refuses bad and unauthorised requests, and keeps servin
     assert.equal(jobCount(), before);
   });
 
+  it('storage tampering is caught when a job reads the data, and the failed job says why', async () => {
+    const victim = await owner.upload('victim', table, codec);
+    await owner.grant(victim, client.id);
+    s.cs.store.db.prepare("UPDATE chunks SET tag = ? WHERE dataset_id = ?").run('00'.repeat(32), victim);
+    const job = await client.submitKMeans({ datasets: [victim], k: 2 });
+    const st = await client.waitFor(job);
+    assert.equal(st.state, 'failed');
+    assert.match(st.error ?? '', /integrity tag/);
+    await rejectsWith(client.result(job), 409, /failed/);
+  });
+
   it('unknown jobs and datasets get 404; the servers still run a job correctly afterwards', async () => {
     await rejectsWith(client.status('job-nope'), 404);
     await rejectsWith(client.submitKMeans({ datasets: ['ds-nope'], k: 2 }), 404);
