@@ -15,6 +15,7 @@ import { toSigned } from './bcp-keys.js';
 import { Ciphertext } from './ciphertext.js';
 import { backend } from './backends.js';
 import { mod } from './bigint.js';
+import { CrtPair } from './crt.js';
 import { InvalidCiphertextError, KeyMismatchError, ParameterError } from './errors.js';
 
 /** One prime's half of the CRT computation. */
@@ -54,7 +55,7 @@ class PrimeHalf {
 export class BcpMasterKey {
   private readonly hp: PrimeHalf;
   private readonly hq: PrimeHalf;
-  private readonly qInvP: bigint;
+  private readonly crt: CrtPair;
   /** Per public key: [Lp(h)/Lp(g) mod p, Lq(h)/Lq(g) mod q]. */
   private readonly ratios = new Map<bigint, [bigint, bigint]>();
 
@@ -66,7 +67,7 @@ export class BcpMasterKey {
     if (p * q !== params.N) throw new KeyMismatchError('master key factors do not match N');
     this.hp = new PrimeHalf(p, q, params.g);
     this.hq = new PrimeHalf(q, p, params.g);
-    this.qInvP = backend().modInverse(q % p, p);
+    this.crt = new CrtPair(p, q);
   }
 
   private ratio(pk: BcpPublicKey): [bigint, bigint] {
@@ -87,7 +88,7 @@ export class BcpMasterKey {
     const [rp, rq] = this.ratio(c.publicKey);
     const mp = this.hp.plaintext(rp, A, B);
     const mq = this.hq.plaintext(rq, A, B);
-    return mq + this.q * mod((mp - mq) * this.qInvP, this.p);
+    return this.crt.combine(mp, mq);
   }
 
   /** mDec as a signed value in (-N/2, N/2]. */

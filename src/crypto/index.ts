@@ -6,6 +6,7 @@ export { backend, createBackend } from './backends.js';
 export { BcpParams, setup, setupAsync, findGenerator, isMaximalOrderGenerator } from './bcp-params.js';
 export { BcpPublicKey, BcpSecretKey, keyGen, toResidue, toSigned } from './bcp-keys.js';
 export { BcpMasterKey } from './bcp-master.js';
+export { CrtPair } from './crt.js';
 export * from './ciphertext.js';
 export * from './serialize.js';
 export * from './keyfile.js';

@@ -42,3 +42,19 @@ describe('bignum backends agree with each other', () => {
     });
   }
 });
+
+describe('CRT helpers', () => {
+  it('combine and modPow agree with direct computation modulo p^2 q^2', async () => {
+    const { CrtPair } = await import('../../src/crypto/index.js');
+    const { p, q, params } = testSystem(512);
+    const crt = new CrtPair(p * p, q * q);
+    assert.equal(crt.modulus, params.N2);
+    const ref = createBackend('js');
+    for (let i = 0; i < 5; i++) {
+      const x = randomBelow(params.N2);
+      assert.equal(crt.combine(x % (p * p), x % (q * q)), x);
+      const e = randomBelow(params.N);
+      assert.equal(crt.modPow(x, e), ref.modPow(x, e, params.N2));
+    }
+  });
+});
