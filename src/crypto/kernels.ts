@@ -3,12 +3,13 @@
  * a worker of the pool. Key objects are rebuilt once per worker and cached, so each worker keeps
  * its own fixed-base tables warm.
  */
-import { BcpParams } from './bcp-params.js';
+import { BcpParams, PowerCache } from './bcp-params.js';
 import { BcpPublicKey, BcpSecretKey } from './bcp-keys.js';
 import { BcpMasterKey } from './bcp-master.js';
 import { Ciphertext } from './ciphertext.js';
 import { backend } from './backends.js';
-import { mod } from './bigint.js';
+import { bitLength, mod, randomBelow } from './bigint.js';
+import { CrtPair } from './crt.js';
 
 export interface KeyWire {
   N: bigint;
@@ -99,12 +100,46 @@ export const kernels = {
       return [be.modMul(A, c.A, N2), be.modMul(B, c.B, N2)];
     });
   },
+  /**
+   * Encryption by the key server, which knows p and q: every exponentiation runs modulo p^2 and q^2
+   * (half-length numbers, fixed-base tables per prime) and the halves are recombined by CRT. The
+   * ciphertext is distributed exactly as pk.encrypt's (same r uniform in Z_N).
+   */
+  encryptCrt(shared: KeyWire & { p: bigint; q: bigint }, items: bigint[]): Pair[] {
+    const pk = publicKey(shared);
+    const c = cached(`crt-enc:${pk.fingerprint}`, () => new CrtEncryptor(pk.params.N, pk.params.g, pk.h, shared.p, shared.q));
+    return items.map((m) => c.encrypt(m));
+  },
   masterDecrypt(shared: KeyWire & { p: bigint; q: bigint }, items: Pair[]): bigint[] {
     const pk = publicKey(shared);
     const msk = cached(`msk:${pk.params.fingerprint}`, () => new BcpMasterKey(pk.params, shared.p, shared.q));
     return items.map(([A, B]) => msk.decryptResidue(new Ciphertext(pk, A, B)));
   },
 } satisfies Record<string, (shared: never, items: never[]) => unknown[]>;
+
+/** Enc under a public key of the system, by CRT over p^2 and q^2 (key server only). */
+class CrtEncryptor {
+  private readonly crt: CrtPair;
+  private readonly halves: Array<{ m: bigint; g: PowerCache; h: PowerCache }>;
+  constructor(
+    private readonly N: bigint,
+    g: bigint,
+    h: bigint,
+    p: bigint,
+    q: bigint,
+  ) {
+    const bits = bitLength(N);
+    this.crt = new CrtPair(p * p, q * q);
+    this.halves = [p * p, q * q].map((m) => ({ m, g: new PowerCache(g % m, m, bits), h: new PowerCache(h % m, m, bits) }));
+  }
+  encrypt(msg: bigint): Pair {
+    const r = randomBelow(this.N);
+    const oneMN = 1n + mod(msg, this.N) * this.N;
+    const be = backend();
+    const [hp, hq] = this.halves.map(({ m, g, h }) => [g.pow(r), be.modMul(h.pow(r), oneMN % m, m)] as const);
+    return [this.crt.combine(hp![0], hq![0]), this.crt.combine(hp![1], hq![1])];
+  }
+}
 
 export type KernelName = keyof typeof kernels;
 

@@ -89,8 +89,10 @@ export class KeyServerCore implements KeyServerState {
     this.observer?.(protocol, values);
   }
 
+  /** Fresh encryptions by CRT: the key server knows p and q, so it works modulo p^2 and q^2. */
   async seal(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {
-    return this.pool ? this.pool.map<Pair>('encrypt', keyWire(pk), values) : (runKernel('encrypt', keyWire(pk), values) as Pair[]);
+    const shared = { ...keyWire(pk), p: this.msk.p, q: this.msk.q };
+    return this.pool ? this.pool.map<Pair>('encryptCrt', shared, values) : (runKernel('encryptCrt', shared, values) as Pair[]);
   }
 
   readonly handle: RequestHandler = async (method, body) => {
