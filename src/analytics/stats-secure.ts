@@ -71,12 +71,15 @@ export function validateQuery(q: StatsQuery): void {
     if (e.length < 2 || e.some((x, i) => i > 0 && !(x > e[i - 1]!))) throw new StatsQueryError('bin edges must be at least two, strictly increasing');
   }
   if (q.mechanism === 'gaussian' && !(q.delta !== undefined && q.delta > 0 && q.delta < 1)) throw new StatsQueryError('the Gaussian mechanism needs delta in (0, 1)');
+  // The classic calibration sigma = Delta sqrt(2 ln(1.25/delta)) / epsilon holds only for epsilon < 1.
+  if (q.mechanism === 'gaussian' && !(q.epsilon.num < q.epsilon.den)) throw new StatsQueryError('the Gaussian mechanism needs epsilon < 1');
   if (q.kind === 'mode' && q.mode !== 'pmdp') throw new StatsQueryError('the exponential mechanism (mode) runs in pmdp mode only');
   if (q.blocks !== undefined && (q.kind !== 'mean' || !Number.isInteger(q.blocks) || q.blocks < 2)) throw new StatsQueryError('blocks (sample-and-aggregate) is for mean queries, at least 2');
 }
 
-function spec(q: StatsQuery, sensitivity: bigint, epsilon: Rational): NoiseSpec {
-  return q.mechanism === 'laplace' ? laplaceSpec(sensitivity, epsilon) : gaussianSpec(sensitivity, epsilon, q.delta!);
+/** `share` of the query's budget: the mean spends half of epsilon and half of delta on each part. */
+function spec(q: StatsQuery, sensitivity: bigint, epsilon: Rational, share = 1): NoiseSpec {
+  return q.mechanism === 'laplace' ? laplaceSpec(sensitivity, epsilon) : gaussianSpec(sensitivity, epsilon, q.delta! * share);
 }
 
 /** Adds noise of the given specs under encryption, per the release mode. */
@@ -177,7 +180,7 @@ export async function secureStats(ctx: AliceContext, xs: Ciphertext[], q: StatsQ
       } else {
         const half = div(q.epsilon, rational(2n));
         values = [sum(clipped, pk), pk.trivial(BigInt(n))];
-        specs = [spec(q, maxClip > 0n ? maxClip : 1n, half), spec(q, 1n, half)];
+        specs = [spec(q, maxClip > 0n ? maxClip : 1n, half, 0.5), spec(q, 1n, half, 0.5)];
       }
       break;
     }
@@ -189,7 +192,8 @@ export async function secureStats(ctx: AliceContext, xs: Ciphertext[], q: StatsQ
     }
     case 'mode': {
       // Exponential mechanism as argmax(count_b + Gumbel(2 / epsilon)), in fixed point, compared
-      // securely (SMDM on the negated scores); the chosen index is the released output.
+      // securely (SMDM on the negated scores); the chosen index is the released output. The compute
+      // server also sees the running maximum's comparison outcomes on the noisy scores (README).
       const counts = await binCounts(ctx, xs, q.edges!, q.valueBits);
       const F = 16;
       const scale = (2 * 1) / toNumber(q.epsilon);

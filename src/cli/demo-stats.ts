@@ -72,7 +72,7 @@ export async function runStatsDemo(o: StatsDemoOptions) {
       mode: o.mode,
       blocks: o.blocks ?? null,
       budgetRemaining: r.budgetRemaining,
-      records: r.records,
+      records: flat.length,
       clip: [lo, hi],
       seconds,
     };

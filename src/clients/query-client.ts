@@ -77,7 +77,6 @@ export interface StatsAnswer {
   counts?: number[];
   /** mode: the bin the exponential mechanism chose. */
   choice?: number;
-  records: number;
   epsilon: number;
   mode: 'pmdp' | 'spmdp';
   budgetRemaining: Record<string, number>;
@@ -89,7 +88,6 @@ interface RawStats {
   fractionBits: number;
   divisor?: string;
   choice?: number;
-  records: number;
   epsilon: number;
   mode: 'pmdp' | 'spmdp';
   budgetRemaining: Record<string, number>;
@@ -128,7 +126,7 @@ export class QueryClient {
     const raw = await this.api.request<RawStats>('POST', '/v1/queries', req);
     const v = deserializeCiphertexts(Buffer.from(raw.released, 'base64'), this.sk.publicKey).map((c) => this.sk.decrypt(c));
     const scale = 2 ** raw.fractionBits;
-    const base = { kind: raw.kind, records: raw.records, epsilon: raw.epsilon, mode: raw.mode, budgetRemaining: raw.budgetRemaining };
+    const base = { kind: raw.kind, epsilon: raw.epsilon, mode: raw.mode, budgetRemaining: raw.budgetRemaining };
     switch (raw.kind) {
       case 'count':
         return { ...base, value: Number(v[0]!) };

@@ -34,9 +34,12 @@ export function deltaBits(b: DistanceBounds): number {
   return bitLength(4n * n2 * omegaBound(b) + 1n);
 }
 
-/** Bits of SDC's multiplier r, or a BudgetError when fewer than SIGMA remain. */
+/**
+ * Bits of SDC's multiplier r, or a BudgetError when fewer than SIGMA remain. A packed slot holds
+ * r |Delta'| + r' plus a sign offset, rho + dBits + 2 bits, and must fit in bits(N) - 2.
+ */
 export function sdcBlindBits(N: bigint, dBits: number): number {
-  const r = bitLength(N) - 3 - dBits;
+  const r = bitLength(N) - 4 - dBits;
   if (r < SIGMA) {
     throw new BudgetError(
       `comparison values need ${dBits} bits, leaving ${r} bits of blinding below N/2 (need ${SIGMA}); ` +

@@ -13,6 +13,10 @@ import { CiphermineError } from '../crypto/errors.js';
 import { RemoteError, statusOf, type RequestHandler, type Transport } from './transport.js';
 
 const WINDOW_MS = 120_000;
+/** How far ahead of ours the other server's clock may run. */
+const MAX_FUTURE_MS = 30_000;
+/** A protocol step on a large batch takes minutes at most; a silent peer must not hang a job. */
+const CALL_TIMEOUT_MS = 15 * 60_000;
 export const DEFAULT_BODY_LIMIT = 160 * 1024 * 1024;
 
 function mac(key: Uint8Array, ...parts: (string | Buffer)[]): string {
@@ -35,18 +39,18 @@ class Unauthenticated extends CiphermineError {
   }
 }
 
-/** Remembers nonces for the length of the clock window. */
+/**
+ * Remembers each nonce until its timestamp has left the window (nonce -> expiry), so a request
+ * cannot be replayed while its timestamp would still be accepted, whatever the clock skew.
+ */
 class ReplayGuard {
   private readonly seen = new Map<string, number>();
   check(nonce: string, ts: number): void {
     const now = Date.now();
-    if (!Number.isFinite(ts) || Math.abs(now - ts) > WINDOW_MS) throw new Unauthenticated('request timestamp outside the window');
-    for (const [n, t] of this.seen) {
-      if (t > now - WINDOW_MS) break;
-      this.seen.delete(n);
-    }
+    if (!Number.isFinite(ts) || ts < now - WINDOW_MS || ts > now + MAX_FUTURE_MS) throw new Unauthenticated('request timestamp outside the window');
+    for (const [n, expiry] of this.seen) if (expiry < now) this.seen.delete(n);
     if (this.seen.has(nonce)) throw new Unauthenticated('replayed request');
-    this.seen.set(nonce, now);
+    this.seen.set(nonce, ts + WINDOW_MS);
   }
 }
 
@@ -70,10 +74,14 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
   const guard = new ReplayGuard();
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, _req, reply) => {
+  // Error answers are MACed like replies, so nobody on the network can fake a failure.
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     const code = err.code ?? 'ERR_INTERNAL';
     const status = err instanceof CiphermineError ? statusOf(err) : (err.statusCode ?? 500);
-    reply.status(status).send({ code, message: err.message });
+    const body = Buffer.from(JSON.stringify({ code, message: status >= 500 ? 'internal error' : err.message }));
+    const nonce = String(req.headers['x-cm-nonce'] ?? '');
+    reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', nonce, sha(body)));
+    reply.status(status).type('application/json').send(body);
   });
   app.post<{ Params: { method: string } }>('/rpc/:method', async (req, reply) => {
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -113,9 +121,13 @@ export class HttpTransport implements Transport {
         'x-cm-signature': mac(this.hmacKey, 'request', method, ts, nonce, sha(body)),
       },
       body: body as unknown as BodyInit,
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
     const out = Buffer.from(await res.arrayBuffer());
+    const authentic = macEqual(String(res.headers.get('x-cm-signature') ?? ''), mac(this.hmacKey, 'reply', nonce, sha(out)));
     if (!res.ok) {
+      // An unauthenticated error (wrong channel key, or not from the key server) is reported as such.
+      if (!authentic && res.status !== 401) throw new RemoteError('ERR_UNAUTHENTICATED', `unauthenticated ${res.status} answer`, 502);
       let info: { code?: string; message?: string } = {};
       try {
         info = JSON.parse(out.toString('utf8'));
@@ -124,9 +136,7 @@ export class HttpTransport implements Transport {
       }
       throw new RemoteError(info.code ?? 'ERR_REMOTE', info.message ?? `key server answered ${res.status}`, res.status);
     }
-    if (!macEqual(String(res.headers.get('x-cm-signature') ?? ''), mac(this.hmacKey, 'reply', nonce, sha(out)))) {
-      throw new RemoteError('ERR_UNAUTHENTICATED', 'reply signature does not verify', 502);
-    }
+    if (!authentic) throw new RemoteError('ERR_UNAUTHENTICATED', 'reply signature does not verify', 502);
     return out;
   }
 }

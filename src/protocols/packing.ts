@@ -21,15 +21,25 @@ export function packCount(N: bigint, slotBits: number, values: number): number {
   return Math.ceil(values / slotsPerPack(N, slotBits));
 }
 
-/** The `count` slot values of decrypted packs, in order. */
-export function unpack(packs: readonly bigint[], N: bigint, slotBits: number, count: number): bigint[] {
+/**
+ * The `count` slot values of decrypted packs, in order. Every slot must lie in [low, high): the
+ * senders size slots with a spare guard bit, so a value outside its declared range (an owner who
+ * encoded beyond maxAbs) shows up here as an error instead of silently corrupting its neighbours.
+ */
+export function unpack(packs: readonly bigint[], N: bigint, slotBits: number, count: number, low = 0n, high = 1n << BigInt(slotBits - 1)): bigint[] {
   const per = slotsPerPack(N, slotBits);
   if (packs.length !== Math.ceil(count / per)) throw new ProtocolError('pack count does not match the value count');
   const mask = (1n << BigInt(slotBits)) - 1n;
   const out: bigint[] = [];
   for (let p = 0; p < packs.length; p++) {
     let v = packs[p]!;
-    for (let s = 0; s < per && out.length < count; s++, v >>= BigInt(slotBits)) out.push(v & mask);
+    const used = Math.min(per, count - p * per);
+    if (v >> BigInt(used * slotBits) !== 0n) throw new ProtocolError('a packed value exceeds its declared range');
+    for (let s = 0; s < used; s++, v >>= BigInt(slotBits)) {
+      const x = v & mask;
+      if (x < low || x >= high) throw new ProtocolError('a packed value exceeds its declared range');
+      out.push(x);
+    }
   }
   return out;
 }

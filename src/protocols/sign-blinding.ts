@@ -64,7 +64,10 @@ export async function openSigns(state: KeyServerState, protocol: string, body: U
   const N = pk!.params.N;
   if (elements.length !== 2 * packCount(N, header.slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
   const offset = 1n << BigInt(header.slotBits - 1);
-  const values = unpack(await state.open(`${protocol}-pack`, pk!, pairsOf(elements)), N, header.slotBits, header.count).map((u) => u - offset);
+  // u = s (r D' + r') + 2^(l-1) lies strictly between 2^(l-2) and 3 2^(l-2)
+  const quarter = 1n << BigInt(header.slotBits - 2);
+  const packs = await state.open(`${protocol}-pack`, pk!, pairsOf(elements));
+  const values = unpack(packs, N, header.slotBits, header.count, quarter, 3n * quarter).map((u) => u - offset);
   state.observe(protocol, values.map((x) => (x < 0n ? N + x : x)));
   return { pk: pk!, values };
 }

@@ -183,7 +183,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     checkCiphertextTag(deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id }, 'hmac-tag'), context, bytes, b.tag);
     const cts = deserializeCiphertexts(bytes, deserializePublicKey(owner.bcpPublicKey, params));
     if (cts.length !== b.rows * d.columns.length) throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${b.rows} rows x ${d.columns.length} columns`);
-    const existing = store.chunks(id).find((c) => c.idx === idx)?.rows ?? 0;
+    const existing = store.chunkRows(id, idx);
     if (store.uploadedRows(id) - existing + b.rows > d.rows) throw badRequest(`more rows than the ${d.rows} declared`);
     store.putChunk(id, idx, b.rows, envelope, b.tag);
     return { ok: true, uploadedRows: store.uploadedRows(id) };
@@ -210,7 +210,13 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     return { ok: true };
   });
 
-  app.get('/v1/datasets', async (req) => ({ datasets: store.datasetsVisibleTo(auth(req)) }));
+  // A query client does not see row counts: DP releases protect the addition or removal of a record
+  // only while the recipient does not know the exact count.
+  app.get('/v1/datasets', async (req) => {
+    const party = auth(req);
+    const list = store.datasetsVisibleTo(party);
+    return { datasets: party.role === 'owner' ? list : list.map(({ rows: _rows, epsilonSpentMicro: _s, ...d }) => d) };
+  });
 
   app.post('/v1/jobs', async (req, reply) => {
     const client = auth(req, 'client');

@@ -9,7 +9,7 @@ import type { KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { FixedPointCodec, bitLength, deserializePublicKey, serializeCiphertexts, type BcpParams, type Ciphertext } from '../crypto/index.js';
 import { parseRational } from '../crypto/noise/rational.js';
-import { sctBounded, type AliceContext } from '../protocols/index.js';
+import { sctBounded, sdcBlindBits, type AliceContext } from '../protocols/index.js';
 import { secureStats, validateQuery, type NoiseControl, type StatsQuery } from '../analytics/stats-secure.js';
 import { readDataset } from './dataset-reader.js';
 import type { Party, Store } from './store.js';
@@ -82,6 +82,8 @@ export function registerStatsEndpoint(app: FastifyInstance, deps: StatsEndpointD
     };
     try {
       validateQuery(q);
+      // the secure comparisons must fit before any budget is spent
+      sdcBlindBits(params.N, q.valueBits + 6);
     } catch (e) {
       throw badRequest((e as Error).message);
     }
@@ -108,7 +110,6 @@ export function registerStatsEndpoint(app: FastifyInstance, deps: StatsEndpointD
       fractionBits: f,
       divisor: r.divisor?.toString(),
       choice: r.choice,
-      records: r.records,
       epsilon: micro / 1e6,
       mode: b.mode,
       budgetRemaining: Object.fromEntries(

@@ -177,6 +177,12 @@ export class Store {
     }>;
   }
 
+  /** Rows of one stored chunk (0 when absent), without reading the envelopes. */
+  chunkRows(datasetId: string, idx: number): number {
+    const r = this.db.prepare('SELECT rows FROM chunks WHERE dataset_id = ? AND idx = ?').get(datasetId, idx) as { rows: number } | undefined;
+    return r?.rows ?? 0;
+  }
+
   uploadedRows(datasetId: string): number {
     const r = this.db.prepare('SELECT COALESCE(SUM(rows), 0) AS n FROM chunks WHERE dataset_id = ?').get(datasetId) as { n: number };
     return r.n;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBelow, toSigned, type Ciphertext } from '../../src/crypto/index.js';
 import {
   sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, secureArgmin, deltaBits, checkDistanceBudget,
-  BudgetError,
+  BudgetError, unpack,
 } from '../../src/protocols/index.js';
 import { harness, type Harness } from './harness.js';
 import { randomSigned } from '../helpers.js';
@@ -124,6 +124,21 @@ describe('bit budgets', () => {
     checkDistanceBudget(N, { maxAbs: 1n << 20n, dims: 4, maxCount: 150 });
     assert.throws(() => checkDistanceBudget(1n << 200n, { maxAbs: 1n << 60n, dims: 13, maxCount: 100000 }), BudgetError);
     assert.ok(deltaBits({ maxAbs: 1n << 20n, dims: 4, maxCount: 150 }) < 200);
+  });
+
+  it('SDC works at the edge of the budget (blinding between 40 and 64 bits, one slot per pack)', async () => {
+    const h = await harness('memory');
+    const pk = h.owner.publicKey;
+    const dBits = pk.params.bits - 4 - 50;
+    const got = await secureCompare(h.alice, [{ omegaA: pk.encrypt(3n), omegaB: pk.encrypt(5n), sizeA: 1n, sizeB: 1n }, { omegaA: pk.encrypt(5n), omegaB: pk.encrypt(3n), sizeA: 1n, sizeB: 1n }], dBits);
+    assert.deepEqual(got, [true, false]);
+  });
+
+  it('unpacking refuses slots outside their declared range instead of corrupting neighbours', () => {
+    const N = (1n << 511n) + 1n;
+    assert.deepEqual(unpack([(5n << 10n) | 7n], N, 10, 2), [7n, 5n]);
+    assert.throws(() => unpack([(600n << 10n) | 7n], N, 10, 2), /declared range/);
+    assert.throws(() => unpack([1n << 25n], N, 10, 2), /declared range/);
   });
 
   it('SDC refuses when the comparison values leave too little room', async () => {
