@@ -31,9 +31,15 @@ export async function sct(ctx: AliceContext, cs: readonly Ciphertext[], to: BcpP
   return reply.map((c, i) => add(c, to.trivial(mod(-rs[i]!, N))));
 }
 
-const schema = z.object({ from: fingerprint, to: fingerprint, count: z.number().int().nonnegative() });
+const schema = z.object({
+  from: fingerprint,
+  to: fingerprint,
+  count: z.number().int().nonnegative(),
+  slotBits: z.number().int().min(2).max(16_384).optional(),
+});
 
-export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
+/** Bob's common first step of both SCTs: the two registered keys and the elements under `from`. */
+function decodeTransfer(state: KeyServerState, body: Uint8Array) {
   let from: BcpPublicKey | undefined;
   let to: BcpPublicKey | undefined;
   const { header, elements } = decodeMessage(body, schema, (h) => {
@@ -41,9 +47,14 @@ export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Pro
     to = state.key(h.to);
     return { elementBytes: from.params.elementBytes, modulus: from.params.N2 };
   });
-  if (elements.length !== 2 * header.count) throw new ProtocolError('element count does not match the header');
-  const values = await state.open('sct', from!, pairsOf(elements));
-  return encodeReply(await state.seal(to!, values), to!.params.elementBytes);
+  return { header, elements, from: from!, to: to! };
+}
+
+export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
+  const { header, elements, from, to } = decodeTransfer(state, body);
+  if (header.slotBits !== undefined || elements.length !== 2 * header.count) throw new ProtocolError('element count does not match the header');
+  const values = await state.open('sct', from, pairsOf(elements));
+  return encodeReply(await state.seal(to, values), to.params.elementBytes);
 }
 
 /**
@@ -67,19 +78,12 @@ export async function sctBounded(ctx: AliceContext, cs: readonly Ciphertext[], t
   return reply.map((c, i) => add(c, to.trivial(mod(-blinds[i]!, to.params.N))));
 }
 
-const packedSchema = z.object({ from: fingerprint, to: fingerprint, count: z.number().int().nonnegative(), slotBits: z.number().int().min(2).max(16_384) });
-
 export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
-  let from: BcpPublicKey | undefined;
-  let to: BcpPublicKey | undefined;
-  const { header, elements } = decodeMessage(body, packedSchema, (h) => {
-    from = state.key(h.from);
-    to = state.key(h.to);
-    return { elementBytes: from.params.elementBytes, modulus: from.params.N2 };
-  });
-  const N = from!.params.N;
-  if (elements.length !== 2 * packCount(N, header.slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
-  const values = unpack(await state.open('sct-pack', from!, pairsOf(elements)), N, header.slotBits, header.count);
+  const { header, elements, from, to } = decodeTransfer(state, body);
+  const slotBits = header.slotBits;
+  const N = from.params.N;
+  if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
+  const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count);
   state.observe('sct-packed', values);
-  return encodeReply(await state.seal(to!, values), to!.params.elementBytes);
+  return encodeReply(await state.seal(to, values), to.params.elementBytes);
 }

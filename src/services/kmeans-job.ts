@@ -56,11 +56,6 @@ export class KMeansJobRunner {
     await Promise.allSettled(this.running.values());
   }
 
-  /** Resolves when the job has finished (for tests and the demo). */
-  async settled(jobId: string): Promise<void> {
-    await this.running.get(jobId);
-  }
-
   private async runWithRetry(jobId: string): Promise<void> {
     const { store } = this.o;
     let waitingSince: number | undefined;
