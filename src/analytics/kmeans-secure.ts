@@ -1,7 +1,7 @@
 /**
  * k-means under multiple keys, the compute server's loop (seed 000 section 4.2, DESIGN.md section 5).
- * Input: every record already moved to the job key pk_c. Each iteration runs SDM for all (record,
- * cluster), SMDM per record, then sets the assignment V and sizes |c_j| in the clear (the compute
+ * Input: every record already moved to the job key pk_c. Each iteration computes the distances for
+ * all (record, cluster) (shared-record distances for KMS-form records, else SDM), SMDM per record, then sets the assignment V and sizes |c_j| in the clear (the compute
  * server learns them, as in the seed) and sums the members' ciphertexts homomorphically. It stops when
  * V repeats or at maxIter; an empty cluster keeps its last sum and size. The state after every
  * iteration is handed to `onCheckpoint`, and a run can resume from such a checkpoint.
@@ -12,6 +12,9 @@ import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocol
 import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
 import { CiphermineError } from '../crypto/errors.js';
+import { bitLength } from '../crypto/bigint.js';
+import { innerDistances, shareRecords, type RecordShare } from '../protocols/inner-distances.js';
+import { RemoteError } from '../protocols/transport.js';
 
 export interface SecureCheckpoint {
   /** Iterations completed. */
@@ -40,6 +43,13 @@ export interface SecureKMeansOptions {
   /** Records per SDM + SMDM pass: bounds the memory of one iteration (default 1024). */
   chunkRecords?: number;
   onCheckpoint?: (cp: SecureCheckpoint) => void | Promise<void>;
+  /**
+   * The key server's share of KMS-form records (protocols/inner-distances.ts), made while converting
+   * them; when absent or lost (a restart), the records are shared again before the next chunk.
+   */
+  share?: RecordShare;
+  /** |encoded value| < 2^valueBits, for sharing again (default: from maxAbs). */
+  valueBits?: number;
 }
 
 export class KMeansInputError extends CiphermineError {
@@ -72,21 +82,49 @@ function memberSums(records: readonly (readonly Ciphertext[])[], assignments: re
   ];
 }
 
-/** SDM + SMDM in chunks of records, so the distances of only one chunk are alive at a time. */
+/**
+ * Distances + SMDM in chunks of records, so the distances of only one chunk are alive at a time.
+ * KMS-form records (a converted job) use the shared-record distances; others the seed's SDM.
+ */
 async function assign(
   ctx: AliceContext,
   records: readonly (readonly Ciphertext[])[],
   cp: SecureCheckpoint,
   bounds: DistanceBounds,
   dBits: number,
-  chunk: number,
+  opts: SecureKMeansOptions,
 ): Promise<number[]> {
+  const chunk = opts.chunkRecords ?? 1024;
+  const shared = records[0]!.every((c) => c.A === 1n);
   const out: number[] = [];
   for (let i = 0; i < records.length; i += chunk) {
-    const omegas = await secureDistances(ctx, records.slice(i, i + chunk), cp.sums, cp.sizes, bounds);
+    const rows = records.slice(i, i + chunk);
+    const omegas = shared
+      ? await sharedDistances(ctx, records, i, rows, cp, bounds, opts)
+      : await secureDistances(ctx, rows, cp.sums, cp.sizes, bounds);
     out.push(...(await secureArgmin(ctx, omegas, cp.sizes, dBits)));
   }
   return out;
+}
+
+async function sharedDistances(
+  ctx: AliceContext,
+  records: readonly (readonly Ciphertext[])[],
+  first: number,
+  rows: readonly (readonly Ciphertext[])[],
+  cp: SecureCheckpoint,
+  bounds: DistanceBounds,
+  opts: SecureKMeansOptions,
+): Promise<Ciphertext[][]> {
+  const valueBits = opts.valueBits ?? bitLength(opts.maxAbs) + 1;
+  opts.share ??= await shareRecords(ctx, records, valueBits);
+  try {
+    return await innerDistances(ctx, opts.share, first, rows, cp.sums, cp.sizes, bounds);
+  } catch (e) {
+    if (!(e instanceof RemoteError && e.code === 'ERR_UNKNOWN_SHARE')) throw e;
+    opts.share = await shareRecords(ctx, records, valueBits);
+    return innerDistances(ctx, opts.share, first, rows, cp.sums, cp.sizes, bounds);
+  }
 }
 
 export async function secureKMeans(
@@ -108,7 +146,7 @@ export async function secureKMeans(
     sums: opts.initIndices.map((i) => [...records[i]!]),
   };
   while (cp.iteration < opts.maxIter) {
-    const assignments = await assign(ctx, records, cp, bounds, dBits, opts.chunkRecords ?? 1024);
+    const assignments = await assign(ctx, records, cp, bounds, dBits, opts);
     const prev = cp.assignments;
     if (prev && assignments.every((j, i) => j === prev[i])) {
       return { sums: cp.sums, sizes: cp.sizes, assignments, iterations: cp.iteration + 1, converged: true };

@@ -10,6 +10,7 @@ import { Ciphertext } from './ciphertext.js';
 import { backend } from './backends.js';
 import { bitLength, mod, randomBelow } from './bigint.js';
 import { CrtPair } from './crt.js';
+import { KmsEncryptor, KmsRerandomizer } from './kms-paillier.js';
 
 export interface KeyWire {
   N: bigint;
@@ -37,6 +38,10 @@ function cached<T>(key: string, make: () => T): T {
   return v;
 }
 
+function rerandomizer(N: bigint): KmsRerandomizer {
+  return cached(`kms-re:${N}`, () => new KmsRerandomizer(N));
+}
+
 function publicKey(w: KeyWire): BcpPublicKey {
   const params = cached(`pp:${w.N}:${w.g}`, () => new BcpParams(w.N, w.g));
   return cached(`pk:${w.N}:${w.g}:${w.h}`, () => new BcpPublicKey(params, w.h));
@@ -52,6 +57,47 @@ export const kernels = {
     return items.map((m) => {
       const c = pk.encrypt(m);
       return [c.A, c.B];
+    });
+  },
+  /**
+   * The compute server's blinding encryptions inside protocols: a BCP encryption whose B also gets a
+   * fresh h_N^rho', so nothing the key server made (KMS-form randomness) comes back recognisable.
+   */
+  blindEncrypt(shared: KeyWire, items: bigint[]): Pair[] {
+    const pk = publicKey(shared);
+    const re = rerandomizer(pk.params.N);
+    const N2 = pk.params.N2;
+    return items.map((m) => {
+      const c = pk.encrypt(m);
+      return [c.A, backend().modMul(c.B, re.factor(), N2)];
+    });
+  },
+  /** KMS-form encryptions by the key server (kms-paillier.ts): one group element each. */
+  encryptKms(shared: { N: bigint; p: bigint; q: bigint }, items: bigint[]): bigint[] {
+    const enc = cached(`kms-enc:${shared.N}`, () => new KmsEncryptor(shared.N, shared.p, shared.q));
+    return items.map((m) => enc.encrypt(m));
+  },
+  /**
+   * The compute server's unblinding of the shared-record distances (inner-distances.ts), per record
+   * i and cluster j, all in KMS form (B components only):
+   *   z_ij * prod_d x_id^(-t_jd) * prod_d wInv_jd^(c_id) * sigma_j * (1 + (-<c_i, t_j>) N).
+   */
+  innerUnblind(
+    shared: { N: bigint; wInv: bigint[][]; t: bigint[][]; sigma: bigint[] },
+    items: Array<{ z: bigint[]; x: bigint[]; c: bigint[] }>,
+  ): bigint[][] {
+    const { N, wInv, t, sigma } = shared;
+    const N2 = N * N;
+    const be = backend();
+    return items.map(({ z, x, c }) => {
+      const xInv = x.map((b) => be.modInverse(b, N2));
+      return z.map((zj, j) => {
+        let ct = 0n;
+        for (let d = 0; d < c.length; d++) ct += c[d]! * t[j]![d]!;
+        const prod = be.multiPow([...xInv, ...wInv[j]!], [...t[j]!, ...c], N2);
+        const fixed = be.modMul(be.modMul(zj, sigma[j]!, N2), 1n + mod(-ct, N) * N, N2);
+        return be.modMul(prod, fixed, N2);
+      });
     });
   },
   decrypt(shared: KeyWire & { a: bigint }, items: Pair[]): bigint[] {
@@ -77,27 +123,34 @@ export const kernels = {
         bs.push(e < 0n ? be.modInverse(b, N2) : b);
         es.push(e < 0n ? -e : e);
       }
-      return [be.multiPow(as, es, N2), be.multiPow(bs, es, N2)];
+      // KMS-form operands (A = 1 throughout) stay one element.
+      const A = as.every((a) => a === 1n) ? 1n : be.multiPow(as, es, N2);
+      return [A, be.multiPow(bs, es, N2)];
     });
   },
   /**
    * Packs ciphertexts of small values into one: Horner over the slots, slot 0 least significant,
    * each step raising to 2^slotBits, then adds a fresh encryption of the constant (the blinding of
-   * all slots), which also rerandomises the pack.
+   * all slots) and a fresh h_N^rho', which rerandomise the pack (kms-paillier.ts).
    */
   pack(shared: KeyWire & { slotBits: number }, items: Array<{ slots: Pair[]; constant: bigint }>): Pair[] {
     const pk = publicKey(shared);
     const N2 = pk.params.N2;
     const be = backend();
     const shift = 1n << BigInt(shared.slotBits);
+    const re = rerandomizer(pk.params.N);
     return items.map(({ slots, constant }) => {
       let [A, B] = slots[slots.length - 1]!;
+      const kmsOnly = slots.every(([a]) => a === 1n);
       for (let i = slots.length - 2; i >= 0; i--) {
-        A = be.modMul(be.modPow(A, shift, N2), slots[i]![0], N2);
+        if (!kmsOnly) A = be.modMul(be.modPow(A, shift, N2), slots[i]![0], N2);
         B = be.modMul(be.modPow(B, shift, N2), slots[i]![1], N2);
       }
-      const c = pk.encrypt(mod(constant, pk.params.N));
-      return [be.modMul(A, c.A, N2), be.modMul(B, c.B, N2)];
+      const m = mod(constant, pk.params.N);
+      // KMS-form slots stay one element: the constant goes in as (1 + mN), the fresh randomness as h_N^rho'.
+      if (kmsOnly) return [1n, be.modMul(be.modMul(B, 1n + m * pk.params.N, N2), re.factor(), N2)];
+      const c = pk.encrypt(m);
+      return [be.modMul(A, c.A, N2), be.modMul(be.modMul(B, c.B, N2), re.factor(), N2)];
     });
   },
   /**

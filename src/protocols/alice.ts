@@ -16,9 +16,9 @@ export interface AliceContext {
   pool?: WorkerPool;
 }
 
+/** Fresh blinding encryptions (kernel blindEncrypt: BCP times a fresh h_N^rho'). */
 export async function encryptAll(ctx: AliceContext, pk: BcpPublicKey, ms: readonly bigint[]): Promise<Ciphertext[]> {
-  if (!ctx.pool) return pk.encryptBatch(ms);
-  const pairs = await ctx.pool.map<Pair>('encrypt', keyWire(pk), ms);
+  const pairs = await kernel<Pair>(ctx, 'blindEncrypt', keyWire(pk), ms);
   return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
 }
 

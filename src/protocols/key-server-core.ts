@@ -18,6 +18,8 @@ import { signKeyServer } from './sdc.js';
 import { squareSumKeyServer } from './sdm.js';
 import { lessThanKeyServer } from './slt.js';
 import { noiseShareKeyServer } from './noise-share.js';
+import { innerKeyServer, shareKeyServer } from './inner-distances.js';
+import { ShareStore } from './share-store.js';
 
 export class UnknownKeyError extends CiphermineError {
   constructor(fp: string) {
@@ -39,6 +41,7 @@ export class KeyServerCore implements KeyServerState {
   /** Job keys (pk_c, sk_c): made here so sk_c never leaves the key server (DESIGN.md 3.1). */
   private readonly jobKeys = new Map<string, BcpSecretKey>();
   observer: DecryptionObserver | undefined;
+  readonly shares = new ShareStore();
 
   constructor(
     readonly msk: BcpMasterKey,
@@ -95,6 +98,17 @@ export class KeyServerCore implements KeyServerState {
     return this.pool ? this.pool.map<Pair>('encryptCrt', shared, values) : (runKernel('encryptCrt', shared, values) as Pair[]);
   }
 
+  /**
+   * KMS form only for job keys: their secret never leaves the key server and everything under
+   * them is opened with the master key; a client's key must get real BCP ciphertexts.
+   */
+  async sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {
+    if (!this.jobKeys.has(pk.fingerprint)) throw new CiphermineError('ERR_NOT_JOB_KEY', 'KMS-form answers are only for job keys');
+    const shared = { N: pk.params.N, p: this.msk.p, q: this.msk.q };
+    const cs = this.pool ? await this.pool.map<bigint>('encryptKms', shared, values) : (runKernel('encryptKms', shared, values) as bigint[]);
+    return cs.map((c) => [1n, c]);
+  }
+
   readonly handle: RequestHandler = async (method, body) => {
     switch (method) {
       case 'sct':
@@ -107,6 +121,10 @@ export class KeyServerCore implements KeyServerState {
         return squareKeyServer(this, body);
       case 'sign':
         return signKeyServer(this, body);
+      case 'share':
+        return shareKeyServer(this, body);
+      case 'inner':
+        return innerKeyServer(this, body);
       case 'square-sum':
         return squareSumKeyServer(this, body);
       case 'lt':

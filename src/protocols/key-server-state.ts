@@ -5,6 +5,7 @@
  */
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import type { Pair } from '../crypto/kernels.js';
+import type { ShareStore } from './share-store.js';
 
 export interface KeyServerState {
   key(fingerprint: string): BcpPublicKey;
@@ -14,6 +15,10 @@ export interface KeyServerState {
   observe(protocol: string, values: readonly bigint[]): void;
   /** Fresh encryptions of a batch of residues. */
   seal(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]>;
+  /** Fresh KMS-form encryptions (kms-paillier.ts), for job keys only: (1, c) pairs. */
+  sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]>;
+  /** Shared records of running jobs (share-store.ts). */
+  readonly shares: ShareStore;
 }
 
 export function pairsOf(elements: readonly bigint[]): Pair[] {

@@ -41,7 +41,7 @@ export class InMemoryTransport implements Transport {
 export function statusOf(e: unknown): number {
   const code = (e as { code?: string }).code ?? '';
   if (code === 'ERR_UNAUTHENTICATED') return 401;
-  if (code === 'ERR_UNKNOWN_KEY' || code === 'ERR_UNKNOWN_METHOD') return 404;
+  if (code === 'ERR_UNKNOWN_KEY' || code === 'ERR_UNKNOWN_METHOD' || code === 'ERR_UNKNOWN_SHARE') return 404;
   if (code === 'ERR_TOO_LARGE') return 413;
   return code.startsWith('ERR_') && code !== 'ERR_INTERNAL' && code !== 'ERR_WORKER' ? 400 : 500;
 }

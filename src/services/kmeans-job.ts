@@ -13,6 +13,7 @@ import {
 } from '../crypto/index.js';
 import { sct, sctBounded, RemoteError, type AliceContext } from '../protocols/index.js';
 import { secureKMeans, type SecureCheckpoint } from '../analytics/kmeans-secure.js';
+import { newShareId, type RecordShare } from '../protocols/inner-distances.js';
 import type { Store, DatasetRow, JobRow } from './store.js';
 import { readDataset } from './dataset-reader.js';
 
@@ -107,7 +108,7 @@ export class KMeansJobRunner {
     const jobKey = deserializePublicKey(job.jobKey!, params);
     const datasets = job.spec.datasets.map((id) => store.dataset(id)!);
     const dims = datasets[0]!.columns.length;
-    const records = await this.timed(job, 'conversion', () => this.convert(job, datasets, jobKey));
+    const { records, share } = await this.timed(job, 'conversion', () => this.convert(job, datasets, jobKey));
     const rows: Ciphertext[][] = [];
     for (let i = 0; i < records.length; i += dims) rows.push(records.slice(i, i + dims));
     const saved = store.latestCheckpoint(jobId);
@@ -128,6 +129,8 @@ export class KMeansJobRunner {
         maxIter: job.spec.maxIter,
         initIndices: job.spec.initIndices,
         maxAbs,
+        valueBits: bitLength(maxAbs),
+        share,
         resumeFrom,
         onCheckpoint: (cp) => {
           store.saveCheckpoint(jobId, {
@@ -165,24 +168,37 @@ export class KMeansJobRunner {
     });
   }
 
-  /** Every value of every dataset, in dataset and row order, under the job key. */
-  private async convert(job: JobRow, datasets: DatasetRow[], jobKey: BcpPublicKey): Promise<Ciphertext[]> {
+  /**
+   * Every value of every dataset, in dataset and row order, under the job key in KMS form. A fresh
+   * conversion also leaves the key server a share of the records (inner-distances.ts); after a
+   * restart the saved records are shared again by the k-means loop.
+   */
+  private async convert(job: JobRow, datasets: DatasetRow[], jobKey: BcpPublicKey): Promise<{ records: Ciphertext[]; share?: RecordShare }> {
     const { store, alice, params, x25519 } = this.o;
     const saved = store.jobRecords(job.id);
-    if (saved) return deserializeCiphertexts(saved, jobKey, 1 << 24);
+    if (saved) return { records: deserializeCiphertexts(saved, jobKey, 1 << 24) };
+    const share: RecordShare = { id: newShareId(), blinds: [] };
+    const inputs = datasets.map((d) => ({
+      valueBits: bitLength(new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded),
+      cts: readDataset(store, d, params, x25519),
+    }));
+    let offset = 0;
     // Datasets convert concurrently, so one's blinding overlaps another's round trip.
     const perDataset = await Promise.all(
-      datasets.map(async (d) => {
-        const valueBits = bitLength(new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded);
-        const cts = readDataset(store, d, params, x25519);
+      inputs.map(async ({ valueBits, cts }) => {
+        const start = offset;
+        offset += cts.length;
         const converted: Ciphertext[] = [];
-        for (let i = 0; i < cts.length; i += SCT_CHUNK) converted.push(...(await sctBounded(alice, cts.slice(i, i + SCT_CHUNK), jobKey, valueBits)));
+        for (let i = 0; i < cts.length; i += SCT_CHUNK) {
+          const opts = { kms: true, share: { ...share, offset: start + i } };
+          converted.push(...(await sctBounded(alice, cts.slice(i, i + SCT_CHUNK), jobKey, valueBits, opts)));
+        }
         return converted;
       }),
     );
-    const out = perDataset.flat();
-    store.saveJobRecords(job.id, serializeCiphertexts(jobKey, out));
-    return out;
+    const records = perDataset.flat();
+    store.saveJobRecords(job.id, serializeCiphertexts(jobKey, records));
+    return { records, share };
   }
 }
 

@@ -4,8 +4,9 @@ import { readFileSync } from 'node:fs';
 import { FixedPointCodec, keyGen, randomBelow } from '../../src/crypto/index.js';
 import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { secureKMeans, KMeansInputError } from '../../src/analytics/kmeans-secure.js';
+import { newShareId, type RecordShare } from '../../src/protocols/inner-distances.js';
 import { parseNumericCsv } from '../../src/clients/csv.js';
-import { sct } from '../../src/protocols/index.js';
+import { sct, sctBounded } from '../../src/protocols/index.js';
 import { harness } from '../protocols/harness.js';
 import { testSystem } from '../helpers.js';
 
@@ -78,6 +79,39 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     const plain = lloyd(data, init, 20);
     assert.deepEqual(secure.assignments, plain.assignments);
     assert.deepEqual(secure.sums.map((s) => s.map((c) => h.owner.decrypt(c))), plain.sums);
+  });
+
+  it('KMS-form records with a key-server share (the service path), share lost mid-run, k = 4, negatives', async () => {
+    const h = await harness('memory');
+    const centres = [[-50, -50, 0], [50, -50, 10], [-50, 50, -10], [50, 50, 0]];
+    const data: bigint[][] = [];
+    for (let i = 0; i < 80; i++) data.push(centres[i % 4]!.map((x) => BigInt(x * 16) + randomBelow(400n) - 200n));
+    const jobKey = h.core.createJobKey();
+    const share: RecordShare = { id: newShareId(), blinds: [] };
+    const flat = await sctBounded(h.alice, data.flat().map((x) => h.owner.publicKey.encrypt(x)), jobKey, 11, { kms: true, share: { ...share, offset: 0 } });
+    assert.ok(flat.every((c) => c.A === 1n));
+    const records = data.map((_, i) => flat.slice(i * 3, i * 3 + 3));
+    const init = [0, 1, 2, 3];
+    let evicted = false;
+    let reshared = 0;
+    h.core.observer = (protocol) => void (protocol === 'share' && reshared++);
+    const secure = await secureKMeans(h.alice, records, {
+      k: 4, maxIter: 20, initIndices: init, maxAbs: 2000n, valueBits: 11, chunkRecords: 30, share,
+      // After the first iteration the key server loses the share (40 newer sets push it out): the
+      // loop must share again and go on.
+      onCheckpoint: (cp) => {
+        if (cp.iteration !== 1) return;
+        for (let i = 0; i < 40; i++) h.core.shares.put(newShareId(), jobKey.fingerprint, 0, [1n]);
+        evicted = true;
+      },
+    });
+    const plain = lloyd(data, init, 20);
+    assert.deepEqual(secure.assignments, plain.assignments);
+    assert.deepEqual(secure.sizes, plain.sizes);
+    assert.equal(secure.iterations, plain.iterations);
+    assert.ok(evicted && secure.iterations >= 2 && reshared > 0);
+    const msk = testSystem(512).msk;
+    assert.deepEqual(secure.sums.map((s) => s.map((c) => msk.decrypt(c))), plain.sums);
   });
 
   it('refuses k larger than the record count and bad initial indices', async () => {

@@ -4,8 +4,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, differenceBits, sdcMultiplierBits } from '../../src/protocols/index.js';
-import { randomBelow } from '../../src/crypto/index.js';
+import { sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, differenceBits, sdcMultiplierBits, innerDistances, newShareId } from '../../src/protocols/index.js';
+import { add, randomBelow } from '../../src/crypto/index.js';
 import { harness, ksSameDistribution, type Harness } from './harness.js';
 
 const BATCH = 300;
@@ -65,6 +65,37 @@ describe('leakage: the key server sees data-independent values', () => {
       assert.ok(ku.same, `not uniform: KS ${ku.d} > ${ku.critical}`);
     });
   }
+
+  it('shared-record distances: the share and the per-chunk centroid values are data-independent (KS, alpha 0.001)', async () => {
+    const pk = h.owner.publicKey;
+    const D = 1n << 30n;
+    const bounds = { maxAbs: D, maxCount: 4 };
+    // Blinds are uniform in [0, 2^(v + 40)) above 2^v, v = 31 for records and bits(2 n^2 D) for centroids.
+    const shareScale = 1n << 72n;
+    const centroidScale = 1n << BigInt(BigInt(2n * 16n * D).toString(2).length + 41);
+    const views = async (x: bigint) => {
+      const jobKey = h.core.createJobKey();
+      const share = { id: newShareId(), blinds: [] as bigint[] };
+      seen.clear();
+      const flat = await sctBounded(h.alice, Array.from({ length: 2 * BATCH }, () => pk.encrypt(x)), jobKey, 31, { kms: true, share: { ...share, offset: 0 } });
+      const shareView = (seen.get('sct-packed') ?? []).map((v) => Number((v * 1_000_000n) / shareScale) / 1_000_000);
+      const records = Array.from({ length: BATCH }, (_, i) => flat.slice(2 * i, 2 * i + 2));
+      seen.clear();
+      for (let c = 0; c < 40; c++) {
+        const sums = [records[0]!, records[1]!].map((r) => r.map((v) => add(add(v, v), add(v, v))));
+        await innerDistances(h.alice, share, c, records.slice(c, c + 1), sums, [4n, 4n], bounds);
+      }
+      const innerView = (seen.get('inner') ?? []).map((v) => Number((v * 1_000_000n) / centroidScale) / 1_000_000);
+      return { shareView, innerView };
+    };
+    const a = await views(0n);
+    const b = await views(D - 1n);
+    for (const key of ['shareView', 'innerView'] as const) {
+      assert.ok(a[key].length >= 300 && a[key].length === b[key].length, `${key}: ${a[key].length} values`);
+      const ks = ksSameDistribution(a[key], b[key]);
+      assert.ok(ks.same, `${key}: KS statistic ${ks.d} exceeds ${ks.critical}`);
+    }
+  });
 
   it('negative control: the KS test does reject views that depend on the data', () => {
     // What Bob would see without blinding: the plaintexts themselves, scaled the same way.

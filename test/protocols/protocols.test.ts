@@ -1,9 +1,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBelow, toSigned, type Ciphertext } from '../../src/crypto/index.js';
+import { add, randomBelow, toSigned, type Ciphertext } from '../../src/crypto/index.js';
 import {
   sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, secureArgmin, deltaBits, checkDistanceBudget,
-  BudgetError, unpack,
+  BudgetError, unpack, innerDistances, shareRecords, newShareId, type RecordShare,
 } from '../../src/protocols/index.js';
 import { harness, type Harness } from './harness.js';
 import { randomSigned } from '../helpers.js';
@@ -66,6 +66,40 @@ for (const kind of ['memory', 'http'] as const) {
           assert.equal(h.owner.decrypt(omegas[i]![j]!), want);
         }
       }
+    });
+
+    it('shared-record distances give phi_ij = -2 |c_j| <x_i, s_j> + ||s_j||^2 in KMS form; a lost share is refused', async () => {
+      const D = 1n << 20n;
+      const n = 7, m = 3;
+      const sizes = [1n, 3n, 9n];
+      const recs = [Array(m).fill(0n), Array(m).fill(D - 1n), Array(m).fill(1n - D), ...Array.from({ length: n - 3 }, () => Array.from({ length: m }, () => randomSmall(D - 1n)))];
+      const jobKey = h.core.createJobKey();
+      const share: RecordShare = { id: newShareId(), blinds: [] };
+      const flat = await sctBounded(h.alice, recs.flat().map((x) => h.owner.publicKey.encrypt(x)), jobKey, 21, { kms: true, share: { ...share, offset: 0 } });
+      const records = recs.map((_, i) => flat.slice(i * m, (i + 1) * m));
+      // Centroid sums: sums of |c_j| records (with repeats), as the k-means loop makes them.
+      const members = sizes.map((c) => Array.from({ length: Number(c) }, () => Number(randomBelow(BigInt(n)))));
+      const sums = members.map((idx) => Array.from({ length: m }, (_, d) => idx.map((i) => records[i]![d]!).reduce(add)));
+      const plainSums = members.map((idx) => Array.from({ length: m }, (_, d) => idx.reduce((acc, i) => acc + recs[i]![d]!, 0n)));
+      const bounds = { maxAbs: D, maxCount: 9 };
+      const phis = await innerDistances(h.alice, share, 2, records.slice(2), sums, sizes, bounds);
+      const msk = h.core.msk;
+      for (let i = 2; i < n; i++) {
+        for (let j = 0; j < sizes.length; j++) {
+          const s = plainSums[j]!;
+          const want = -2n * sizes[j]! * recs[i]!.reduce((acc, x, d) => acc + x * s[d]!, 0n) + s.reduce((acc, x) => acc + x * x, 0n);
+          assert.equal(phis[i - 2]![j]!.A, 1n);
+          assert.equal(msk.decrypt(phis[i - 2]![j]!), want);
+        }
+      }
+      // A share the key server does not have: a typed refusal, and sharing again works.
+      const lost = { id: newShareId(), blinds: share.blinds };
+      await assert.rejects(innerDistances(h.alice, lost, 0, records, sums, sizes, bounds), (e: Error & { code?: string }) => e.code === 'ERR_UNKNOWN_SHARE');
+      const again = await shareRecords(h.alice, records, 21);
+      const phi0 = await innerDistances(h.alice, again, 0, records.slice(0, 1), sums, sizes, bounds);
+      assert.equal(msk.decrypt(phi0[0]![0]!), plainSums[0]!.reduce((acc, x) => acc + x * x, 0n));
+      // KMS form is only for job keys.
+      await assert.rejects(sctBounded(h.alice, [h.owner.publicKey.encrypt(1n)], h.target.publicKey, 8, { kms: true }), (e: Error & { code?: string }) => e.code === 'ERR_NOT_JOB_KEY');
     });
 
     it('SDC returns whether a is at least as near as b, ties to a', async () => {
