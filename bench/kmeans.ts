@@ -46,6 +46,13 @@ const init = Array.from({ length: k }, (_, j) => j);
 
 const t0 = performance.now();
 let t = t0;
+type ProcessStats = { maxRssMb: number; cpuSeconds: number };
+async function serverStats(): Promise<[ProcessStats, ProcessStats]> {
+  const ksReply = await new HttpTransport(ks.url, readKeyFile(ks.info.channelKey!)).call('stats', new Uint8Array(0));
+  const csStats = await new ComputeServerApi(cs.url).request<ProcessStats>('GET', '/v1/stats');
+  return [JSON.parse(Buffer.from(ksReply).toString()) as ProcessStats, csStats];
+}
+
 const lapSeconds = () => {
   const now = performance.now();
   const s = (now - t) / 1000;
@@ -70,6 +77,7 @@ try {
   }
   await pool.close();
   const upload = lapSeconds();
+  const [ksBefore, csBefore] = await serverStats();
   log(`uploaded ${records} x ${dims} in ${upload} s`);
   const job = await client.submitKMeans({ datasets, k, maxIter: iterations, initIndices: init });
   const status = await client.waitFor(job, (s) => log(`  ${s.phase}, iteration ${s.iteration}`), 1000);
@@ -93,9 +101,9 @@ try {
   for (let i = 0; i < 20; i++) backend().modPow(randomBelow(N * N), randomBelow(N), N * N);
   const modexpFloorMs = (performance.now() - floorStart) / 20;
 
-  const ksReply = await new HttpTransport(ks.url, readKeyFile(ks.info.channelKey!)).call('stats', new Uint8Array(0));
-  const ksStats = JSON.parse(Buffer.from(ksReply).toString()) as { maxRssMb: number };
-  const csStats = await new ComputeServerApi(cs.url).request<{ maxRssMb: number }>('GET', '/v1/stats');
+  const [ksStats, csStats] = await serverStats();
+  // CPU seconds of both servers (worker threads included) per second of the job: 2.0 = both cores busy.
+  const coresBusy = (ksStats.cpuSeconds - ksBefore.cpuSeconds + csStats.cpuSeconds - csBefore.cpuSeconds) / jobSeconds;
   const out = {
     records,
     dims,
@@ -117,6 +125,7 @@ try {
     plaintextPerIterationMs: round(plaintextPerIterationMs),
     modexpFloorMs: round(modexpFloorMs),
     peakMemoryMb: { keyServer: round(ksStats.maxRssMb), computeServer: round(csStats.maxRssMb) },
+    coresBusyDuringJob: round(coresBusy),
     date: new Date().toISOString(),
   };
   console.log(JSON.stringify(out));

@@ -36,6 +36,13 @@ export interface KeyServerPersistence {
 /** Test instrumentation: sees every plaintext the key server decrypts. */
 export type DecryptionObserver = (protocol: string, values: readonly bigint[]) => void;
 
+/** Peak memory and CPU time of this process, worker threads included (for the benchmarks). */
+export function processStats(): { maxRssMb: number; cpuSeconds: number } {
+  const u = process.resourceUsage();
+  // maxRSS is in kilobytes, CPU times in microseconds.
+  return { maxRssMb: u.maxRSS / 1024, cpuSeconds: (u.userCPUTime + u.systemCPUTime) / 1e6 };
+}
+
 export class KeyServerCore implements KeyServerState {
   private readonly keys = new Map<string, BcpPublicKey>();
   /** Job keys (pk_c, sk_c): made here so sk_c never leaves the key server (DESIGN.md 3.1). */
@@ -139,8 +146,7 @@ export class KeyServerCore implements KeyServerState {
       case 'params':
         return serializeParams(this.msk.params);
       case 'stats':
-        // maxRSS is in kilobytes and covers the worker threads too.
-        return Buffer.from(JSON.stringify({ maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+        return Buffer.from(JSON.stringify(processStats()));
       default:
         throw new CiphermineError('ERR_UNKNOWN_METHOD', `unknown method ${method}`);
     }

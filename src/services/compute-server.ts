@@ -20,6 +20,7 @@ import { validateKMeansInput } from '../analytics/kmeans-secure.js';
 import { Store, type Party } from './store.js';
 import { KMeansJobRunner, isKeyServerUnavailable } from './kmeans-job.js';
 import { registerStatsEndpoint } from './stats-endpoint.js';
+import { processStats } from '../protocols/key-server-core.js';
 import type { NoiseControl } from '../analytics/stats-secure.js';
 import { HttpError, badRequest, conflict, forbidden, notFound, statusFor, unauthorized } from './http-errors.js';
 
@@ -149,7 +150,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   }));
 
   /** Process statistics for operators and benchmarks (no data involved). */
-  app.get('/v1/stats', async () => ({ maxRssMb: process.resourceUsage().maxRSS / 1024 }));
+  app.get('/v1/stats', async () => processStats());
 
   app.post('/v1/register', async (req) => {
     const b = parse(registerBody, req.body);

@@ -150,6 +150,30 @@ describe('protocols at 2048-bit N over HTTP, both servers with worker pools', ()
     const rows = [[3n, 1n, 2n], [2n, 2n, 9n], [7n, 6n, 5n]];
     assert.deepEqual(await secureArgmin(h.alice, rows.map((r) => pk.encryptBatch(r)), [1n, 1n, 1n], 64), [1, 0, 2]);
   });
+
+  it('a job in KMS form: bounded SCT with a share, shared-record distances and SMDM give the plaintext argmin', async () => {
+    const D = (1n << 24n) - 1n;
+    const recs = [[0n, 0n], [D, -D], [-D, D], [5n, -7n], [D, D], [-D, -D]];
+    const jobKey = h.core.createJobKey();
+    const share: RecordShare = { id: newShareId(), blinds: [] };
+    const flat = await sctBounded(h.alice, recs.flat().map((x) => h.owner.publicKey.encrypt(x)), jobKey, 25, { kms: true, share: { ...share, offset: 0 } });
+    const records = recs.map((_, i) => flat.slice(2 * i, 2 * i + 2));
+    // Clusters: {0, 3} and {1} and {4, 5}; sums by homomorphic addition as in the k-means loop.
+    const members = [[0, 3], [1], [4, 5]];
+    const sums = members.map((idx) => [0, 1].map((d) => idx.map((i) => records[i]![d]!).reduce(add)));
+    const sizes = members.map((idx) => BigInt(idx.length));
+    const phis = await innerDistances(h.alice, share, 0, records, sums, sizes, { maxAbs: D, maxCount: 6 });
+    const best = await secureArgmin(h.alice, phis, sizes, deltaBits({ maxAbs: D, dims: 2, maxCount: 6 }));
+    const plain = recs.map((x) => {
+      const d = members.map((idx) => x.reduce((acc, v, a) => {
+        const s = idx.reduce((t, i) => t + recs[i]![a]!, 0n);
+        const n = BigInt(idx.length);
+        return acc + (n * v - s) ** 2n * (6n * 6n) / (n * n);
+      }, 0n));
+      return d.indexOf(d.reduce((p, q) => (q < p ? q : p)));
+    });
+    assert.deepEqual(best, plain);
+  });
 });
 
 describe('bit budgets', () => {
