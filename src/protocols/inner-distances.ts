@@ -26,16 +26,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { Ciphertext, negate, scalarMultiply } from '../crypto/ciphertext.js';
 import { bitLength, randomBelow } from '../crypto/bigint.js';
-import { KeyMismatchError } from '../crypto/errors.js';
 import { flatten, kernel, type AliceContext } from './alice.js';
 import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
-import { pairsOf, type KeyServerState } from './key-server-state.js';
+import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 import { SIGMA, type DistanceBounds } from './budget.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
 import { combineAll, term } from './sm.js';
+import { distanceShape } from './sdm.js';
 import type { Pair } from '../crypto/kernels.js';
 
 /** The compute server's half of a share: which set at the key server, and its blinds c. */
@@ -89,16 +88,12 @@ const shareSchema = z.object({
 });
 
 export async function shareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
-  let pk: BcpPublicKey | undefined;
-  const { header, elements } = decodeMessage(body, shareSchema, (h) => {
-    pk = state.key(h.key);
-    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
-  });
-  const N = pk!.params.N;
+  const { header, elements, pk } = decodeForKey(state, body, shareSchema);
+  const N = pk.params.N;
   if (elements.length !== 2 * packCount(N, header.slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
-  const values = unpack(await state.open('share-pack', pk!, pairsOf(elements)), N, header.slotBits, header.count);
+  const values = unpack(await state.open('share-pack', pk, pairsOf(elements)), N, header.slotBits, header.count);
   state.observe('share', values);
-  state.shares.put(header.share, pk!.fingerprint, header.offset, values);
+  state.shares.put(header.share, pk.fingerprint, header.offset, values);
   return Buffer.alloc(0);
 }
 
@@ -121,13 +116,9 @@ export async function innerDistances(
   sizes: readonly bigint[],
   bounds: Pick<DistanceBounds, 'maxAbs' | 'maxCount'>,
 ): Promise<Ciphertext[][]> {
-  const k = sums.length;
-  const m = sums[0]?.length ?? 0;
-  if (sizes.length !== k) throw new ProtocolError('one size per cluster');
-  if (records.some((r) => r.length !== m) || sums.some((s) => s.length !== m)) throw new ProtocolError('dimension mismatch');
-  if (records.length === 0) return [];
-  const pk = sums[0]![0]!.publicKey;
-  if (records.some((r) => r.some((c) => !c.publicKey.equals(pk)))) throw new KeyMismatchError('distances mix public keys');
+  const shape = distanceShape(records, sums, sizes);
+  if (!shape) return [];
+  const { k, m, pk } = shape;
   assertKmsForm([...records.flat(), ...sums.flat()]);
   const N = pk.params.N;
   const N2 = pk.params.N2;
@@ -179,17 +170,13 @@ const innerSchema = z.object({
 });
 
 export async function innerKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
-  let pk: BcpPublicKey | undefined;
-  const { header, elements } = decodeMessage(body, innerSchema, (h) => {
-    pk = state.key(h.key);
-    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
-  });
+  const { header, elements, pk } = decodeForKey(state, body, innerSchema);
   const { k, m, count, first, slotBits } = header;
-  const N = pk!.params.N;
+  const N = pk.params.N;
   const values = 2 * k * m;
   if (elements.length !== 2 * packCount(N, slotBits, values)) throw new ProtocolError('pack count does not match the header');
-  const x = state.shares.get(header.share, pk!.fingerprint, first * m, count * m);
-  const opened = unpack(await state.open('inner-pack', pk!, pairsOf(elements)), N, slotBits, values);
+  const x = state.shares.get(header.share, pk.fingerprint, first * m, count * m);
+  const opened = unpack(await state.open('inner-pack', pk, pairsOf(elements)), N, slotBits, values);
   state.observe('inner', opened);
   const w = opened.slice(0, k * m);
   const s = opened.slice(k * m);
@@ -206,6 +193,6 @@ export async function innerKeyServer(state: KeyServerState, body: Uint8Array): P
     for (let d = 0; d < m; d++) acc += s[j * m + d]! ** 2n;
     out.push(acc % N);
   }
-  const sealed = await state.sealKms(pk!, out);
-  return encodeMessage({ count: sealed.length }, sealed.map(([, c]) => c), pk!.params.elementBytes);
+  const sealed = await state.sealKms(pk, out);
+  return encodeMessage({ count: sealed.length }, sealed.map(([, c]) => c), pk.params.elementBytes);
 }

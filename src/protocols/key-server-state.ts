@@ -6,6 +6,8 @@
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import type { Pair } from '../crypto/kernels.js';
 import type { ShareStore } from './share-store.js';
+import type { z } from 'zod';
+import { decodeMessage, type Message } from './messages.js';
 
 export interface KeyServerState {
   key(fingerprint: string): BcpPublicKey;
@@ -25,4 +27,14 @@ export function pairsOf(elements: readonly bigint[]): Pair[] {
   const out: Pair[] = [];
   for (let i = 0; i + 1 < elements.length; i += 2) out.push([elements[i]!, elements[i + 1]!]);
   return out;
+}
+
+/** Bob's first step of most requests: the header names a registered key, whose group sizes the elements. */
+export function decodeForKey<H extends { key: string }>(state: KeyServerState, body: Uint8Array, schema: z.ZodType<H>): Message<H> & { pk: BcpPublicKey } {
+  let pk: BcpPublicKey | undefined;
+  const message = decodeMessage(body, schema, (h) => {
+    pk = state.key(h.key);
+    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
+  });
+  return { ...message, pk: pk! };
 }

@@ -10,7 +10,7 @@ import { Ciphertext } from '../crypto/ciphertext.js';
 import { mod } from '../crypto/bigint.js';
 import { encodeReply, type AliceContext } from './alice.js';
 import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
-import { pairsOf, type KeyServerState } from './key-server-state.js';
+import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 import { sampleShare, type NoiseSpec } from '../crypto/noise/mechanisms.js';
 import { rational } from '../crypto/noise/rational.js';
 
@@ -34,14 +34,10 @@ const schema = z.object({
 });
 
 export async function noiseShareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
-  let pk: BcpPublicKey | undefined;
-  const { header, elements } = decodeMessage(body, schema, (h) => {
-    pk = state.key(h.key);
-    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
-  });
+  const { header, elements, pk } = decodeForKey(state, body, schema);
   if (elements.length !== 0) throw new ProtocolError('noise-share takes no ciphertexts');
   const spec: NoiseSpec = { kind: header.kind, param: rational(BigInt(header.num), BigInt(header.den)) };
   const shares = Array.from({ length: header.count }, () => sampleShare(spec, 1));
   state.observe('noise-share', shares);
-  return encodeReply(await state.seal(pk!, shares.map((s) => mod(s, pk!.params.N))), pk!.params.elementBytes);
+  return encodeReply(await state.seal(pk, shares.map((s) => mod(s, pk.params.N))), pk.params.elementBytes);
 }

@@ -18,14 +18,30 @@ import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { add, negate, scalarMultiply, type Ciphertext } from '../crypto/ciphertext.js';
 import { randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
-import { encodeReply, kernel, type AliceContext } from './alice.js';
+import { encodeReply, type AliceContext } from './alice.js';
 import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
-import { pairsOf, type KeyServerState } from './key-server-state.js';
+import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 import { SIGMA, differenceBits, type DistanceBounds } from './budget.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
 import { flatten } from './alice.js';
 import { combineAll, term } from './sm.js';
 import type { Pair } from '../crypto/kernels.js';
+
+/** Checks records n x m, sums k x m and sizes k agree in shape and key; undefined when n = 0. */
+export function distanceShape(
+  records: readonly (readonly Ciphertext[])[],
+  sums: readonly (readonly Ciphertext[])[],
+  sizes: readonly bigint[],
+): { k: number; m: number; pk: BcpPublicKey } | undefined {
+  const k = sums.length;
+  const m = sums[0]?.length ?? 0;
+  if (sizes.length !== k) throw new ProtocolError('one size per cluster');
+  if (records.some((r) => r.length !== m) || sums.some((s) => s.length !== m)) throw new ProtocolError('dimension mismatch');
+  if (records.length === 0) return undefined;
+  const pk = sums[0]![0]!.publicKey;
+  if (records.some((r) => r.some((c) => !c.publicKey.equals(pk)))) throw new KeyMismatchError('distances mix public keys');
+  return { k, m, pk };
+}
 
 /** records: n x m, sums: k x m, sizes: k. Returns Omega as n x k. */
 export async function secureDistances(
@@ -35,13 +51,9 @@ export async function secureDistances(
   sizes: readonly bigint[],
   bounds: Pick<DistanceBounds, 'maxAbs' | 'maxCount'>,
 ): Promise<Ciphertext[][]> {
-  const k = sums.length;
-  const m = sums[0]?.length ?? 0;
-  if (sizes.length !== k) throw new ProtocolError('one size per cluster');
-  if (records.some((r) => r.length !== m) || sums.some((s) => s.length !== m)) throw new ProtocolError('dimension mismatch');
-  if (records.length === 0) return [];
-  const pk = sums[0]![0]!.publicKey;
-  if (records.some((r) => r.some((c) => !c.publicKey.equals(pk)))) throw new KeyMismatchError('SDM mixes public keys');
+  const shape = distanceShape(records, sums, sizes);
+  if (!shape) return [];
+  const { k, m, pk } = shape;
   const beta = differenceBits({ ...bounds, dims: m });
   const slotBits = beta + SIGMA + 2;
   const negSums = sums.map((s) => s.map(negate));
@@ -93,15 +105,11 @@ const schema = z.object({
 });
 
 export async function squareSumKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
-  let pk: BcpPublicKey | undefined;
-  const { header, elements } = decodeMessage(body, schema, (h) => {
-    pk = state.key(h.key);
-    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
-  });
-  const N = pk!.params.N;
+  const { header, elements, pk } = decodeForKey(state, body, schema);
+  const N = pk.params.N;
   const count = header.groups * header.m;
   if (elements.length !== 2 * packCount(N, header.slotBits, count)) throw new ProtocolError('pack count does not match the header');
-  const v = unpack(await state.open('sdm-pack', pk!, pairsOf(elements)), N, header.slotBits, count);
+  const v = unpack(await state.open('sdm-pack', pk, pairsOf(elements)), N, header.slotBits, count);
   state.observe('sdm', v);
   const w: bigint[] = [];
   for (let g = 0; g < header.groups; g++) {
@@ -109,6 +117,6 @@ export async function squareSumKeyServer(state: KeyServerState, body: Uint8Array
     for (let a = 0; a < header.m; a++) acc += v[g * header.m + a]! ** 2n;
     w.push(acc % N);
   }
-  return encodeReply(await state.seal(pk!, w), pk!.params.elementBytes);
+  return encodeReply(await state.seal(pk, w), pk.params.elementBytes);
 }
 

@@ -13,8 +13,8 @@ import { KeyMismatchError } from '../crypto/errors.js';
 import { sdcMultiplierBits } from './budget.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
 import { combineAll, term } from './sm.js';
-import { decodeMessage, fingerprint, ProtocolError } from './messages.js';
-import { pairsOf, type KeyServerState } from './key-server-state.js';
+import { fingerprint, ProtocolError } from './messages.js';
+import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 import type { AliceContext } from './alice.js';
 
 /** D' = prod base^exponent * Enc(t), as a linear combination Alice can form by herself. */
@@ -56,18 +56,14 @@ const schema = z.object({ key: fingerprint, count: z.number().int().nonnegative(
 
 /** Bob: the signed slot values u - 2^(l-1) of a request, recorded for the leakage tests. */
 export async function openSigns(state: KeyServerState, protocol: string, body: Uint8Array): Promise<{ pk: BcpPublicKey; values: bigint[] }> {
-  let pk: BcpPublicKey | undefined;
-  const { header, elements } = decodeMessage(body, schema, (h) => {
-    pk = state.key(h.key);
-    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
-  });
-  const N = pk!.params.N;
+  const { header, elements, pk } = decodeForKey(state, body, schema);
+  const N = pk.params.N;
   if (elements.length !== 2 * packCount(N, header.slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
   const offset = 1n << BigInt(header.slotBits - 1);
   // u = s (r D' + r') + 2^(l-1) lies strictly between 2^(l-2) and 3 2^(l-2)
   const quarter = 1n << BigInt(header.slotBits - 2);
-  const packs = await state.open(`${protocol}-pack`, pk!, pairsOf(elements));
+  const packs = await state.open(`${protocol}-pack`, pk, pairsOf(elements));
   const values = unpack(packs, N, header.slotBits, header.count, quarter, 3n * quarter).map((u) => u - offset);
   state.observe(protocol, values.map((x) => (x < 0n ? N + x : x)));
-  return { pk: pk!, values };
+  return { pk: pk, values };
 }

@@ -14,8 +14,8 @@ import type { CombineItem, Pair } from '../crypto/kernels.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, kernel, roundTrip, encodeReply, type AliceContext } from './alice.js';
-import { decodeMessage, fingerprint, ProtocolError } from './messages.js';
-import { pairsOf, type KeyServerState } from './key-server-state.js';
+import { fingerprint, ProtocolError } from './messages.js';
+import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 
 function keyOf(cs: readonly Ciphertext[]): BcpPublicKey {
   const pk = cs[0]!.publicKey;
@@ -70,17 +70,13 @@ export async function secureSquare(ctx: AliceContext, cs: readonly Ciphertext[])
 const schema = z.object({ key: fingerprint, count: z.number().int().nonnegative() });
 
 async function productsKeyServer(state: KeyServerState, body: Uint8Array, protocol: 'mul' | 'square'): Promise<Buffer> {
-  let pk: BcpPublicKey | undefined;
-  const { header, elements } = decodeMessage(body, schema, (h) => {
-    pk = state.key(h.key);
-    return { elementBytes: pk.params.elementBytes, modulus: pk.params.N2 };
-  });
+  const { header, elements, pk } = decodeForKey(state, body, schema);
   const per = protocol === 'mul' ? 4 : 2;
   if (elements.length !== per * header.count) throw new ProtocolError('element count does not match the header');
-  const N = pk!.params.N;
-  const v = await state.open(protocol, pk!, pairsOf(elements));
+  const N = pk.params.N;
+  const v = await state.open(protocol, pk, pairsOf(elements));
   const L = protocol === 'mul' ? Array.from({ length: header.count }, (_, i) => (v[2 * i]! * v[2 * i + 1]!) % N) : v.map((x) => (x * x) % N);
-  return encodeReply(await state.seal(pk!, L), pk!.params.elementBytes);
+  return encodeReply(await state.seal(pk, L), pk.params.elementBytes);
 }
 
 export const mulKeyServer = (s: KeyServerState, b: Uint8Array) => productsKeyServer(s, b, 'mul');

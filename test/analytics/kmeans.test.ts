@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { FixedPointCodec, keyGen, randomBelow } from '../../src/crypto/index.js';
+import { FixedPointCodec, randomBelow } from '../../src/crypto/index.js';
 import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { secureKMeans, KMeansInputError } from '../../src/analytics/kmeans-secure.js';
 import { newShareId, type RecordShare } from '../../src/protocols/inner-distances.js';
