@@ -13,7 +13,9 @@ import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { bitLength } from '../crypto/bigint.js';
-import { innerDistances, shareRecords, type RecordShare } from '../protocols/inner-distances.js';
+import { blindCentroids, innerDistances, shareRecords, type BlindedCentroids, type RecordShare } from '../protocols/inner-distances.js';
+import { MAX_SHARED_VALUES } from '../protocols/share-store.js';
+import { MAX_ELEMENTS } from '../protocols/messages.js';
 import { RemoteError } from '../protocols/transport.js';
 
 export interface SecureCheckpoint {
@@ -84,7 +86,8 @@ function memberSums(records: readonly (readonly Ciphertext[])[], assignments: re
 
 /**
  * Distances + SMDM in chunks of records, so the distances of only one chunk are alive at a time.
- * KMS-form records (a converted job) use the shared-record distances; others the seed's SDM.
+ * KMS-form records (a converted job) that fit the key server's share store use the shared-record
+ * distances, with the centroids blinded once per iteration; others the seed's SDM.
  */
 async function assign(
   ctx: AliceContext,
@@ -94,13 +97,16 @@ async function assign(
   dBits: number,
   opts: SecureKMeansOptions,
 ): Promise<number[]> {
-  const chunk = opts.chunkRecords ?? 1024;
-  const shared = records[0]!.every((c) => c.A === 1n);
+  const k = cp.sizes.length;
+  // Every answer (about 2 k elements per record) must fit one message.
+  const chunk = Math.max(1, Math.min(opts.chunkRecords ?? 1024, Math.floor(MAX_ELEMENTS / (2 * k)) - 1));
+  const shared = records[0]!.every((c) => c.A === 1n) && records.length * records[0]!.length <= MAX_SHARED_VALUES;
+  const centroids = shared ? await blindCentroids(ctx, cp.sums, cp.sizes, bounds) : undefined;
   const out: number[] = [];
   for (let i = 0; i < records.length; i += chunk) {
     const rows = records.slice(i, i + chunk);
-    const omegas = shared
-      ? await sharedDistances(ctx, records, i, rows, cp, bounds, opts)
+    const omegas = centroids
+      ? await sharedDistances(ctx, records, i, rows, centroids, opts)
       : await secureDistances(ctx, rows, cp.sums, cp.sizes, bounds);
     out.push(...(await secureArgmin(ctx, omegas, cp.sizes, dBits)));
   }
@@ -112,18 +118,17 @@ async function sharedDistances(
   records: readonly (readonly Ciphertext[])[],
   first: number,
   rows: readonly (readonly Ciphertext[])[],
-  cp: SecureCheckpoint,
-  bounds: DistanceBounds,
+  centroids: BlindedCentroids,
   opts: SecureKMeansOptions,
 ): Promise<Ciphertext[][]> {
   const valueBits = opts.valueBits ?? bitLength(opts.maxAbs) + 1;
   opts.share ??= await shareRecords(ctx, records, valueBits);
   try {
-    return await innerDistances(ctx, opts.share, first, rows, cp.sums, cp.sizes, bounds);
+    return await innerDistances(ctx, opts.share, first, rows, centroids);
   } catch (e) {
     if (!(e instanceof RemoteError && e.code === 'ERR_UNKNOWN_SHARE')) throw e;
     opts.share = await shareRecords(ctx, records, valueBits);
-    return innerDistances(ctx, opts.share, first, rows, cp.sums, cp.sizes, bounds);
+    return innerDistances(ctx, opts.share, first, rows, centroids);
   }
 }
 

@@ -68,7 +68,11 @@ export function scalarMultiply(c: Ciphertext, k: bigint): Ciphertext {
   return new Ciphertext(c.publicKey, be.modPow(c.A, k, N2), be.modPow(c.B, k, N2));
 }
 
-/** Multiplies by a fresh Enc(0): same plaintext, unlinkable components. */
+/**
+ * Multiplies by a fresh Enc(0): same plaintext, unlinkable components, still decryptable with the
+ * key's secret. Not enough for a KMS-form ciphertext on its way to the key server, which also needs a
+ * fresh h_N^rho' (kms-paillier.ts; the protocols' blindEncrypt and pack kernels add it).
+ */
 export function rerandomize(c: Ciphertext): Ciphertext {
   return add(c, c.publicKey.encrypt(0n));
 }

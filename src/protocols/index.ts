@@ -13,5 +13,5 @@ export { secureArgmin } from './smdm.js';
 export { KeyServerCore, UnknownKeyError, type DecryptionObserver } from './key-server-core.js';
 export { secureLessThan } from './slt.js';
 export { keyServerNoiseShares } from './noise-share.js';
-export { innerDistances, shareRecords, newShareId, type RecordShare } from './inner-distances.js';
-export { UnknownShareError } from './share-store.js';
+export { innerDistances, blindCentroids, shareRecords, dropShare, newShareId, type RecordShare, type BlindedCentroids } from './inner-distances.js';
+export { ShareStore, UnknownShareError, MAX_SHARED_VALUES } from './share-store.js';

@@ -29,7 +29,8 @@ import { z } from 'zod';
 import { Ciphertext, negate, scalarMultiply } from '../crypto/ciphertext.js';
 import { bitLength, randomBelow } from '../crypto/bigint.js';
 import { flatten, kernel, type AliceContext } from './alice.js';
-import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
+import { decodeMessage, encodeMessage, fingerprint, MAX_ELEMENTS, ProtocolError } from './messages.js';
+import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 import { SIGMA, type DistanceBounds } from './budget.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
@@ -79,16 +80,21 @@ export async function shareRecords(ctx: AliceContext, records: readonly (readonl
   return share;
 }
 
+const shareId = z.string().regex(/^[0-9a-f]{32}$/);
+/** Slots narrower than the blinding would carry no statistically hidden value: refused. */
+export const slotBitsSchema = z.number().int().min(SIGMA + 3).max(16_384);
+
 const shareSchema = z.object({
   key: fingerprint,
-  share: z.string().regex(/^[0-9a-f]{32}$/),
+  share: shareId,
   offset: z.number().int().nonnegative(),
-  count: z.number().int().nonnegative().max(1 << 20),
-  slotBits: z.number().int().min(2).max(16_384),
+  count: z.number().int().nonnegative().max(MAX_ELEMENTS),
+  slotBits: slotBitsSchema,
 });
 
 export async function shareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, elements, pk } = decodeForKey(state, body, shareSchema);
+  state.requireJobKey(pk);
   const N = pk.params.N;
   if (elements.length !== 2 * packCount(N, header.slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
   const values = unpack(await state.open('share-pack', pk, pairsOf(elements)), N, header.slotBits, header.count);
@@ -104,25 +110,28 @@ function centroidBits(b: Pick<DistanceBounds, 'maxAbs' | 'maxCount'>): number {
 }
 
 /**
- * phi for records [first, first + records.length) of the share, as KMS-form ciphertexts (n x k).
- * records: KMS form, n x m; sums: KMS form, k x m; sizes: k.
+ * One iteration's centroids, blinded once and packed: every chunk of the iteration sends the same
+ * packs, so the key server sees one sample of w + t and s + u per iteration whatever the chunking.
  */
-export async function innerDistances(
+export interface BlindedCentroids {
+  sums: readonly (readonly Ciphertext[])[];
+  w: Ciphertext[][];
+  t: bigint[][];
+  u: bigint[][];
+  packs: Ciphertext[];
+  slotBits: number;
+}
+
+/** sums: KMS form, k x m; sizes: k. */
+export async function blindCentroids(
   ctx: AliceContext,
-  share: RecordShare,
-  first: number,
-  records: readonly (readonly Ciphertext[])[],
   sums: readonly (readonly Ciphertext[])[],
   sizes: readonly bigint[],
   bounds: Pick<DistanceBounds, 'maxAbs' | 'maxCount'>,
-): Promise<Ciphertext[][]> {
-  const shape = distanceShape(records, sums, sizes);
-  if (!shape) return [];
-  const { k, m, pk } = shape;
-  assertKmsForm([...records.flat(), ...sums.flat()]);
-  const N = pk.params.N;
-  const N2 = pk.params.N2;
-
+): Promise<BlindedCentroids> {
+  if (sums.length === 0 || sizes.length !== sums.length) throw new ProtocolError('one size per cluster');
+  assertKmsForm(sums.flat());
+  const pk = sums[0]![0]!.publicKey;
   const beta = centroidBits(bounds);
   const slotBits = beta + SIGMA + 2;
   const w = sums.map((s, j) => s.map((c) => scalarMultiply(c, -2n * sizes[j]!)));
@@ -130,8 +139,26 @@ export async function innerDistances(
   const t = w.map((row) => row.map(blind));
   const u = sums.map((row) => row.map(blind));
   const packs = await packCiphertexts(ctx, pk, [...w.flat(), ...sums.flat()], [...t.flat(), ...u.flat()], slotBits);
-  const header = { key: pk.fingerprint, share: share.id, first, count: records.length, k, m, slotBits };
-  const reply = await ctx.transport.call('inner', encodeMessage(header, flatten(packs), pk.params.elementBytes));
+  return { sums, w, t, u, packs, slotBits };
+}
+
+/** phi for records [first, first + records.length) of the share, as KMS-form ciphertexts (n x k). */
+export async function innerDistances(
+  ctx: AliceContext,
+  share: RecordShare,
+  first: number,
+  records: readonly (readonly Ciphertext[])[],
+  centroids: BlindedCentroids,
+): Promise<Ciphertext[][]> {
+  const { sums, w, t, u } = centroids;
+  const shape = distanceShape(records, sums, w.map(() => 0n));
+  if (!shape) return [];
+  const { k, m, pk } = shape;
+  assertKmsForm(records.flat());
+  const N = pk.params.N;
+  const N2 = pk.params.N2;
+  const header = { key: pk.fingerprint, share: share.id, first, count: records.length, k, m, slotBits: centroids.slotBits };
+  const reply = await ctx.transport.call('inner', encodeMessage(header, flatten(centroids.packs), pk.params.elementBytes));
   const expected = records.length * k + k;
   const { header: h, elements } = decodeMessage(reply, replySchema, () => ({ elementBytes: pk.params.elementBytes, modulus: N2 }));
   if (h.count !== expected || elements.length !== expected) throw new ProtocolError('malformed distance answer');
@@ -157,20 +184,38 @@ export async function innerDistances(
   return phis.map((row) => row.map((B) => new Ciphertext(pk, 1n, B)));
 }
 
+/** Tells the key server a job no longer needs its share (best effort: it is bounded anyway). */
+export async function dropShare(ctx: AliceContext, pk: BcpPublicKey, id: string): Promise<void> {
+  await ctx.transport.call('share-drop', encodeMessage({ key: pk.fingerprint, share: id }, [], pk.params.elementBytes));
+}
+
+const dropSchema = z.object({ key: fingerprint, share: shareId });
+
+export async function dropShareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
+  const { header, pk } = decodeForKey(state, body, dropSchema);
+  state.requireJobKey(pk);
+  state.shares.drop(header.share);
+  return Buffer.alloc(0);
+}
+
 const replySchema = z.object({ count: z.number().int().nonnegative() });
 
-const innerSchema = z.object({
-  key: fingerprint,
-  share: z.string().regex(/^[0-9a-f]{32}$/),
-  first: z.number().int().nonnegative(),
-  count: z.number().int().nonnegative().max(1 << 20),
-  k: z.number().int().min(1).max(10_000),
-  m: z.number().int().min(1).max(100_000),
-  slotBits: z.number().int().min(2).max(16_384),
-});
+const innerSchema = z
+  .object({
+    key: fingerprint,
+    share: shareId,
+    first: z.number().int().nonnegative(),
+    count: z.number().int().nonnegative(),
+    k: z.number().int().min(1),
+    m: z.number().int().min(1),
+    slotBits: slotBitsSchema,
+  })
+  // The answer (count k + k elements) must fit one message, and the work stays bounded with it.
+  .refine((h) => h.count * h.k + h.k <= MAX_ELEMENTS && h.count * h.k * h.m <= 1 << 22, 'distance request too large');
 
 export async function innerKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, elements, pk } = decodeForKey(state, body, innerSchema);
+  state.requireJobKey(pk);
   const { k, m, count, first, slotBits } = header;
   const N = pk.params.N;
   const values = 2 * k * m;

@@ -18,7 +18,7 @@ import { signKeyServer } from './sdc.js';
 import { squareSumKeyServer } from './sdm.js';
 import { lessThanKeyServer } from './slt.js';
 import { noiseShareKeyServer } from './noise-share.js';
-import { innerKeyServer, shareKeyServer } from './inner-distances.js';
+import { dropShareKeyServer, innerKeyServer, shareKeyServer } from './inner-distances.js';
 import { ShareStore } from './share-store.js';
 
 export class UnknownKeyError extends CiphermineError {
@@ -109,8 +109,12 @@ export class KeyServerCore implements KeyServerState {
    * KMS form only for job keys: their secret never leaves the key server and everything under
    * them is opened with the master key; a client's key must get real BCP ciphertexts.
    */
+  requireJobKey(pk: BcpPublicKey): void {
+    if (!this.jobKeys.has(pk.fingerprint)) throw new CiphermineError('ERR_NOT_JOB_KEY', 'KMS-form answers and shares are only for job keys');
+  }
+
   async sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {
-    if (!this.jobKeys.has(pk.fingerprint)) throw new CiphermineError('ERR_NOT_JOB_KEY', 'KMS-form answers are only for job keys');
+    this.requireJobKey(pk);
     const shared = { N: pk.params.N, p: this.msk.p, q: this.msk.q };
     const cs = this.pool ? await this.pool.map<bigint>('encryptKms', shared, values) : (runKernel('encryptKms', shared, values) as bigint[]);
     return cs.map((c) => [1n, c]);
@@ -132,6 +136,8 @@ export class KeyServerCore implements KeyServerState {
         return shareKeyServer(this, body);
       case 'inner':
         return innerKeyServer(this, body);
+      case 'share-drop':
+        return dropShareKeyServer(this, body);
       case 'square-sum':
         return squareSumKeyServer(this, body);
       case 'lt':

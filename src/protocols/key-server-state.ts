@@ -19,6 +19,8 @@ export interface KeyServerState {
   seal(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]>;
   /** Fresh KMS-form encryptions (kms-paillier.ts), for job keys only: (1, c) pairs. */
   sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]>;
+  /** Throws ERR_NOT_JOB_KEY unless pk is a job key made here (KMS form and shares are for those only). */
+  requireJobKey(pk: BcpPublicKey): void;
   /** Shared records of running jobs (share-store.ts). */
   readonly shares: ShareStore;
 }

@@ -14,9 +14,9 @@ import { add, type Ciphertext } from '../crypto/ciphertext.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, roundTrip, encodeReply, type AliceContext } from './alice.js';
-import { shareBlind, shareSlotBits } from './inner-distances.js';
+import { shareBlind, shareSlotBits, slotBitsSchema } from './inner-distances.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
-import { decodeMessage, fingerprint, ProtocolError } from './messages.js';
+import { decodeMessage, fingerprint, MAX_ELEMENTS, ProtocolError } from './messages.js';
 import { pairsOf, type KeyServerState } from './key-server-state.js';
 
 export async function sct(ctx: AliceContext, cs: readonly Ciphertext[], to: BcpPublicKey): Promise<Ciphertext[]> {
@@ -34,8 +34,8 @@ export async function sct(ctx: AliceContext, cs: readonly Ciphertext[], to: BcpP
 const schema = z.object({
   from: fingerprint,
   to: fingerprint,
-  count: z.number().int().nonnegative(),
-  slotBits: z.number().int().min(2).max(16_384).optional(),
+  count: z.number().int().nonnegative().max(MAX_ELEMENTS / 2),
+  slotBits: slotBitsSchema.optional(),
   kms: z.literal(true).optional(),
   share: z.string().regex(/^[0-9a-f]{32}$/).optional(),
   offset: z.number().int().nonnegative().optional(),
@@ -55,7 +55,8 @@ function decodeTransfer(state: KeyServerState, body: Uint8Array) {
 
 export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, elements, from, to } = decodeTransfer(state, body);
-  if (header.slotBits !== undefined || header.kms || header.share || elements.length !== 2 * header.count) throw new ProtocolError('element count does not match the header');
+  if (header.slotBits !== undefined || header.kms || header.share) throw new ProtocolError('plain SCT takes no slots, KMS form or share');
+  if (elements.length !== 2 * header.count) throw new ProtocolError('element count does not match the header');
   const values = await state.open('sct', from, pairsOf(elements));
   return encodeReply(await state.seal(to, values), to.params.elementBytes);
 }
@@ -111,6 +112,7 @@ export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array
   const { header, elements, from, to } = decodeTransfer(state, body);
   const slotBits = header.slotBits;
   const N = from.params.N;
+  if (header.kms || header.share !== undefined) state.requireJobKey(to);
   if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
   const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count);
   state.observe('sct-packed', values);

@@ -1,19 +1,23 @@
 /**
  * The key server's (KMS, Bob) store of shared records: for a k-means job it keeps X' = x + c, each
  * record value statistically blinded by the compute server's c (what it decrypted anyway while
- * converting the job's data), so later iterations need no decryption per record. Bounded: at most
- * MAX_SHARES sets (the oldest goes first) and MAX_VALUES values each. A set that is gone (restart,
- * eviction) is reported as ERR_UNKNOWN_SHARE and the compute server shares again.
+ * converting the job's data), so later iterations need no decryption per record.
+ *
+ * Bounded by the number of values across all sets (MAX_SHARED_VALUES, about 40 bytes each): a new
+ * set pushes out the least recently used ones, never the one being written. A set that is gone
+ * (restart, eviction) or incomplete is reported as ERR_UNKNOWN_SHARE and the compute server shares
+ * again; jobs larger than the bound do not ask for a share (the k-means loop uses SDM instead). The
+ * compute server drops a job's set when the job ends.
  */
 import { CiphermineError } from '../crypto/errors.js';
 import { ProtocolError } from './messages.js';
 
-const MAX_SHARES = 32;
-const MAX_VALUES = 1 << 26;
+/** Values one key server keeps for all running jobs together (~320 MB). */
+export const MAX_SHARED_VALUES = 1 << 23;
 
 export class UnknownShareError extends CiphermineError {
   constructor(id: string) {
-    super('ERR_UNKNOWN_SHARE', `no shared records ${id} at the key server (restarted?); share again`);
+    super('ERR_UNKNOWN_SHARE', `no complete shared records ${id} at the key server (restarted?); share again`);
   }
 }
 
@@ -23,26 +27,52 @@ interface ShareSet {
 }
 
 export class ShareStore {
+  /** In order of last use, least recent first. */
   private readonly sets = new Map<string, ShareSet>();
+  private total = 0;
 
   put(id: string, key: string, offset: number, values: readonly bigint[]): void {
-    if (!Number.isInteger(offset) || offset < 0 || offset + values.length > MAX_VALUES) throw new ProtocolError('share range out of bounds');
-    let set = this.sets.get(id);
-    if (set && set.key !== key) throw new ProtocolError('share belongs to another key');
-    if (!set) {
-      if (this.sets.size >= MAX_SHARES) this.sets.delete(this.sets.keys().next().value!);
-      set = { key, values: [] };
-      this.sets.set(id, set);
+    const end = offset + values.length;
+    if (!Number.isInteger(offset) || offset < 0 || end > MAX_SHARED_VALUES) throw new ProtocolError('share range out of bounds');
+    const set = this.touch(id) ?? { key, values: [] };
+    if (set.key !== key) throw new ProtocolError('share belongs to another key');
+    this.sets.set(id, set);
+    const grow = Math.max(0, end - set.values.length);
+    for (const other of this.sets.keys()) {
+      if (this.total + grow <= MAX_SHARED_VALUES) break;
+      if (other !== id) this.drop(other);
     }
+    if (this.total + grow > MAX_SHARED_VALUES) throw new ProtocolError('the key server keeps no more shared values');
+    while (set.values.length < end) set.values.push(undefined);
+    this.total += grow;
     values.forEach((v, i) => (set.values[offset + i] = v));
   }
 
   get(id: string, key: string, offset: number, count: number): bigint[] {
-    const set = this.sets.get(id);
+    const set = this.touch(id);
     if (!set || set.key !== key) throw new UnknownShareError(id);
-    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(count) || count < 0) throw new ProtocolError('bad share range');
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(count) || count < 0 || offset + count > set.values.length) {
+      throw new ProtocolError('records outside the share');
+    }
     const out = set.values.slice(offset, offset + count);
-    if (out.length !== count || out.some((v) => v === undefined)) throw new UnknownShareError(id);
+    if (out.some((v) => v === undefined)) throw new UnknownShareError(id);
     return out as bigint[];
+  }
+
+  /** True when there was such a set. */
+  drop(id: string): boolean {
+    const set = this.sets.get(id);
+    if (!set) return false;
+    this.total -= set.values.length;
+    return this.sets.delete(id);
+  }
+
+  private touch(id: string): ShareSet | undefined {
+    const set = this.sets.get(id);
+    if (set) {
+      this.sets.delete(id);
+      this.sets.set(id, set);
+    }
+    return set;
   }
 }

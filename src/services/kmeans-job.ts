@@ -12,8 +12,9 @@ import {
   FixedPointCodec, CiphermineError, bitLength, type BcpParams, type BcpPublicKey, type Ciphertext,
 } from '../crypto/index.js';
 import { sct, sctBounded, RemoteError, type AliceContext } from '../protocols/index.js';
-import { secureKMeans, type SecureCheckpoint } from '../analytics/kmeans-secure.js';
-import { newShareId, type RecordShare } from '../protocols/inner-distances.js';
+import { secureKMeans, type SecureCheckpoint, type SecureKMeansOptions } from '../analytics/kmeans-secure.js';
+import { dropShare, newShareId, type RecordShare } from '../protocols/inner-distances.js';
+import { MAX_SHARED_VALUES } from '../protocols/share-store.js';
 import type { Store, DatasetRow, JobRow } from './store.js';
 import { readDataset } from './dataset-reader.js';
 
@@ -123,30 +124,32 @@ export class KMeansJobRunner {
       return enc > acc ? enc : acc;
     }, 0n);
     let lastCheckpoint = performance.now();
-    const result = await this.timed(job, 'iterations', () =>
-      secureKMeans(alice, rows, {
-        k: job.spec.k,
-        maxIter: job.spec.maxIter,
-        initIndices: job.spec.initIndices,
-        maxAbs,
-        valueBits: bitLength(maxAbs),
-        share,
-        resumeFrom,
-        onCheckpoint: (cp) => {
-          store.saveCheckpoint(jobId, {
-            iteration: cp.iteration,
-            assignments: cp.assignments ?? [],
-            sizes: cp.sizes,
-            sums: serializeCiphertexts(jobKey, cp.sums.flat()),
-          });
-          const now = performance.now();
-          const timings = store.job(jobId)!.timings;
-          timings[`iteration ${cp.iteration}`] = (now - lastCheckpoint) / 1000;
-          store.updateJob(jobId, { timings });
-          lastCheckpoint = now;
-        },
-      }),
-    );
+    const loop: SecureKMeansOptions = {
+      k: job.spec.k,
+      maxIter: job.spec.maxIter,
+      initIndices: job.spec.initIndices,
+      maxAbs,
+      valueBits: bitLength(maxAbs),
+      share,
+      resumeFrom,
+      onCheckpoint: (cp) => {
+        store.saveCheckpoint(jobId, {
+          iteration: cp.iteration,
+          assignments: cp.assignments ?? [],
+          sizes: cp.sizes,
+          sums: serializeCiphertexts(jobKey, cp.sums.flat()),
+        });
+        const now = performance.now();
+        const timings = store.job(jobId)!.timings;
+        timings[`iteration ${cp.iteration}`] = (now - lastCheckpoint) / 1000;
+        store.updateJob(jobId, { timings });
+        lastCheckpoint = now;
+      },
+    };
+    const result = await this.timed(job, 'iterations', () => secureKMeans(alice, rows, loop)).finally(() => {
+      // The key server's share is no longer needed (best effort: its store is bounded anyway).
+      if (loop.share) dropShare(alice, jobKey, loop.share.id).catch(() => undefined);
+    });
     const client = store.party(job.clientId)!;
     const clientKey = deserializePublicKey(client.bcpPublicKey, params);
     const sums = await this.timed(job, 'result', () => sct(alice, result.sums.flat(), clientKey));
@@ -177,11 +180,13 @@ export class KMeansJobRunner {
     const { store, alice, params, x25519 } = this.o;
     const saved = store.jobRecords(job.id);
     if (saved) return { records: deserializeCiphertexts(saved, jobKey, 1 << 24) };
-    const share: RecordShare = { id: newShareId(), blinds: [] };
     const inputs = datasets.map((d) => ({
       valueBits: bitLength(new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded),
       cts: readDataset(store, d, params, x25519),
     }));
+    // Larger jobs than the key server's share store holds run their iterations with SDM.
+    const fits = inputs.reduce((acc, d) => acc + d.cts.length, 0) <= MAX_SHARED_VALUES;
+    const share: RecordShare | undefined = fits ? { id: newShareId(), blinds: [] } : undefined;
     let offset = 0;
     // Datasets convert concurrently, so one's blinding overlaps another's round trip.
     const perDataset = await Promise.all(
@@ -190,7 +195,7 @@ export class KMeansJobRunner {
         offset += cts.length;
         const converted: Ciphertext[] = [];
         for (let i = 0; i < cts.length; i += SCT_CHUNK) {
-          const opts = { kms: true, share: { ...share, offset: start + i } };
+          const opts = { kms: true, share: share && { ...share, offset: start + i } };
           converted.push(...(await sctBounded(alice, cts.slice(i, i + SCT_CHUNK), jobKey, valueBits, opts)));
         }
         return converted;

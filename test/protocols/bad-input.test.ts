@@ -3,7 +3,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { toBytes, keyGen, serializePublicKey } from '../../src/crypto/index.js';
-import { encodeMessage, sct, HttpTransport, RemoteError, MAX_ELEMENTS } from '../../src/protocols/index.js';
+import { encodeMessage, sct, HttpTransport, RemoteError, MAX_ELEMENTS, ShareStore, UnknownShareError, MAX_SHARED_VALUES } from '../../src/protocols/index.js';
 import { harness, type Harness } from './harness.js';
 
 function signed(key: Buffer, method: string, body: Buffer, ts = String(Date.now()), nonce = randomBytes(16).toString('hex')) {
@@ -98,5 +98,45 @@ describe('key server endpoints refuse bad input and keep serving', () => {
     // A client with the wrong key is refused too, with a typed error.
     await assert.rejects(new HttpTransport(h.server!.url, randomBytes(32)).call('sct', body), (e: unknown) => e instanceof RemoteError && e.status === 401);
     await still();
+  });
+
+  it('shares and shared distances: non-job keys, unknown shares, oversized and too-thin requests are refused', async () => {
+    const owner = h.owner.publicKey.fingerprint;
+    const job = h.core.createJobKey().fingerprint;
+    const id = randomBytes(16).toString('hex');
+    const send = (method: string, header: Record<string, unknown>) => post(method, encodeMessage(header, [], 64));
+    // Shares only for job keys made by the key server.
+    assert.equal((await send('share', { key: owner, share: id, offset: 0, count: 0, slotBits: 60 })).json.code, 'ERR_NOT_JOB_KEY');
+    // A request whose packs do not match its header is refused before any share is looked up.
+    const inner = { key: job, share: id, first: 0, count: 1, k: 2, m: 2, slotBits: 60 };
+    const lost = await post('inner', encodeMessage(inner, [], h.owner.publicKey.params.elementBytes));
+    assert.equal(lost.status, 400); // no packs for 2km values: refused before looking
+    // Answers that could not fit one message, or unbounded work: refused from the header alone.
+    const huge = await send('inner', { ...inner, count: MAX_ELEMENTS, k: 4 });
+    assert.equal(huge.status, 400);
+    // Slots narrower than the blinding carry nothing hidden: refused.
+    assert.equal((await send('share', { key: job, share: id, offset: 0, count: 1, slotBits: 8 })).status, 400);
+    assert.equal((await send('share-drop', { key: job, share: 'not-hex' })).status, 400);
+    assert.equal((await send('share-drop', { key: job, share: id })).status, 200);
+    await still();
+  });
+});
+
+describe('the key server share store', () => {
+  it('evicts the least recently used sets by value count, reports ranges and holes clearly', () => {
+    const store = new ShareStore();
+    const a = 'a'.repeat(32), b = 'b'.repeat(32), c = 'c'.repeat(32);
+    store.put(a, 'k1', 0, Array(MAX_SHARED_VALUES / 2).fill(1n));
+    store.put(b, 'k1', 0, Array(MAX_SHARED_VALUES / 4).fill(2n));
+    store.get(a, 'k1', 0, 1); // a is now the most recently used
+    store.put(c, 'k1', 0, Array(MAX_SHARED_VALUES / 2).fill(3n)); // b goes, a stays
+    assert.throws(() => store.get(b, 'k1', 0, 1), UnknownShareError);
+    assert.deepEqual(store.get(a, 'k1', 5, 2), [1n, 1n]);
+    assert.throws(() => store.get(a, 'k2', 0, 1), UnknownShareError);
+    assert.throws(() => store.get(a, 'k1', MAX_SHARED_VALUES / 2, 1), /outside the share/);
+    store.put(b, 'k1', 10, [7n]);
+    assert.throws(() => store.get(b, 'k1', 0, 11), UnknownShareError); // holes: incomplete
+    assert.throws(() => store.put(b, 'k1', MAX_SHARED_VALUES, [1n]), /out of bounds/);
+    assert.ok(store.drop(a) && !store.drop(a));
   });
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { add, randomBelow, toSigned, type Ciphertext } from '../../src/crypto/index.js';
 import {
   sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, secureArgmin, deltaBits, checkDistanceBudget,
-  BudgetError, unpack, innerDistances, shareRecords, newShareId, type RecordShare,
+  BudgetError, unpack, innerDistances, blindCentroids, shareRecords, newShareId, type RecordShare,
 } from '../../src/protocols/index.js';
 import { harness, type Harness } from './harness.js';
 import { randomSigned } from '../helpers.js';
@@ -82,7 +82,8 @@ for (const kind of ['memory', 'http'] as const) {
       const sums = members.map((idx) => Array.from({ length: m }, (_, d) => idx.map((i) => records[i]![d]!).reduce(add)));
       const plainSums = members.map((idx) => Array.from({ length: m }, (_, d) => idx.reduce((acc, i) => acc + recs[i]![d]!, 0n)));
       const bounds = { maxAbs: D, maxCount: 9 };
-      const phis = await innerDistances(h.alice, share, 2, records.slice(2), sums, sizes, bounds);
+      const centroids = await blindCentroids(h.alice, sums, sizes, bounds);
+      const phis = await innerDistances(h.alice, share, 2, records.slice(2), centroids);
       const msk = h.core.msk;
       for (let i = 2; i < n; i++) {
         for (let j = 0; j < sizes.length; j++) {
@@ -94,9 +95,9 @@ for (const kind of ['memory', 'http'] as const) {
       }
       // A share the key server does not have: a typed refusal, and sharing again works.
       const lost = { id: newShareId(), blinds: share.blinds };
-      await assert.rejects(innerDistances(h.alice, lost, 0, records, sums, sizes, bounds), (e: Error & { code?: string }) => e.code === 'ERR_UNKNOWN_SHARE');
+      await assert.rejects(innerDistances(h.alice, lost, 0, records, centroids), (e: Error & { code?: string }) => e.code === 'ERR_UNKNOWN_SHARE');
       const again = await shareRecords(h.alice, records, 21);
-      const phi0 = await innerDistances(h.alice, again, 0, records.slice(0, 1), sums, sizes, bounds);
+      const phi0 = await innerDistances(h.alice, again, 0, records.slice(0, 1), centroids);
       assert.equal(msk.decrypt(phi0[0]![0]!), plainSums[0]!.reduce((acc, x) => acc + x * x, 0n));
       // KMS form is only for job keys.
       await assert.rejects(sctBounded(h.alice, [h.owner.publicKey.encrypt(1n)], h.target.publicKey, 8, { kms: true }), (e: Error & { code?: string }) => e.code === 'ERR_NOT_JOB_KEY');
@@ -162,7 +163,7 @@ describe('protocols at 2048-bit N over HTTP, both servers with worker pools', ()
     const members = [[0, 3], [1], [4, 5]];
     const sums = members.map((idx) => [0, 1].map((d) => idx.map((i) => records[i]![d]!).reduce(add)));
     const sizes = members.map((idx) => BigInt(idx.length));
-    const phis = await innerDistances(h.alice, share, 0, records, sums, sizes, { maxAbs: D, maxCount: 6 });
+    const phis = await innerDistances(h.alice, share, 0, records, await blindCentroids(h.alice, sums, sizes, { maxAbs: D, maxCount: 6 }));
     const best = await secureArgmin(h.alice, phis, sizes, deltaBits({ maxAbs: D, dims: 2, maxCount: 6 }));
     const plain = recs.map((x) => {
       const d = members.map((idx) => x.reduce((acc, v, a) => {
