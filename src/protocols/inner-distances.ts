@@ -10,15 +10,15 @@
  * converting the job's data anyway (sct.ts `sctBounded` with a share), or after a restart a fresh
  * `share` round. The compute server keeps c.
  *
- * Per chunk of records (Alice = compute server, Bob = key server):
- *   Alice: w_j = -2 |c_j| s_j and s_j (KMS-form ciphertexts); sends them packed and blinded,
- *          w' = w + t, s' = s + u (statistical, fresh per chunk, one decryption per pack).
+ * Per iteration, Alice (compute server) blinds w_j = -2 |c_j| s_j and s_j (KMS-form ciphertexts)
+ * once, w' = w + t, s' = s + u (statistical, one decryption per pack), and sends the same packs with
+ * every chunk of records; per chunk:
  *   Bob:   z_ij = <X'_i, w'_j> and ||s'_j||^2 in the clear, answers KMS-form encryptions.
  *   Alice: sigma_j = Enc(||s'_j||^2) * prod_d Enc(s_jd)^(-2 u_jd) * Enc(-||u_j||^2)
  *          phi_ij  = Enc(z_ij) * prod_d Enc(x_id)^(-t_jd) * prod_d Enc(w_jd)^(-c_id) * Enc(-<c_i, t_j>) * sigma_j
  *          (z = <x, w> + <x, t> + <c, w> + <c, t>): one multi-exponentiation of 2m short exponents.
  *
- * What each party learns. Bob: X' once per job, and w', s' per chunk, each value within statistical
+ * What each party learns. Bob: X' once per job, and w', s' per iteration, each value within statistical
  * distance 2^(1-sigma) of uniform whatever the data (leakage test); z and ||s'||^2 are functions of
  * those. Nothing about sizes or assignments. Alice: only fresh KMS-form encryptions (DCR). Against
  * SDM, Bob decrypts 2km values per chunk instead of m per (record, cluster), and every ciphertext

@@ -61,14 +61,6 @@ export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Pro
   return encodeReply(await state.seal(to, values), to.params.elementBytes);
 }
 
-/**
- * SCT for values known to be small, |M| < 2^valueBits (the owners' encoded data), with statistical
- * blinding and packing: Alice adds c = 2^valueBits + r, r uniform in [0, 2^(valueBits + sigma)), packs
- * the blinded values, and Bob decrypts once per pack and answers Enc_y(M + c) per value; Alice
- * subtracts c. Bob sees each M + c within statistical distance 2^(1-sigma) of uniform whatever M is.
- * Used for the conversion of a job's data to pk_c, where it saves one decryption and one encryption
- * per value; results and anything unbounded go through the perfectly blinded `sct`.
- */
 export interface BoundedTransferOptions {
   /**
    * Answers in KMS form (kms-paillier.ts), for a job key: one element per value, about six times
@@ -82,6 +74,15 @@ export interface BoundedTransferOptions {
   share?: { id: string; offset: number; blinds: bigint[] };
 }
 
+/**
+ * SCT for values known to be small, |M| < 2^valueBits (the owners' encoded data), with statistical
+ * blinding and packing: Alice adds c = 2^valueBits + r, r uniform in [0, 2^(valueBits + sigma)), packs
+ * the blinded values, and Bob decrypts once per pack and answers Enc_y(M + c) per value; Alice
+ * subtracts c. Bob sees each M + c within statistical distance 2^(1-sigma) of uniform whatever M is.
+ * Used for the conversion of a job's data to pk_c, where it saves one decryption and one encryption
+ * per value, answers in KMS form and leaves Bob the M + c he saw as the job's record share (nothing
+ * new for him); results and anything unbounded go through the perfectly blinded `sct`.
+ */
 export async function sctBounded(
   ctx: AliceContext,
   cs: readonly Ciphertext[],
