@@ -2,7 +2,7 @@
  * Paillier encryption under the key server's own modulus N ("KMS form"), for intermediate values
  * that only the key server (KMS) ever decrypts:
  *   c = (1 + mN) * h_N^rho mod N^2,   h_N = (x^2)^N mod N^2,
- * with x derived from N by hashing (so h_N has no trapdoor and both servers compute it alone) and
+ * with x derived from N by SHAKE256 (so h_N has no trapdoor and both servers compute it alone) and
  * rho uniform in the group <h_N> (order dividing p'q'). It is Paillier with the randomness drawn
  * from the squares, as in Damgard-Jurik-Nielsen's fixed-base variant: semantically secure under
  * DCR (squaring maps a DCR challenge to one of this form).
@@ -29,14 +29,16 @@ const RHO_MARGIN = 40;
 
 const bases = new Map<bigint, bigint>();
 
-/** h_N = (x^2)^N mod N^2 for x = SHA-256(N, counter) mod N, the first one that is a unit. */
+/** h_N = (x^2)^N mod N^2 for x = SHAKE256(N, counter) mod N, the first one that is a unit. */
 export function kmsBase(N: bigint): bigint {
   let h = bases.get(N);
   if (h === undefined) {
     const N2 = N * N;
     for (let counter = 0; h === undefined; counter++) {
-      const digest = createHash('sha256').update(`ciphermine kms base ${N.toString(16)} ${counter}`).digest('hex');
-      const x = BigInt('0x' + digest.repeat(Math.ceil(bitLength(N) / 256) + 1)) % N;
+      // SHAKE256 output 128 bits longer than N, so x is close to uniform modulo N.
+      const bytes = Math.ceil(bitLength(N) / 8) + 16;
+      const digest = createHash('shake256', { outputLength: bytes }).update(`ciphermine kms base ${N.toString(16)} ${counter}`).digest('hex');
+      const x = BigInt('0x' + digest) % N;
       if (x > 1n && gcd(x, N) === 1n) h = backend().modPow(x * x, N, N2);
     }
     bases.set(N, h);
