@@ -6,7 +6,7 @@
  */
 import type { BcpMasterKey } from '../crypto/bcp-master.js';
 import { keyGen, type BcpPublicKey, type BcpSecretKey } from '../crypto/bcp-keys.js';
-import { keyWire, runKernel, type Pair } from '../crypto/kernels.js';
+import { keyWire, runKernel, type KernelName, type Pair } from '../crypto/kernels.js';
 import type { WorkerPool } from '../crypto/pool.js';
 import { deserializePublicKey, serializeParams, serializePublicKey } from '../crypto/serialize.js';
 import { CiphermineError } from '../crypto/errors.js';
@@ -88,11 +88,14 @@ export class KeyServerCore implements KeyServerState {
 
   async open(protocol: string, pk: BcpPublicKey, pairs: Pair[]): Promise<bigint[]> {
     const shared = { ...keyWire(pk), p: this.msk.p, q: this.msk.q };
-    const values = this.pool
-      ? await this.pool.map<bigint>('masterDecrypt', shared, pairs)
-      : (runKernel('masterDecrypt', shared, pairs) as bigint[]);
+    const values = await this.batch<bigint>('masterDecrypt', shared, pairs);
     this.observer?.(protocol, values);
     return values;
+  }
+
+  /** A batch kernel on the worker pool when there is one, else here. */
+  private async batch<O>(name: KernelName, shared: unknown, items: unknown[]): Promise<O[]> {
+    return this.pool ? this.pool.map<O>(name, shared, items) : (runKernel(name, shared, items) as O[]);
   }
 
   observe(protocol: string, values: readonly bigint[]): void {
@@ -102,7 +105,7 @@ export class KeyServerCore implements KeyServerState {
   /** Fresh encryptions by CRT: the key server knows p and q, so it works modulo p^2 and q^2. */
   async seal(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {
     const shared = { ...keyWire(pk), p: this.msk.p, q: this.msk.q };
-    return this.pool ? this.pool.map<Pair>('encryptCrt', shared, values) : (runKernel('encryptCrt', shared, values) as Pair[]);
+    return this.batch<Pair>('encryptCrt', shared, values);
   }
 
   /**
@@ -116,7 +119,7 @@ export class KeyServerCore implements KeyServerState {
   async sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {
     this.requireJobKey(pk);
     const shared = { N: pk.params.N, p: this.msk.p, q: this.msk.q };
-    const cs = this.pool ? await this.pool.map<bigint>('encryptKms', shared, values) : (runKernel('encryptKms', shared, values) as bigint[]);
+    const cs = await this.batch<bigint>('encryptKms', shared, values);
     return cs.map((c) => [1n, c]);
   }
 
