@@ -12,12 +12,20 @@ const NONCE = 12;
 const TAG = 16;
 
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad: string): Buffer {
+  return sealWithNonce(key, plaintext, aad, randomBytes(NONCE));
+}
+
+/**
+ * seal() with a caller-chosen 12-byte nonce. Exists for test vectors and deterministic replays only:
+ * a nonce used twice under one key breaks AES-GCM, so production code calls seal().
+ */
+export function sealWithNonce(key: Uint8Array, plaintext: Uint8Array, aad: string, nonce: Uint8Array): Buffer {
   if (key.length !== 32) throw new ParameterError('AES-256 needs a 32-byte key');
-  const nonce = randomBytes(NONCE);
+  if (nonce.length !== NONCE) throw new ParameterError(`AES-GCM nonce must be ${NONCE} bytes`);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(Buffer.from(aad));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([Buffer.from([VERSION]), nonce, cipher.getAuthTag(), body]);
+  return Buffer.concat([Buffer.from([VERSION]), Buffer.from(nonce), cipher.getAuthTag(), body]);
 }
 
 export function openEnvelope(key: Uint8Array, envelope: Uint8Array, aad: string): Buffer {

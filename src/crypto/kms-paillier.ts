@@ -37,7 +37,9 @@ export function kmsBase(N: bigint): bigint {
     for (let counter = 0; h === undefined; counter++) {
       // SHAKE256 output 128 bits longer than N, so x is close to uniform modulo N.
       const bytes = Math.ceil(bitLength(N) / 8) + 16;
-      const digest = createHash('shake256', { outputLength: bytes }).update(`ciphermine kms base ${N.toString(16)} ${counter}`).digest('hex');
+      const digest = createHash('shake256', { outputLength: bytes })
+        .update(`ciphermine kms base ${N.toString(16)} ${counter}`)
+        .digest('hex');
       const x = BigInt('0x' + digest) % N;
       if (x > 1n && gcd(x, N) === 1n) h = backend().modPow(x * x, N, N2);
     }
@@ -61,7 +63,11 @@ export class KmsRerandomizer {
     this.table = backend().fixedBase(kmsBase(N), N * N, bits, 7);
   }
   factor(): bigint {
-    return this.table.pow(randomBelow(this.bound));
+    return this.factorWith(randomBelow(this.bound));
+  }
+  /** h_N^rho' for a caller-chosen rho' >= 0; for test vectors and deterministic replays only. */
+  factorWith(rho: bigint): bigint {
+    return this.table.pow(rho);
   }
 }
 
@@ -89,6 +95,16 @@ export class KmsEncryptor {
     const oneMN = 1n + mod(msg, this.N) * this.N;
     const be = backend();
     const [cp, cq] = this.halves.map(({ m, order, h }) => be.modMul(h.pow(randomBelow(order)), oneMN % m, m));
+    return this.crt.combine(cp!, cq!);
+  }
+  /**
+   * (1 + mN) h_N^rho mod N^2 for a caller-chosen rho >= 0 (reduced modulo p' and q', the orders of
+   * h_N modulo p^2 and q^2). Exists for test vectors and deterministic replays only.
+   */
+  encryptWith(msg: bigint, rho: bigint): bigint {
+    const oneMN = 1n + mod(msg, this.N) * this.N;
+    const be = backend();
+    const [cp, cq] = this.halves.map(({ m, order, h }) => be.modMul(h.pow(mod(rho, order)), oneMN % m, m));
     return this.crt.combine(cp!, cq!);
   }
 }
