@@ -31,7 +31,8 @@ const base = randomBelow(N2);
 const floors: Record<string, Rate> = {};
 for (const name of ['openssl', ...(loadNativeGmp() ? ['gmp'] : []), 'js']) {
   const be = createBackend(name);
-  const powm = name === 'gmp' ? (i: number) => loadNativeGmp()!.powm(base, exps[i % 64]!, N2, false) : (i: number) => be.modPow(base, exps[i % 64]!, N2);
+  const powm =
+    name === 'gmp' ? (i: number) => loadNativeGmp()!.powm(base, exps[i % 64]!, N2, false) : (i: number) => be.modPow(base, exps[i % 64]!, N2);
   floors[name] = measure(powm, name === 'js' ? 600 : 300, name === 'js' ? 3 : 5);
   log(`modexp ${name}: ${floors[name]!.msPerOp} ms`);
 }

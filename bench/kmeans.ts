@@ -62,7 +62,18 @@ const lapSeconds = () => {
 
 const dir = mkdtempSync(join(tmpdir(), 'ciphermine-bench-'));
 const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(keyBits)]);
-const cs = await startChildServer(['compute-server', 'start', '--data-dir', join(dir, 'cs'), '--port', '0', '--key-server', ks.url, '--channel-key', ks.info.channelKey!]);
+const cs = await startChildServer([
+  'compute-server',
+  'start',
+  '--data-dir',
+  join(dir, 'cs'),
+  '--port',
+  '0',
+  '--key-server',
+  ks.url,
+  '--channel-key',
+  ks.info.channelKey!,
+]);
 const setupSeconds = lapSeconds();
 const pool = new WorkerPool();
 try {
@@ -71,7 +82,9 @@ try {
   const per = Math.ceil(records / 3);
   for (let w = 0; w < 3; w++) {
     const owner = await DataOwner.register(cs.url, `owner ${w}`);
-    const id = await owner.upload(`part ${w}`, { columns: centres[0]!.map((_, a) => `x${a}`), rows: rows.slice(w * per, (w + 1) * per) }, codec, { pool });
+    const id = await owner.upload(`part ${w}`, { columns: centres[0]!.map((_, a) => `x${a}`), rows: rows.slice(w * per, (w + 1) * per) }, codec, {
+      pool,
+    });
     await owner.grant(id, client.id);
     datasets.push(id);
   }
@@ -80,15 +93,17 @@ try {
   const [ksBefore, csBefore] = await serverStats();
   log(`uploaded ${records} x ${dims} in ${upload} s`);
   const job = await client.submitKMeans({ datasets, k, maxIter: iterations, initIndices: init });
-  const status = await client.waitFor(job, (s) => log(`  ${s.phase}, iteration ${s.iteration}`), 1000);
+  const status = await client.waitFor(job, (s) => log(`  ${s.phase}, ${s.progress?.unit ?? 'step'} ${s.progress?.done ?? 0}`), 1000);
   if (status.state !== 'done') throw new Error(`job failed: ${status.error}`);
-  const result = await client.result(job);
+  const result = await client.kmeansResult(job);
   const jobSeconds = lapSeconds();
   const perIteration = Object.entries(status.timings)
     .filter(([name]) => name.startsWith('iteration '))
     .map(([, s]) => s)
     .sort((a, b) => a - b);
-  const median = perIteration.length ? perIteration[Math.floor(perIteration.length / 2)]! : status.timings.iterations! / Math.max(1, status.iteration);
+  const median = perIteration.length
+    ? perIteration[Math.floor(perIteration.length / 2)]!
+    : status.timings.iterations! / Math.max(1, result.iterations);
 
   const tp = performance.now();
   const plain = lloyd(encoded, init, iterations);

@@ -52,17 +52,24 @@ const results = {
   sm: await perElement('SM', () => secureMultiply(alice, cts, cts)),
   secureSquare: await perElement('secure square', () => secureSquare(alice, cts)),
   sdc: await perElement('SDC', () =>
-    secureCompare(alice, omegas.map((o, i) => ({ omegaA: o, omegaB: omegas[(i + 1) % batch]!, sizeA: 1n, sizeB: 1n })), 64)),
+    secureCompare(
+      alice,
+      omegas.map((o, i) => ({ omegaA: o, omegaB: omegas[(i + 1) % batch]!, sizeA: 1n, sizeB: 1n })),
+      64,
+    ),
+  ),
 };
-console.log(JSON.stringify({
-  keyBits: bits,
-  batch,
-  transport: 'http-loopback, key server in a separate process',
-  date: new Date().toISOString(),
-  modexpFloorMs: round(floor),
-  msPerElement: results,
-  overFloor: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, round(v / floor, 3)])),
-}));
+console.log(
+  JSON.stringify({
+    keyBits: bits,
+    batch,
+    transport: 'http-loopback, key server in a separate process',
+    date: new Date().toISOString(),
+    modexpFloorMs: round(floor),
+    msPerElement: results,
+    overFloor: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, round(v / floor, 3)])),
+  }),
+);
 child.kill('SIGTERM');
 await pool.close();
 process.exit(0);

@@ -9,9 +9,7 @@ interface FixtureEntry {
   q: string;
 }
 
-const fixtures = JSON.parse(
-  readFileSync(new URL('../../test/fixtures/bcp-params.json', import.meta.url), 'utf8'),
-) as Record<string, FixtureEntry>;
+const fixtures = JSON.parse(readFileSync(new URL('../../test/fixtures/bcp-params.json', import.meta.url), 'utf8')) as Record<string, FixtureEntry>;
 
 export interface TestSystem {
   params: BcpParams;

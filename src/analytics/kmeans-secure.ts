@@ -7,8 +7,8 @@
  * iteration is handed to `onCheckpoint`, and a run can resume from such a checkpoint.
  */
 import { add, type Ciphertext } from '../crypto/ciphertext.js';
-import type { AliceContext } from '../protocols/alice.js';
-import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocols/budget.js';
+import type { ComputeSideContext } from '../protocols/round-trip.js';
+import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocols/bit-budget.js';
 import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
 import { CiphermineError } from '../crypto/errors.js';
@@ -78,10 +78,7 @@ function memberSums(records: readonly (readonly Ciphertext[])[], assignments: re
     sizes[j]!++;
     sums[j] = sums[j] ? sums[j]!.map((s, a) => add(s, records[i]![a]!)) : [...records[i]!];
   });
-  return [
-    sums.map((s, j) => s ?? prev.sums[j]!),
-    sizes.map((c, j) => (c === 0n ? prev.sizes[j]! : c)),
-  ];
+  return [sums.map((s, j) => s ?? prev.sums[j]!), sizes.map((c, j) => (c === 0n ? prev.sizes[j]! : c))];
 }
 
 /**
@@ -90,7 +87,7 @@ function memberSums(records: readonly (readonly Ciphertext[])[], assignments: re
  * distances, with the centroids blinded once per iteration; others the seed's SDM.
  */
 async function assign(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   records: readonly (readonly Ciphertext[])[],
   cp: SecureCheckpoint,
   bounds: DistanceBounds,
@@ -114,7 +111,7 @@ async function assign(
 }
 
 async function sharedDistances(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   records: readonly (readonly Ciphertext[])[],
   first: number,
   rows: readonly (readonly Ciphertext[])[],
@@ -133,7 +130,7 @@ async function sharedDistances(
 }
 
 export async function secureKMeans(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   records: readonly (readonly Ciphertext[])[],
   opts: SecureKMeansOptions,
 ): Promise<SecureKMeansResult> {

@@ -17,7 +17,7 @@ import { bitLength } from '../crypto/bigint.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { gaussianSpec, gumbelFixedPoint, laplaceSpec, sample, sampleShare, type NoiseKind, type NoiseSpec } from '../crypto/noise/mechanisms.js';
 import { div, rational, toNumber, type Rational } from '../crypto/noise/rational.js';
-import { encryptAll, type AliceContext } from '../protocols/alice.js';
+import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
 import { keyServerNoiseShares, secureArgmin, secureLessThan, secureMultiply, sct } from '../protocols/index.js';
 
 export type StatsKind = 'count' | 'sum' | 'mean' | 'histogram' | 'mode';
@@ -70,11 +70,13 @@ export function validateQuery(q: StatsQuery): void {
     const e = q.edges ?? [];
     if (e.length < 2 || e.some((x, i) => i > 0 && !(x > e[i - 1]!))) throw new StatsQueryError('bin edges must be at least two, strictly increasing');
   }
-  if (q.mechanism === 'gaussian' && !(q.delta !== undefined && q.delta > 0 && q.delta < 1)) throw new StatsQueryError('the Gaussian mechanism needs delta in (0, 1)');
+  if (q.mechanism === 'gaussian' && !(q.delta !== undefined && q.delta > 0 && q.delta < 1))
+    throw new StatsQueryError('the Gaussian mechanism needs delta in (0, 1)');
   // The classic calibration sigma = Delta sqrt(2 ln(1.25/delta)) / epsilon holds only for epsilon < 1.
   if (q.mechanism === 'gaussian' && !(q.epsilon.num < q.epsilon.den)) throw new StatsQueryError('the Gaussian mechanism needs epsilon < 1');
   if (q.kind === 'mode' && q.mode !== 'pmdp') throw new StatsQueryError('the exponential mechanism (mode) runs in pmdp mode only');
-  if (q.blocks !== undefined && (q.kind !== 'mean' || !Number.isInteger(q.blocks) || q.blocks < 2)) throw new StatsQueryError('blocks (sample-and-aggregate) is for mean queries, at least 2');
+  if (q.blocks !== undefined && (q.kind !== 'mean' || !Number.isInteger(q.blocks) || q.blocks < 2))
+    throw new StatsQueryError('blocks (sample-and-aggregate) is for mean queries, at least 2');
 }
 
 /** `share` of the query's budget: the mean spends half of epsilon and half of delta on each part. */
@@ -83,7 +85,14 @@ function spec(q: StatsQuery, sensitivity: bigint, epsilon: Rational, share = 1):
 }
 
 /** Adds noise of the given specs under encryption, per the release mode. */
-async function addNoise(ctx: AliceContext, pk: BcpPublicKey, values: Ciphertext[], specs: NoiseSpec[], q: StatsQuery, noise: NoiseControl): Promise<Ciphertext[]> {
+async function addNoise(
+  ctx: ComputeSideContext,
+  pk: BcpPublicKey,
+  values: Ciphertext[],
+  specs: NoiseSpec[],
+  q: StatsQuery,
+  noise: NoiseControl,
+): Promise<Ciphertext[]> {
   if (noise.disabled) return values;
   const own = specs.map((s) => (q.mode === 'pmdp' ? sample(s) : sampleShare(s, 0)));
   noise.onComputeServerNoise?.(own);
@@ -100,7 +109,7 @@ async function addNoise(ctx: AliceContext, pk: BcpPublicKey, values: Ciphertext[
 }
 
 /** clip(x) = x + [x < lo](lo - x) - [x > hi](x - hi), with encrypted indicators and SM. */
-export async function secureClip(ctx: AliceContext, xs: Ciphertext[], lo: bigint, hi: bigint, valueBits: number): Promise<Ciphertext[]> {
+export async function secureClip(ctx: ComputeSideContext, xs: Ciphertext[], lo: bigint, hi: bigint, valueBits: number): Promise<Ciphertext[]> {
   const n = xs.length;
   const bits = Math.max(valueBits, bitLength(lo), bitLength(hi)) + 2;
   const ind = await secureLessThan(ctx, [...xs, ...xs], [...xs.map(() => lo), ...xs.map(() => hi + 1n)], bits);
@@ -116,11 +125,16 @@ function sum(cs: readonly Ciphertext[], pk: BcpPublicKey): Ciphertext {
 }
 
 /** C_j = number of values below each edge; counts per bin from their differences. */
-async function binCounts(ctx: AliceContext, xs: Ciphertext[], edges: bigint[], valueBits: number): Promise<Ciphertext[]> {
+async function binCounts(ctx: ComputeSideContext, xs: Ciphertext[], edges: bigint[], valueBits: number): Promise<Ciphertext[]> {
   const pk = xs[0]!.publicKey;
   const inner = edges.slice(1, -1);
   const bits = Math.max(valueBits, ...edges.map((e) => bitLength(e))) + 2;
-  const ind = await secureLessThan(ctx, inner.flatMap(() => xs), inner.flatMap((e) => xs.map(() => e)), bits);
+  const ind = await secureLessThan(
+    ctx,
+    inner.flatMap(() => xs),
+    inner.flatMap((e) => xs.map(() => e)),
+    bits,
+  );
   const below = inner.map((_, j) => sum(ind.slice(j * xs.length, (j + 1) * xs.length), pk));
   const C = [pk.trivial(0n), ...below, pk.trivial(BigInt(xs.length))];
   return C.slice(1).map((c, b) => add(c, negate(C[b]!)));
@@ -144,7 +158,13 @@ function lcm(a: bigint, b: bigint): bigint {
   return (a / x) * b;
 }
 
-export async function secureStats(ctx: AliceContext, xs: Ciphertext[], q: StatsQuery, clientKey: BcpPublicKey, noise: NoiseControl = {}): Promise<StatsResult> {
+export async function secureStats(
+  ctx: ComputeSideContext,
+  xs: Ciphertext[],
+  q: StatsQuery,
+  clientKey: BcpPublicKey,
+  noise: NoiseControl = {},
+): Promise<StatsResult> {
   validateQuery(q);
   const n = xs.length;
   if (n === 0) throw new StatsQueryError('no records');
@@ -172,7 +192,15 @@ export async function secureStats(ctx: AliceContext, xs: Ciphertext[], q: StatsQ
         // Mean of block means, scaled by b M (M = lcm of block sizes) to stay an integer.
         const blocks = partition(n, q.blocks);
         const M = blocks.reduce((acc, b) => lcm(acc, BigInt(b.length)), 1n);
-        const weighted = blocks.map((b) => scalarMultiply(sum(b.map((i) => clipped[i]!), pk), M / BigInt(b.length)));
+        const weighted = blocks.map((b) =>
+          scalarMultiply(
+            sum(
+              b.map((i) => clipped[i]!),
+              pk,
+            ),
+            M / BigInt(b.length),
+          ),
+        );
         values = [sum(weighted, pk)];
         divisor = BigInt(q.blocks) * M;
         const minBlock = BigInt(Math.min(...blocks.map((b) => b.length)));
@@ -204,7 +232,12 @@ export async function secureStats(ctx: AliceContext, xs: Ciphertext[], q: StatsQ
       });
       const scores = counts.map((c, b) => negate(addPlain(scalarMultiply(c, 1n << BigInt(F)), gumbel[b]!)));
       const bound = (BigInt(n) << BigInt(F)) + cap;
-      const [best] = await secureArgmin(ctx, [scores], scores.map(() => 1n), bitLength(4n * bound) + 2);
+      const [best] = await secureArgmin(
+        ctx,
+        [scores],
+        scores.map(() => 1n),
+        bitLength(4n * bound) + 2,
+      );
       choice = best!;
       values = [];
       specs = [];

@@ -22,7 +22,10 @@ export async function startChildServer(args: string[], opts: { echoLog?: boolean
     if (opts.echoLog) process.stderr.write(d);
   });
   const info = await new Promise<Record<string, string>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start within ${(opts.timeoutMs ?? 120_000) / 1000} s:\n${log}`)), opts.timeoutMs ?? 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${args[0]} did not start within ${(opts.timeoutMs ?? 120_000) / 1000} s:\n${log}`)),
+      opts.timeoutMs ?? 120_000,
+    );
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       try {

@@ -26,7 +26,7 @@ export interface StatsDemoOptions {
 /** Seeded wages: log-normal-ish around 50k, one outlier per owner. */
 export function syntheticWages(owners: number, perOwner: number, seed = 2017): number[][] {
   let x = seed;
-  const next = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const next = () => (x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   return Array.from({ length: owners }, (_, o) =>
     Array.from({ length: perOwner }, (_, i) => {
       if (i === 0) return 400 + 100 * o; // the CEO
@@ -51,7 +51,18 @@ export async function runStatsDemo(o: StatsDemoOptions) {
     say(`starting the key server (${o.keyBits}-bit parameters) and the compute server...`);
     const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(o.keyBits)]);
     servers.push(ks);
-    const cs = await startChildServer(['compute-server', 'start', '--data-dir', join(dir, 'cs'), '--port', '0', '--key-server', ks.url, '--channel-key', ks.info.channelKey!]);
+    const cs = await startChildServer([
+      'compute-server',
+      'start',
+      '--data-dir',
+      join(dir, 'cs'),
+      '--port',
+      '0',
+      '--key-server',
+      ks.url,
+      '--channel-key',
+      ks.info.channelKey!,
+    ]);
     servers.push(cs);
     const client = await QueryClient.register(cs.url, 'statistics office');
     const datasets: string[] = [];
@@ -77,7 +88,9 @@ export async function runStatsDemo(o: StatsDemoOptions) {
       seconds,
     };
     if (!o.json) {
-      console.log(`\npublished mean wage (epsilon ${o.epsilon}, ${o.mode}${o.blocks ? `, ${o.blocks} blocks` : ''}): ${out.published.toFixed(3)} thousand`);
+      console.log(
+        `\npublished mean wage (epsilon ${o.epsilon}, ${o.mode}${o.blocks ? `, ${o.blocks} blocks` : ''}): ${out.published.toFixed(3)} thousand`,
+      );
       console.log(`exact clipped mean (computed by the demo itself, never published): ${exact.toFixed(3)} thousand`);
       console.log(`privacy budget left per dataset: ${Object.values(r.budgetRemaining).join(', ')}`);
       console.log(`seconds: query ${seconds.query}, total ${seconds.total}`);

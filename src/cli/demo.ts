@@ -28,6 +28,8 @@ export interface DemoOptions {
   keyBits: number;
   owners: number;
   fractionBits: number;
+  /** The compute server's database: a postgres:// URL (default: SQLite in a temporary directory). */
+  database?: string;
   json: boolean;
   verbose?: boolean;
 }
@@ -64,7 +66,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const lap = (name: string, since: number) => (seconds[name] = Number(((performance.now() - since) / 1000).toFixed(3)));
 
   const text = readFileSync(o.data, 'utf8');
-  const header = text.split(/\r?\n/, 1)[0]!.split(',').map((h) => h.trim());
+  const header = text
+    .split(/\r?\n/, 1)[0]!
+    .split(',')
+    .map((h) => h.trim());
   const ignore = o.ignoreColumns ?? (header.includes('label') ? ['label'] : []);
   const table = parseNumericCsv(text, ignore);
   if (o.owners < 1 || o.owners > table.rows.length) throw new Error(`--owners must be between 1 and ${table.rows.length}`);
@@ -79,10 +84,24 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   try {
     let t = performance.now();
     say(`starting the key server (${o.keyBits}-bit parameters) and the compute server...`);
-    const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(o.keyBits)], { echoLog: o.verbose });
+    const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(o.keyBits)], {
+      echoLog: o.verbose,
+    });
     servers.push(ks);
     const cs = await startChildServer(
-      ['compute-server', 'start', '--data-dir', join(dir, 'cs'), '--port', '0', '--key-server', ks.url, '--channel-key', ks.info.channelKey!],
+      [
+        'compute-server',
+        'start',
+        '--data-dir',
+        join(dir, 'cs'),
+        '--port',
+        '0',
+        '--key-server',
+        ks.url,
+        '--channel-key',
+        ks.info.channelKey!,
+        ...(o.database ? ['--database', o.database] : []),
+      ],
       { echoLog: o.verbose },
     );
     servers.push(cs);
@@ -104,10 +123,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     say(`${datasets.length} owners uploaded ${table.rows.length} records x ${table.columns.length} attributes, each under its own key`);
 
     t = performance.now();
-    const jobId = await client.submitKMeans({ datasets, k: o.k, maxIter: o.maxIter, initIndices: init });
-    const status = await client.waitFor(jobId, progressReporter(!o.json && process.stderr.isTTY === true));
-    if (status.state === 'failed') throw new Error(`the k-means job failed: ${status.error}`);
-    const outcome = await client.result(jobId);
+    const outcome = await client.kmeans(
+      { datasets, k: o.k, maxIter: o.maxIter, initIndices: init },
+      { onStatus: progressReporter(process.stderr, !o.json) },
+    );
+    const status = await client.status(outcome.jobId);
     lap('job', t);
     for (const [phase, s] of Object.entries(status.timings)) seconds[phase] = Number(s.toFixed(3));
 
@@ -146,9 +166,17 @@ function printTable(
 ): void {
   const w = Math.max(8, ...columns.map((c) => c.length));
   console.log(`\ncluster  size  ${columns.map((c) => c.padStart(w)).join('  ')}`);
-  centroids.forEach((c, j) => console.log(`${String(j).padStart(7)}  ${String(sizes[j]).padStart(4)}  ${c.map((x) => x.toFixed(4).padStart(w)).join('  ')}`));
+  centroids.forEach((c, j) =>
+    console.log(`${String(j).padStart(7)}  ${String(sizes[j]).padStart(4)}  ${c.map((x) => x.toFixed(4).padStart(w)).join('  ')}`),
+  );
   const maxDiff = Math.max(...centroids.flatMap((c, j) => c.map((x, a) => Math.abs(x - reference[j]![a]!))));
   console.log(`\n${r.converged ? 'converged' : 'stopped at --max-iter'} after ${r.iterations} iterations`);
-  console.log(`plaintext Lloyd's on the same fixed-point data from the same start: ${agrees ? 'AGREES' : 'DIFFERS'} (assignments, sizes, exact sums; largest centroid difference ${maxDiff})`);
-  console.log(`seconds: ${Object.entries(seconds).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(
+    `plaintext Lloyd's on the same fixed-point data from the same start: ${agrees ? 'AGREES' : 'DIFFERS'} (assignments, sizes, exact sums; largest centroid difference ${maxDiff})`,
+  );
+  console.log(
+    `seconds: ${Object.entries(seconds)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
 }

@@ -11,7 +11,11 @@ const int = (v: string) => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
   return n;
 };
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 const intList = (v: string) => list(v).map(int);
 
 const program = new Command('ciphermine')
@@ -33,8 +37,9 @@ const demo = program
   .option('--key-bits <bits>', 'size of N', int, 2048)
   .option('--owners <n>', 'data owners the rows are split among', int, 3)
   .option('--fraction-bits <f>', 'fixed-point precision', int, 16)
+  .option('--database <url>', 'run the compute server on this PostgreSQL (postgres://...; default: SQLite in a temporary directory)')
   .option('--json', 'print one JSON object as the last line')
-  .option('--verbose', 'show the servers\' logs')
+  .option('--verbose', "show the servers' logs")
   .action(async (o) => {
     const result = await runDemo({ ...o, json: !!o.json });
     if (o.json) console.log(JSON.stringify(result));

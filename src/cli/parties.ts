@@ -9,7 +9,11 @@ import { loadIdentity, saveIdentity } from '../clients/identity.js';
 import { progressReporter } from './progress.js';
 
 const server = process.env.CIPHERMINE_SERVER ?? 'http://127.0.0.1:7400';
-const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export function addPartyCommands(program: Command): void {
   const owner = program.command('owner').description('data owner (DO) commands');
@@ -32,7 +36,7 @@ export function addPartyCommands(program: Command): void {
     .option('--name <name>', 'dataset name')
     .option('--ignore-columns <a,b>', 'columns to leave out', list, [])
     .option('--fraction-bits <f>', 'fixed-point precision', '16')
-    .option('--max-abs <x>', 'declared largest |value| (default: the data\'s, rounded up)')
+    .option('--max-abs <x>', "declared largest |value| (default: the data's, rounded up)")
     .option('--epsilon-budget <e>', 'total epsilon DP queries may spend on this dataset (default: none allowed)')
     .action(async (o) => {
       const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
@@ -75,16 +79,20 @@ export function addPartyCommands(program: Command): void {
     .option('--init-indices <i,j>', 'initial records (0-based over the datasets in order)', list)
     .action(async (o) => {
       const q = QueryClient.fromIdentity(loadIdentity(o.identity));
-      const job = await q.submitKMeans({
-        datasets: o.datasets,
-        k: Number(o.k),
-        maxIter: Number(o.maxIter),
-        initIndices: o.initIndices?.map(Number),
-      });
-      const s = await q.waitFor(job, progressReporter(process.stderr.isTTY === true));
-      if (s.state === 'failed') throw new Error(`job ${job} failed: ${s.error}`);
-      const r = await q.result(job);
-      console.log(JSON.stringify({ job, centroids: r.centroids, sizes: r.sizes, assignments: r.assignments, iterations: r.iterations, converged: r.converged }));
+      const r = await q.kmeans(
+        { datasets: o.datasets, k: Number(o.k), maxIter: Number(o.maxIter), initIndices: o.initIndices?.map(Number) },
+        { onSubmitted: (id) => console.error(`job ${id} submitted`), onStatus: progressReporter() },
+      );
+      console.log(
+        JSON.stringify({
+          job: r.jobId,
+          centroids: r.centroids,
+          sizes: r.sizes,
+          assignments: r.assignments,
+          iterations: r.iterations,
+          converged: r.converged,
+        }),
+      );
     });
   const query = program.command('query').description('differentially private queries (query client)');
   query
@@ -105,19 +113,23 @@ export function addPartyCommands(program: Command): void {
     .action(async (o) => {
       const q = QueryClient.fromIdentity(loadIdentity(o.identity));
       const num = (x: string | undefined) => (x === undefined ? undefined : Number(x));
-      const r = await q.stats({
-        datasets: o.datasets,
-        column: o.column,
-        kind: o.kind,
-        epsilon: o.epsilon,
-        lo: num(o.lo),
-        hi: num(o.hi),
-        edges: o.edges?.map(Number),
-        mechanism: o.mechanism,
-        delta: num(o.delta),
-        mode: o.mode,
-        blocks: num(o.blocks),
-      });
+      const follow = { onSubmitted: (id: string) => console.error(`job ${id} submitted`), onStatus: progressReporter() };
+      const r = await q.stats(
+        {
+          datasets: o.datasets,
+          column: o.column,
+          kind: o.kind,
+          epsilon: o.epsilon,
+          lo: num(o.lo),
+          hi: num(o.hi),
+          edges: o.edges?.map(Number),
+          mechanism: o.mechanism,
+          delta: num(o.delta),
+          mode: o.mode,
+          blocks: num(o.blocks),
+        },
+        follow,
+      );
       console.log(JSON.stringify(r));
     });
 

@@ -43,7 +43,16 @@ export function addServerCommands(program: Command): void {
     .command('compute-server')
     .description('the compute server (CCS): stores uploads, authorises clients, runs jobs with the key server')
     .command('start')
-    .option('--data-dir <dir>', 'database and X25519 key live here', env.CIPHERMINE_COMPUTE_SERVER_DATA_DIR ?? '.ciphermine/compute-server')
+    .option(
+      '--data-dir <dir>',
+      'X25519 key (and the SQLite database by default) live here',
+      env.CIPHERMINE_COMPUTE_SERVER_DATA_DIR ?? '.ciphermine/compute-server',
+    )
+    .option(
+      '--database <url-or-file>',
+      'postgres://user@host:port/db for PostgreSQL, or an SQLite file (default: <data-dir>/compute.db)',
+      env.CIPHERMINE_DATABASE_URL,
+    )
     .option('--host <host>', 'address to listen on', env.CIPHERMINE_COMPUTE_SERVER_HOST ?? '127.0.0.1')
     .option('--port <port>', 'port (0: any free port)', env.CIPHERMINE_COMPUTE_SERVER_PORT ?? '7400')
     .option('--key-server <url>', 'the key server', env.CIPHERMINE_KEY_SERVER_URL ?? 'http://127.0.0.1:7401')
@@ -52,6 +61,7 @@ export function addServerCommands(program: Command): void {
     .action(async (o) => {
       const cs = await startComputeServer({
         dataDir: o.dataDir,
+        database: o.database,
         host: o.host,
         port: Number(o.port),
         keyServerUrl: o.keyServer,

@@ -1,5 +1,5 @@
 /** A small JSON client for the compute server's API, turning error answers into typed errors. */
-import { CiphermineError } from '../crypto/errors.js';
+import { CiphermineError, isErrorCode } from '../crypto/errors.js';
 
 export class ApiError extends CiphermineError {
   constructor(
@@ -7,7 +7,8 @@ export class ApiError extends CiphermineError {
     code: string,
     message: string,
   ) {
-    super(code, message);
+    // A code this client does not know (a newer server) still arrives as a typed error.
+    super(isErrorCode(code) ? code : 'ERR_REMOTE', message);
   }
 }
 

@@ -5,9 +5,25 @@
  */
 import type { KeyObject } from 'node:crypto';
 import {
-  deserializeParams, keyGen, serializePublicKey, serializeSecretKey, deserializeSecretKey, generateAgreementKeyPair,
-  deriveEnvelopeKey, seal, serializeCiphertexts, exportAgreementPrivateKey, importAgreementPrivateKey, keyWire,
-  Ciphertext, FixedPointCodec, uploadContext, ciphertextTag, type BcpSecretKey, type Pair, type WorkerPool,
+  deserializeParams,
+  keyGen,
+  serializePublicKey,
+  serializeSecretKey,
+  deserializeSecretKey,
+  generateAgreementKeyPair,
+  deriveEnvelopeKey,
+  seal,
+  serializeCiphertexts,
+  exportAgreementPrivateKey,
+  importAgreementPrivateKey,
+  keyWire,
+  Ciphertext,
+  FixedPointCodec,
+  uploadContext,
+  ciphertextTag,
+  type BcpSecretKey,
+  type Pair,
+  type WorkerPool,
 } from '../crypto/index.js';
 import { ComputeServerApi } from './api.js';
 import type { NumericTable } from './csv.js';
@@ -17,6 +33,15 @@ interface Info {
   params: string;
   x25519PublicKey: string;
   keyBits: number;
+}
+
+export interface UploadOptions {
+  /** Rows per uploaded chunk (default 2048). */
+  chunkRows?: number;
+  /** Worker threads for encryption. */
+  pool?: WorkerPool;
+  /** Total epsilon DP queries may spend on this dataset (default: none allowed). */
+  epsilonBudget?: number;
 }
 
 export class DataOwner {
@@ -68,13 +93,19 @@ export class DataOwner {
     return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
   }
 
+  /**
+   * Uploads a table with a fixed-point encoding chosen from the data: `fractionBits` (default 16)
+   * and a declared range `maxAbs` (default: the largest |value|, rounded up). Returns the dataset id.
+   */
+  uploadTable(name: string, table: NumericTable, opts: UploadOptions & { fractionBits?: number; maxAbs?: number } = {}): Promise<string> {
+    let largest = 1;
+    for (const row of table.rows) for (const x of row) largest = Math.max(largest, Math.abs(x));
+    const codec = new FixedPointCodec({ fractionBits: opts.fractionBits ?? 16, maxAbs: opts.maxAbs ?? Math.ceil(largest) });
+    return this.upload(name, table, codec, opts);
+  }
+
   /** Encodes (range-checked first, so a bad value uploads nothing), encrypts, wraps, uploads. */
-  async upload(
-    name: string,
-    table: NumericTable,
-    codec: FixedPointCodec,
-    opts: { chunkRows?: number; pool?: WorkerPool; epsilonBudget?: number } = {},
-  ): Promise<string> {
+  async upload(name: string, table: NumericTable, codec: FixedPointCodec, opts: UploadOptions = {}): Promise<string> {
     const encoded = table.rows.map((r) => codec.encodeRow(r));
     const { id } = await this.api.request<{ id: string }>('POST', '/v1/datasets', {
       name,

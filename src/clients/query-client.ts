@@ -1,35 +1,29 @@
 /**
- * A query client (QC): registers its BCP public key, asks for k-means over datasets it was granted,
- * follows the job, and is the only party that can decrypt the result (centroid sums arrive under
- * its own key; it divides by the cluster sizes and decodes the fixed point).
+ * A query client (QC): registers its BCP public key, submits jobs of any kind over datasets it was
+ * granted, follows them, and is the only party that can decrypt the results (they arrive under its
+ * own key). `kmeans()` and `stats()` do all three and decode the fixed point.
  */
 import {
-  deserializeParams, keyGen, serializePublicKey, serializeSecretKey, deserializeSecretKey, deserializeCiphertexts,
+  deserializeParams,
+  keyGen,
+  serializePublicKey,
+  serializeSecretKey,
+  deserializeSecretKey,
+  deserializeCiphertexts,
   type BcpSecretKey,
 } from '../crypto/index.js';
-import { ComputeServerApi } from './api.js';
+import { ApiError, ComputeServerApi } from './api.js';
 import type { IdentityFile } from './identity.js';
 
-export interface JobStatus {
-  id: string;
-  state: 'queued' | 'running' | 'done' | 'failed';
-  phase: string;
-  iteration: number;
-  maxIter: number;
-  error: string | null;
-  createdAt: number;
-  startedAt: number | null;
-  updatedAt: number;
-  finishedAt: number | null;
-  timings: Record<string, number>;
-}
+import type { z } from 'zod';
+import { jobStatusSchema, type JobStatus } from '../services/jobs/job-status.js';
+import { kmeansResult, type KMeansSpec, type KMeansRawResult } from '../services/jobs/kinds/kmeans-schema.js';
+import { statsResult, type StatsSpec, type StatsRawResult } from '../services/jobs/kinds/stats-schema.js';
 
-export interface KMeansRequest {
-  datasets: string[];
-  k: number;
-  maxIter?: number;
-  initIndices?: number[];
-}
+export type { JobStatus, KMeansSpec, StatsSpec };
+/** @deprecated the name of KMeansSpec before job kinds */
+export type KMeansRequest = KMeansSpec;
+export type StatsRequest = StatsSpec;
 
 export interface KMeansOutcome {
   columns: string[];
@@ -45,32 +39,8 @@ export interface KMeansOutcome {
   fractionBits: number;
 }
 
-interface RawResult {
-  sums: string;
-  sizes: string[];
-  assignments: number[];
-  iterations: number;
-  converged: boolean;
-  columns: string[];
-  fractionBits: number;
-}
-
-export interface StatsRequest {
-  datasets: string[];
-  column: string;
-  kind: 'count' | 'sum' | 'mean' | 'histogram' | 'mode';
-  lo?: number;
-  hi?: number;
-  edges?: number[];
-  epsilon: number | string;
-  mechanism?: 'laplace' | 'gaussian';
-  delta?: number;
-  mode?: 'pmdp' | 'spmdp';
-  blocks?: number;
-}
-
 export interface StatsAnswer {
-  kind: StatsRequest['kind'];
+  kind: StatsSpec['kind'];
   /** count, sum or mean, in the input's units. */
   value?: number;
   /** histogram: noisy count per bin. */
@@ -82,15 +52,22 @@ export interface StatsAnswer {
   budgetRemaining: Record<string, number>;
 }
 
-interface RawStats {
-  kind: StatsRequest['kind'];
-  released: string;
-  fractionBits: number;
-  divisor?: string;
-  choice?: number;
-  epsilon: number;
-  mode: 'pmdp' | 'spmdp';
-  budgetRemaining: Record<string, number>;
+export interface FollowOptions {
+  /** Called with every status seen while the job runs (for progress displays). */
+  onStatus?: (s: JobStatus) => void;
+  /** Called once with the job id as soon as the server accepted the job. */
+  onSubmitted?: (jobId: string) => void;
+  intervalMs?: number;
+}
+
+/** A job that ended in failure, with the server's reason and error code. */
+export class JobFailedError extends ApiError {
+  constructor(
+    readonly jobId: string,
+    readonly status_: JobStatus,
+  ) {
+    super(409, status_.errorCode ?? 'ERR_INTERNAL', `job ${jobId} failed: ${status_.error ?? 'unknown reason'}`);
+  }
 }
 
 export class QueryClient {
@@ -121,10 +98,92 @@ export class QueryClient {
     return { role: 'client', id: this.id, token: this.token, server: this.api.baseUrl, bcpSecretKey: serializeSecretKey(this.sk).toString('base64') };
   }
 
-  /** A differentially private aggregate; only this client can decrypt the released values. */
-  async stats(req: StatsRequest): Promise<StatsAnswer> {
-    const raw = await this.api.request<RawStats>('POST', '/v1/queries', req);
-    const v = deserializeCiphertexts(Buffer.from(raw.released, 'base64'), this.sk.publicKey).map((c) => this.sk.decrypt(c));
+  /** Submits a job of any kind the server runs; returns its id at once. */
+  async submit(kind: string, spec: unknown): Promise<string> {
+    return (await this.api.request<{ id: string }>('POST', '/v1/jobs', { kind, spec })).id;
+  }
+
+  async status(jobId: string): Promise<JobStatus> {
+    return jobStatusSchema.parse(await this.api.request('GET', `/v1/jobs/${encodeURIComponent(jobId)}`));
+  }
+
+  /** This client's jobs, newest first. */
+  async jobs(limit = 100): Promise<JobStatus[]> {
+    const r = await this.api.request<{ jobs: unknown[] }>('GET', `/v1/jobs?limit=${limit}`);
+    return r.jobs.map((j) => jobStatusSchema.parse(j));
+  }
+
+  /** Polls until the job is done or failed, reporting each status seen. */
+  async waitFor(jobId: string, onStatus?: (s: JobStatus) => void, intervalMs = 250): Promise<JobStatus> {
+    for (;;) {
+      const s = await this.status(jobId);
+      onStatus?.(s);
+      if (s.state === 'done' || s.state === 'failed') return s;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+
+  /** The raw result of a done job, checked against the kind's result schema. */
+  async rawResult<R>(jobId: string, schema: z.ZodType<R>): Promise<R> {
+    const r = await this.api.request<{ kind: string; result: unknown }>('GET', `/v1/jobs/${encodeURIComponent(jobId)}/result`);
+    return schema.parse(r.result);
+  }
+
+  /** k-means over granted datasets: submits, follows and decrypts (centroids in the input's units). */
+  async kmeans(spec: KMeansSpec, follow: FollowOptions = {}): Promise<KMeansOutcome & { jobId: string }> {
+    const jobId = await this.submitKMeans(spec);
+    await this.follow(jobId, follow);
+    return { jobId, ...(await this.kmeansResult(jobId)) };
+  }
+
+  /** A differentially private aggregate: submits, follows and decrypts the released values. */
+  async stats(spec: StatsSpec, follow: FollowOptions = {}): Promise<StatsAnswer & { jobId: string }> {
+    const jobId = await this.submit('stats', spec);
+    await this.follow(jobId, follow);
+    return { jobId, ...(await this.statsResult(jobId)) };
+  }
+
+  submitKMeans(spec: KMeansSpec): Promise<string> {
+    return this.submit('kmeans', spec);
+  }
+
+  async kmeansResult(jobId: string): Promise<KMeansOutcome> {
+    return this.decodeKMeans(await this.rawResult(jobId, kmeansResult));
+  }
+
+  async statsResult(jobId: string): Promise<StatsAnswer> {
+    return this.decodeStats(await this.rawResult(jobId, statsResult));
+  }
+
+  private async follow(jobId: string, o: FollowOptions): Promise<void> {
+    o.onSubmitted?.(jobId);
+    const s = await this.waitFor(jobId, o.onStatus, o.intervalMs);
+    if (s.state === 'failed') throw new JobFailedError(jobId, s);
+  }
+
+  private decrypt(base64: string): bigint[] {
+    return deserializeCiphertexts(Buffer.from(base64, 'base64'), this.sk.publicKey).map((c) => this.sk.decrypt(c));
+  }
+
+  private decodeKMeans(raw: KMeansRawResult): KMeansOutcome {
+    const m = raw.columns.length;
+    const flat = this.decrypt(raw.sums);
+    const sums = raw.sizes.map((_, j) => flat.slice(j * m, (j + 1) * m));
+    const scale = 2 ** raw.fractionBits;
+    return {
+      columns: raw.columns,
+      sums,
+      sizes: raw.sizes.map(Number),
+      centroids: sums.map((s, j) => s.map((x) => Number(x) / Number(raw.sizes[j]) / scale)),
+      assignments: raw.assignments,
+      iterations: raw.iterations,
+      converged: raw.converged,
+      fractionBits: raw.fractionBits,
+    };
+  }
+
+  private decodeStats(raw: StatsRawResult): StatsAnswer {
+    const v = this.decrypt(raw.released);
     const scale = 2 ** raw.fractionBits;
     const base = { kind: raw.kind, epsilon: raw.epsilon, mode: raw.mode, budgetRemaining: raw.budgetRemaining };
     switch (raw.kind) {
@@ -141,41 +200,5 @@ export class QueryClient {
       case 'mode':
         return { ...base, choice: raw.choice };
     }
-  }
-
-  async submitKMeans(req: KMeansRequest): Promise<string> {
-    return (await this.api.request<{ id: string }>('POST', '/v1/jobs', req)).id;
-  }
-
-  status(jobId: string): Promise<JobStatus> {
-    return this.api.request<JobStatus>('GET', `/v1/jobs/${jobId}`);
-  }
-
-  /** Polls until the job is done or failed, reporting each status seen. */
-  async waitFor(jobId: string, onStatus?: (s: JobStatus) => void, intervalMs = 250): Promise<JobStatus> {
-    for (;;) {
-      const s = await this.status(jobId);
-      onStatus?.(s);
-      if (s.state === 'done' || s.state === 'failed') return s;
-      await new Promise((r) => setTimeout(r, intervalMs));
-    }
-  }
-
-  async result(jobId: string): Promise<KMeansOutcome> {
-    const raw = await this.api.request<RawResult>('GET', `/v1/jobs/${jobId}/result`);
-    const m = raw.columns.length;
-    const flat = deserializeCiphertexts(Buffer.from(raw.sums, 'base64'), this.sk.publicKey).map((c) => this.sk.decrypt(c));
-    const sums = raw.sizes.map((_, j) => flat.slice(j * m, (j + 1) * m));
-    const scale = 2 ** raw.fractionBits;
-    return {
-      columns: raw.columns,
-      sums,
-      sizes: raw.sizes.map(Number),
-      centroids: sums.map((s, j) => s.map((x) => Number(x) / Number(raw.sizes[j]) / scale)),
-      assignments: raw.assignments,
-      iterations: raw.iterations,
-      converged: raw.converged,
-      fractionBits: raw.fractionBits,
-    };
   }
 }

@@ -27,7 +27,6 @@ export interface CombineItem {
   t: bigint;
 }
 
-
 const cache = new Map<string, unknown>();
 function cached<T>(key: string, make: () => T): T {
   let v = cache.get(key) as T | undefined;

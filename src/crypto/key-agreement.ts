@@ -41,7 +41,12 @@ export interface EnvelopeContext {
  * 32-byte key from X25519 + HKDF-SHA256, bound to (owner, dataset) and to its purpose: the AES-256
  * envelope key, or the HMAC-SHA256 key of the ciphertext integrity tags (seed 001).
  */
-export function deriveEnvelopeKey(ours: KeyObject, theirs: string | KeyObject, ctx: EnvelopeContext, purpose: 'aes-envelope' | 'hmac-tag' = 'aes-envelope'): Buffer {
+export function deriveEnvelopeKey(
+  ours: KeyObject,
+  theirs: string | KeyObject,
+  ctx: EnvelopeContext,
+  purpose: 'aes-envelope' | 'hmac-tag' = 'aes-envelope',
+): Buffer {
   const peer = typeof theirs === 'string' ? importAgreementPublicKey(theirs) : theirs;
   const shared = diffieHellman({ privateKey: ours, publicKey: peer });
   const info = `ciphermine/v1/${purpose}/owner=${ctx.ownerId}/dataset=${ctx.datasetId}`;

@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { runKernel, type KernelName } from './kernels.js';
-import { CiphermineError } from './errors.js';
+import { CiphermineError, isErrorCode } from './errors.js';
 
 interface Pending {
   resolve: (v: unknown[]) => void;
@@ -44,7 +44,7 @@ export class WorkerPool {
     this.pending.delete(reply.id);
     if (this.pending.size === 0) for (const w of this.workers) w.unref();
     if (reply.error) {
-      const e = new CiphermineError(reply.error.code ?? 'ERR_WORKER', reply.error.message);
+      const e = new CiphermineError(isErrorCode(reply.error.code) ? reply.error.code : 'ERR_WORKER', reply.error.message);
       e.name = reply.error.name;
       p.reject(e);
     } else p.resolve(reply.result!);

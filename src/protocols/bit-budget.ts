@@ -8,9 +8,9 @@ import { CiphermineError } from '../crypto/errors.js';
 /** Statistical security of multiplicative blinding in SDC, in bits. */
 export const SIGMA = 40;
 
-export class BudgetError extends CiphermineError {
+export class BitBudgetError extends CiphermineError {
   constructor(message: string) {
-    super('ERR_BUDGET', message);
+    super('ERR_BIT_BUDGET', message);
   }
 }
 
@@ -35,13 +35,13 @@ export function deltaBits(b: DistanceBounds): number {
 }
 
 /**
- * Bits of SDC's multiplier r, or a BudgetError when fewer than SIGMA remain. A packed slot holds
+ * Bits of SDC's multiplier r, or a BitBudgetError when fewer than SIGMA remain. A packed slot holds
  * r |Delta'| + r' plus a sign offset, rho + dBits + 2 bits, and must fit in bits(N) - 2.
  */
 export function sdcBlindBits(N: bigint, dBits: number): number {
   const r = bitLength(N) - 4 - dBits;
   if (r < SIGMA) {
-    throw new BudgetError(
+    throw new BitBudgetError(
       `comparison values need ${dBits} bits, leaving ${r} bits of blinding below N/2 (need ${SIGMA}); ` +
         'use a larger key, fewer fractional bits or a smaller value range',
     );
@@ -65,6 +65,6 @@ export function differenceBits(b: DistanceBounds): number {
 
 /** Checks a distance computation fits, so SDM's Omega never wraps modulo N. */
 export function checkDistanceBudget(N: bigint, b: DistanceBounds): void {
-  if (omegaBound(b) >= N / 2n) throw new BudgetError('squared distances would exceed N/2');
+  if (omegaBound(b) >= N / 2n) throw new BitBudgetError('squared distances would exceed N/2');
   sdcBlindBits(N, deltaBits(b));
 }

@@ -9,8 +9,8 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { CiphermineError } from '../crypto/errors.js';
-import { RemoteError, statusOf, type RequestHandler, type Transport } from './transport.js';
+import { CiphermineError, httpStatusOf } from '../crypto/errors.js';
+import { RemoteError, type RequestHandler, type Transport } from './transport.js';
 
 const WINDOW_MS = 120_000;
 /** How far ahead of ours the other server's clock may run. */
@@ -77,7 +77,7 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
   // Error answers are MACed like replies, so nobody on the network can fake a failure.
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     const code = err.code ?? 'ERR_INTERNAL';
-    const status = err instanceof CiphermineError ? statusOf(err) : (err.statusCode ?? 500);
+    const status = httpStatusOf(err);
     const body = Buffer.from(JSON.stringify({ code, message: status >= 500 ? 'internal error' : err.message }));
     const nonce = String(req.headers['x-cm-nonce'] ?? '');
     reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', nonce, sha(body)));

@@ -28,11 +28,11 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { Ciphertext, negate, scalarMultiply } from '../crypto/ciphertext.js';
 import { bitLength, randomBelow } from '../crypto/bigint.js';
-import { flatten, kernel, type AliceContext } from './alice.js';
+import { flatten, kernel, type ComputeSideContext } from './round-trip.js';
 import { decodeMessage, encodeMessage, fingerprint, MAX_ELEMENTS, ProtocolError } from './messages.js';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
-import { SIGMA, type DistanceBounds } from './budget.js';
+import { SIGMA, type DistanceBounds } from './bit-budget.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
 import { combineAll, term } from './sm.js';
 import { distanceShape } from './sdm.js';
@@ -65,7 +65,7 @@ function assertKmsForm(cs: readonly Ciphertext[]): void {
 const SHARE_BATCH = 4096;
 
 /** A fresh share of KMS-form records (after a restart of either server): one decryption per pack. */
-export async function shareRecords(ctx: AliceContext, records: readonly (readonly Ciphertext[])[], valueBits: number): Promise<RecordShare> {
+export async function shareRecords(ctx: ComputeSideContext, records: readonly (readonly Ciphertext[])[], valueBits: number): Promise<RecordShare> {
   const flat = records.flat();
   assertKmsForm(flat);
   const pk = flat[0]!.publicKey;
@@ -82,7 +82,11 @@ export async function shareRecords(ctx: AliceContext, records: readonly (readonl
 
 const shareId = z.string().regex(/^[0-9a-f]{32}$/);
 /** Slots narrower than the blinding would carry no statistically hidden value: refused. */
-export const slotBitsSchema = z.number().int().min(SIGMA + 3).max(16_384);
+export const slotBitsSchema = z
+  .number()
+  .int()
+  .min(SIGMA + 3)
+  .max(16_384);
 
 const shareSchema = z.object({
   key: fingerprint,
@@ -124,7 +128,7 @@ export interface BlindedCentroids {
 
 /** sums: KMS form, k x m; sizes: k. */
 export async function blindCentroids(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   sums: readonly (readonly Ciphertext[])[],
   sizes: readonly bigint[],
   bounds: Pick<DistanceBounds, 'maxAbs' | 'maxCount'>,
@@ -144,14 +148,18 @@ export async function blindCentroids(
 
 /** phi for records [first, first + records.length) of the share, as KMS-form ciphertexts (n x k). */
 export async function innerDistances(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   share: RecordShare,
   first: number,
   records: readonly (readonly Ciphertext[])[],
   centroids: BlindedCentroids,
 ): Promise<Ciphertext[][]> {
   const { sums, w, t, u } = centroids;
-  const shape = distanceShape(records, sums, w.map(() => 0n));
+  const shape = distanceShape(
+    records,
+    sums,
+    w.map(() => 0n),
+  );
   if (!shape) return [];
   const { k, m, pk } = shape;
   assertKmsForm(records.flat());
@@ -185,7 +193,7 @@ export async function innerDistances(
 }
 
 /** Tells the key server a job no longer needs its share (best effort: it is bounded anyway). */
-export async function dropShare(ctx: AliceContext, pk: BcpPublicKey, id: string): Promise<void> {
+export async function dropShare(ctx: ComputeSideContext, pk: BcpPublicKey, id: string): Promise<void> {
   await ctx.transport.call('share-drop', encodeMessage({ key: pk.fingerprint, share: id }, [], pk.params.elementBytes));
 }
 
@@ -239,5 +247,9 @@ export async function innerKeyServer(state: KeyServerState, body: Uint8Array): P
     out.push(acc % N);
   }
   const sealed = await state.sealKms(pk, out);
-  return encodeMessage({ count: sealed.length }, sealed.map(([, c]) => c), pk.params.elementBytes);
+  return encodeMessage(
+    { count: sealed.length },
+    sealed.map(([, c]) => c),
+    pk.params.elementBytes,
+  );
 }

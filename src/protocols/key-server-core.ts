@@ -4,6 +4,7 @@
  * keys and methods, and a bad request never takes it down: every failure is a typed error that the
  * transport turns into a 4xx answer.
  */
+import { processStats } from './process-stats.js';
 import type { BcpMasterKey } from '../crypto/bcp-master.js';
 import { keyGen, type BcpPublicKey, type BcpSecretKey } from '../crypto/bcp-keys.js';
 import { keyWire, runKernel, type KernelName, type Pair } from '../crypto/kernels.js';
@@ -16,7 +17,7 @@ import { sctKeyServer, sctPackedKeyServer } from './sct.js';
 import { mulKeyServer, squareKeyServer } from './sm.js';
 import { signKeyServer } from './sdc.js';
 import { squareSumKeyServer } from './sdm.js';
-import { lessThanKeyServer } from './slt.js';
+import { lessThanKeyServer } from './secure-less-than.js';
 import { noiseShareKeyServer } from './noise-share.js';
 import { dropShareKeyServer, innerKeyServer, shareKeyServer } from './inner-distances.js';
 import { ShareStore } from './share-store.js';
@@ -37,12 +38,6 @@ export interface KeyServerPersistence {
 export type DecryptionObserver = (protocol: string, values: readonly bigint[]) => void;
 
 /** Peak memory and CPU time of this process, worker threads included (for the benchmarks). */
-export function processStats(): { maxRssMb: number; cpuSeconds: number } {
-  const u = process.resourceUsage();
-  // maxRSS is in kilobytes, CPU times in microseconds.
-  return { maxRssMb: u.maxRSS / 1024, cpuSeconds: (u.userCPUTime + u.systemCPUTime) / 1e6 };
-}
-
 export class KeyServerCore implements KeyServerState {
   private readonly keys = new Map<string, BcpPublicKey>();
   /** Job keys (pk_c, sk_c): made here so sk_c never leaves the key server (DESIGN.md 3.1). */

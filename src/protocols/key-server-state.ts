@@ -32,7 +32,11 @@ export function pairsOf(elements: readonly bigint[]): Pair[] {
 }
 
 /** Bob's first step of most requests: the header names a registered key, whose group sizes the elements. */
-export function decodeForKey<H extends { key: string }>(state: KeyServerState, body: Uint8Array, schema: z.ZodType<H>): Message<H> & { pk: BcpPublicKey } {
+export function decodeForKey<H extends { key: string }>(
+  state: KeyServerState,
+  body: Uint8Array,
+  schema: z.ZodType<H>,
+): Message<H> & { pk: BcpPublicKey } {
   let pk: BcpPublicKey | undefined;
   const message = decodeMessage(body, schema, (h) => {
     pk = state.key(h.key);

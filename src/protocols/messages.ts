@@ -5,10 +5,10 @@
  */
 import { z } from 'zod';
 import { fromBytes, toBytes } from '../crypto/bigint.js';
-import { CiphermineError, InvalidCiphertextError } from '../crypto/errors.js';
+import { CiphermineError, InvalidCiphertextError, type ErrorCode } from '../crypto/errors.js';
 
 export class ProtocolError extends CiphermineError {
-  constructor(message: string, code = 'ERR_BAD_REQUEST') {
+  constructor(message: string, code: ErrorCode = 'ERR_BAD_REQUEST') {
     super(code, message);
   }
 }
@@ -32,11 +32,7 @@ export function encodeMessage(header: unknown, elements: readonly bigint[], elem
 }
 
 /** Parses a message; `elementBytes` is read from the header via `sizeOf` (it depends on the key). */
-export function decodeMessage<H>(
-  bytes: Uint8Array,
-  schema: z.ZodType<H>,
-  sizeOf: (h: H) => { elementBytes: number; modulus: bigint },
-): Message<H> {
+export function decodeMessage<H>(bytes: Uint8Array, schema: z.ZodType<H>, sizeOf: (h: H) => { elementBytes: number; modulus: bigint }): Message<H> {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 4) throw new ProtocolError('message is truncated');
   const headLen = buf.readUInt32BE(0);

@@ -8,13 +8,13 @@ import { z } from 'zod';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { Ciphertext } from '../crypto/ciphertext.js';
 import { mod } from '../crypto/bigint.js';
-import { encodeReply, type AliceContext } from './alice.js';
+import { encodeReply, type ComputeSideContext } from './round-trip.js';
 import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
 import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 import { sampleShare, type NoiseSpec } from '../crypto/noise/mechanisms.js';
 import { rational } from '../crypto/noise/rational.js';
 
-export async function keyServerNoiseShares(ctx: AliceContext, pk: BcpPublicKey, spec: NoiseSpec, count: number): Promise<Ciphertext[]> {
+export async function keyServerNoiseShares(ctx: ComputeSideContext, pk: BcpPublicKey, spec: NoiseSpec, count: number): Promise<Ciphertext[]> {
   const header = { key: pk.fingerprint, count, kind: spec.kind, num: spec.param.num.toString(), den: spec.param.den.toString() };
   const reply = await ctx.transport.call('noise-share', encodeMessage(header, [], pk.params.elementBytes));
   const { header: h, elements } = decodeMessage(reply, z.object({ count: z.number().int() }), () => ({
@@ -39,5 +39,11 @@ export async function noiseShareKeyServer(state: KeyServerState, body: Uint8Arra
   const spec: NoiseSpec = { kind: header.kind, param: rational(BigInt(header.num), BigInt(header.den)) };
   const shares = Array.from({ length: header.count }, () => sampleShare(spec, 1));
   state.observe('noise-share', shares);
-  return encodeReply(await state.seal(pk, shares.map((s) => mod(s, pk.params.N))), pk.params.elementBytes);
+  return encodeReply(
+    await state.seal(
+      pk,
+      shares.map((s) => mod(s, pk.params.N)),
+    ),
+    pk.params.elementBytes,
+  );
 }

@@ -7,13 +7,13 @@ import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { Ciphertext } from '../crypto/ciphertext.js';
 import { bitLength } from '../crypto/bigint.js';
 import { keyWire, type Pair } from '../crypto/kernels.js';
-import { BudgetError } from './budget.js';
-import { kernel, type AliceContext } from './alice.js';
+import { BitBudgetError } from './bit-budget.js';
+import { kernel, type ComputeSideContext } from './round-trip.js';
 import { ProtocolError } from './messages.js';
 
 export function slotsPerPack(N: bigint, slotBits: number): number {
   const s = Math.floor((bitLength(N) - 2) / slotBits);
-  if (!Number.isInteger(slotBits) || slotBits < 1 || s < 1) throw new BudgetError(`a ${slotBits}-bit slot does not fit in the plaintext space`);
+  if (!Number.isInteger(slotBits) || slotBits < 1 || s < 1) throw new BitBudgetError(`a ${slotBits}-bit slot does not fit in the plaintext space`);
   return s;
 }
 
@@ -49,7 +49,7 @@ export function unpack(packs: readonly bigint[], N: bigint, slotBits: number, co
  * plaintext of slots[pos]. Each pack gets one fresh encryption of its constants.
  */
 export async function packCiphertexts(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   pk: BcpPublicKey,
   slots: readonly Ciphertext[],
   constants: readonly bigint[],

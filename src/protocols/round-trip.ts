@@ -11,19 +11,19 @@ import { encodeMessage, decodeMessage, ProtocolError } from './messages.js';
 import type { Transport } from './transport.js';
 import { z } from 'zod';
 
-export interface AliceContext {
+export interface ComputeSideContext {
   transport: Transport;
   pool?: WorkerPool;
 }
 
 /** Fresh blinding encryptions (kernel blindEncrypt: BCP times a fresh h_N^rho'). */
-export async function encryptAll(ctx: AliceContext, pk: BcpPublicKey, ms: readonly bigint[]): Promise<Ciphertext[]> {
+export async function encryptAll(ctx: ComputeSideContext, pk: BcpPublicKey, ms: readonly bigint[]): Promise<Ciphertext[]> {
   const pairs = await kernel<Pair>(ctx, 'blindEncrypt', keyWire(pk), ms);
   return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
 }
 
 /** Runs a batch kernel on the pool when there is one, else here. */
-export async function kernel<O>(ctx: AliceContext, name: KernelName, shared: unknown, items: readonly unknown[]): Promise<O[]> {
+export async function kernel<O>(ctx: ComputeSideContext, name: KernelName, shared: unknown, items: readonly unknown[]): Promise<O[]> {
   return ctx.pool ? ctx.pool.map<O>(name, shared, items) : (runKernel(name, shared, items as unknown[]) as O[]);
 }
 
@@ -37,7 +37,7 @@ const replySchema = z.object({ count: z.number().int().nonnegative() });
 
 /** One round trip: ciphertexts out, ciphertexts under `replyKey` back, count checked. */
 export async function roundTrip(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   method: string,
   header: Record<string, unknown>,
   cs: readonly Ciphertext[],

@@ -13,13 +13,13 @@ import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { add, type Ciphertext } from '../crypto/ciphertext.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
-import { encryptAll, roundTrip, encodeReply, type AliceContext } from './alice.js';
+import { encryptAll, roundTrip, encodeReply, type ComputeSideContext } from './round-trip.js';
 import { shareBlind, shareSlotBits, slotBitsSchema } from './inner-distances.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
 import { decodeMessage, fingerprint, MAX_ELEMENTS, ProtocolError } from './messages.js';
 import { pairsOf, type KeyServerState } from './key-server-state.js';
 
-export async function sct(ctx: AliceContext, cs: readonly Ciphertext[], to: BcpPublicKey): Promise<Ciphertext[]> {
+export async function sct(ctx: ComputeSideContext, cs: readonly Ciphertext[], to: BcpPublicKey): Promise<Ciphertext[]> {
   if (cs.length === 0) return [];
   const from = cs[0]!.publicKey;
   if (cs.some((c) => !c.publicKey.equals(from))) throw new KeyMismatchError('SCT batch mixes source keys');
@@ -34,10 +34,17 @@ export async function sct(ctx: AliceContext, cs: readonly Ciphertext[], to: BcpP
 const schema = z.object({
   from: fingerprint,
   to: fingerprint,
-  count: z.number().int().nonnegative().max(MAX_ELEMENTS / 2),
+  count: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(MAX_ELEMENTS / 2),
   slotBits: slotBitsSchema.optional(),
   kms: z.literal(true).optional(),
-  share: z.string().regex(/^[0-9a-f]{32}$/).optional(),
+  share: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
   offset: z.number().int().nonnegative().optional(),
 });
 
@@ -84,7 +91,7 @@ export interface BoundedTransferOptions {
  * new for him); results and anything unbounded go through the perfectly blinded `sct`.
  */
 export async function sctBounded(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   cs: readonly Ciphertext[],
   to: BcpPublicKey,
   valueBits: number,
@@ -114,7 +121,8 @@ export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array
   const slotBits = header.slotBits;
   const N = from.params.N;
   if (header.kms || header.share !== undefined) state.requireJobKey(to);
-  if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
+  if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count))
+    throw new ProtocolError('pack count does not match the header');
   const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count);
   state.observe('sct-packed', values);
   if (header.share !== undefined) state.shares.put(header.share, to.fingerprint, header.offset ?? 0, values);

@@ -10,7 +10,7 @@
  * the leakage test). Alice learns which cluster is nearer, which the scheme gives her (the assignment V).
  */
 import type { Ciphertext } from '../crypto/ciphertext.js';
-import { flatten, type AliceContext } from './alice.js';
+import { flatten, type ComputeSideContext } from './round-trip.js';
 import { encodeMessage, ProtocolError } from './messages.js';
 import type { KeyServerState } from './key-server-state.js';
 import { blindSigns, openSigns, unblindSign } from './sign-blinding.js';
@@ -23,14 +23,20 @@ export interface Comparison {
 }
 
 /** For each comparison: true when a is at least as near as b (ties to a, the lower index). */
-export async function secureCompare(ctx: AliceContext, items: readonly Comparison[], deltaBits: number): Promise<boolean[]> {
+export async function secureCompare(ctx: ComputeSideContext, items: readonly Comparison[], deltaBits: number): Promise<boolean[]> {
   if (items.length === 0) return [];
   const pk = items[0]!.omegaA.publicKey;
   // Delta' = Omega_a^(2 |c_b|^2) * Omega_b^(-2 |c_a|^2) * Enc(-1)
   const { packs, slotBits, coins } = await blindSigns(
     ctx,
     pk,
-    items.map((c) => ({ terms: [[c.omegaA, 2n * c.sizeB * c.sizeB], [c.omegaB, -2n * c.sizeA * c.sizeA]], t: -1n })),
+    items.map((c) => ({
+      terms: [
+        [c.omegaA, 2n * c.sizeB * c.sizeB],
+        [c.omegaB, -2n * c.sizeA * c.sizeA],
+      ],
+      t: -1n,
+    })),
     deltaBits,
   );
   const body = encodeMessage({ key: pk.fingerprint, count: items.length, slotBits }, flatten(packs), pk.params.elementBytes);

@@ -18,12 +18,12 @@ import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { add, negate, scalarMultiply, type Ciphertext } from '../crypto/ciphertext.js';
 import { randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
-import { encodeReply, type AliceContext } from './alice.js';
+import { encodeReply, type ComputeSideContext } from './round-trip.js';
 import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
 import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
-import { SIGMA, differenceBits, type DistanceBounds } from './budget.js';
+import { SIGMA, differenceBits, type DistanceBounds } from './bit-budget.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
-import { flatten } from './alice.js';
+import { flatten } from './round-trip.js';
 import { combineAll, term } from './sm.js';
 import type { Pair } from '../crypto/kernels.js';
 
@@ -45,7 +45,7 @@ export function distanceShape(
 
 /** records: n x m, sums: k x m, sizes: k. Returns Omega as n x k. */
 export async function secureDistances(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   records: readonly (readonly Ciphertext[])[],
   sums: readonly (readonly Ciphertext[])[],
   sizes: readonly bigint[],
@@ -88,7 +88,7 @@ export async function secureDistances(
 
 const replySchema = z.object({ count: z.number().int().nonnegative() });
 
-async function roundTripPairs(ctx: AliceContext, body: Uint8Array, pk: BcpPublicKey, expected: number): Promise<Pair[]> {
+async function roundTripPairs(ctx: ComputeSideContext, body: Uint8Array, pk: BcpPublicKey, expected: number): Promise<Pair[]> {
   const { header, elements } = decodeMessage(await ctx.transport.call('square-sum', body), replySchema, () => ({
     elementBytes: pk.params.elementBytes,
     modulus: pk.params.N2,
@@ -119,4 +119,3 @@ export async function squareSumKeyServer(state: KeyServerState, body: Uint8Array
   }
   return encodeReply(await state.seal(pk, w), pk.params.elementBytes);
 }
-

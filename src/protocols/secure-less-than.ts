@@ -10,13 +10,18 @@
  */
 import { add, negate, type Ciphertext } from '../crypto/ciphertext.js';
 import { KeyMismatchError } from '../crypto/errors.js';
-import { roundTrip, encodeReply, type AliceContext } from './alice.js';
+import { roundTrip, encodeReply, type ComputeSideContext } from './round-trip.js';
 import { ProtocolError } from './messages.js';
 import type { KeyServerState } from './key-server-state.js';
 import { blindSigns, openSigns } from './sign-blinding.js';
 
 /** valueBits bounds |x - c|. */
-export async function secureLessThan(ctx: AliceContext, xs: readonly Ciphertext[], thresholds: readonly bigint[], valueBits: number): Promise<Ciphertext[]> {
+export async function secureLessThan(
+  ctx: ComputeSideContext,
+  xs: readonly Ciphertext[],
+  thresholds: readonly bigint[],
+  valueBits: number,
+): Promise<Ciphertext[]> {
   if (xs.length !== thresholds.length) throw new ProtocolError('one threshold per value');
   if (xs.length === 0) return [];
   const pk = xs[0]!.publicKey;
@@ -33,5 +38,11 @@ export async function secureLessThan(ctx: AliceContext, xs: readonly Ciphertext[
 
 export async function lessThanKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { pk, values } = await openSigns(state, 'lt', body);
-  return encodeReply(await state.seal(pk, values.map((x) => (x < 0n ? 1n : 0n))), pk.params.elementBytes);
+  return encodeReply(
+    await state.seal(
+      pk,
+      values.map((x) => (x < 0n ? 1n : 0n)),
+    ),
+    pk.params.elementBytes,
+  );
 }

@@ -10,12 +10,12 @@ import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import type { Ciphertext } from '../crypto/ciphertext.js';
 import { randomBelow, randomBetween } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
-import { sdcMultiplierBits } from './budget.js';
+import { sdcMultiplierBits } from './bit-budget.js';
 import { packCiphertexts, packCount, unpack } from './packing.js';
 import { combineAll, term } from './sm.js';
 import { fingerprint, ProtocolError } from './messages.js';
 import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
-import type { AliceContext } from './alice.js';
+import type { ComputeSideContext } from './round-trip.js';
 
 /** D' = prod base^exponent * Enc(t), as a linear combination Alice can form by herself. */
 export interface OddValue {
@@ -30,7 +30,7 @@ export interface SignBlinded {
   coins: Buffer;
 }
 
-export async function blindSigns(ctx: AliceContext, pk: BcpPublicKey, items: readonly OddValue[], deltaBits: number): Promise<SignBlinded> {
+export async function blindSigns(ctx: ComputeSideContext, pk: BcpPublicKey, items: readonly OddValue[], deltaBits: number): Promise<SignBlinded> {
   if (items.some((it) => it.terms.some(([c]) => !c.publicKey.equals(pk)))) throw new KeyMismatchError('batch mixes public keys');
   const rho = sdcMultiplierBits(pk.params.N, deltaBits);
   const slotBits = rho + deltaBits + 2;
@@ -64,6 +64,9 @@ export async function openSigns(state: KeyServerState, protocol: string, body: U
   const quarter = 1n << BigInt(header.slotBits - 2);
   const packs = await state.open(`${protocol}-pack`, pk, pairsOf(elements));
   const values = unpack(packs, N, header.slotBits, header.count, quarter, 3n * quarter).map((u) => u - offset);
-  state.observe(protocol, values.map((x) => (x < 0n ? N + x : x)));
+  state.observe(
+    protocol,
+    values.map((x) => (x < 0n ? N + x : x)),
+  );
   return { pk: pk, values };
 }

@@ -13,7 +13,7 @@ import { add, Ciphertext } from '../crypto/ciphertext.js';
 import type { CombineItem, Pair } from '../crypto/kernels.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
-import { encryptAll, kernel, roundTrip, encodeReply, type AliceContext } from './alice.js';
+import { encryptAll, kernel, roundTrip, encodeReply, type ComputeSideContext } from './round-trip.js';
 import { fingerprint, ProtocolError } from './messages.js';
 import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
 
@@ -24,7 +24,7 @@ function keyOf(cs: readonly Ciphertext[]): BcpPublicKey {
 }
 
 /** Enc(a_i * b_i) for each pair. */
-export async function secureMultiply(ctx: AliceContext, a: readonly Ciphertext[], b: readonly Ciphertext[]): Promise<Ciphertext[]> {
+export async function secureMultiply(ctx: ComputeSideContext, a: readonly Ciphertext[], b: readonly Ciphertext[]): Promise<Ciphertext[]> {
   if (a.length !== b.length) throw new ProtocolError('SM needs two batches of equal length');
   if (a.length === 0) return [];
   const pk = keyOf([...a, ...b]);
@@ -35,11 +35,15 @@ export async function secureMultiply(ctx: AliceContext, a: readonly Ciphertext[]
   const out: Ciphertext[] = [];
   a.forEach((c, i) => out.push(add(c, masks[i]!), add(b[i]!, masks[a.length + i]!)));
   const L = await roundTrip(ctx, 'mul', { key: pk.fingerprint }, out, pk, a.length);
-  return combineAll(ctx, pk, L.map((l, i) => ({
-    base: [l.A, l.B] as Pair,
-    terms: [term(a[i]!, mod(-r2[i]!, N)), term(b[i]!, mod(-r1[i]!, N))],
-    t: mod(-r1[i]! * r2[i]!, N),
-  })));
+  return combineAll(
+    ctx,
+    pk,
+    L.map((l, i) => ({
+      base: [l.A, l.B] as Pair,
+      terms: [term(a[i]!, mod(-r2[i]!, N)), term(b[i]!, mod(-r1[i]!, N))],
+      t: mod(-r1[i]! * r2[i]!, N),
+    })),
+  );
 }
 
 export function term(c: Ciphertext, e: bigint): [bigint, bigint, bigint] {
@@ -47,24 +51,35 @@ export function term(c: Ciphertext, e: bigint): [bigint, bigint, bigint] {
 }
 
 /** Enc(L) * prod c_i^(e_i) * Enc(t), on the worker pool when there is one. */
-export async function combineAll(ctx: AliceContext, pk: BcpPublicKey, items: CombineItem[]): Promise<Ciphertext[]> {
+export async function combineAll(ctx: ComputeSideContext, pk: BcpPublicKey, items: CombineItem[]): Promise<Ciphertext[]> {
   const pairs = await kernel<Pair>(ctx, 'combine', { N: pk.params.N }, items);
   return pairs.map(([A, B]) => new Ciphertext(pk, A, B));
 }
 
 /** Enc(m_i^2) for each ciphertext. */
-export async function secureSquare(ctx: AliceContext, cs: readonly Ciphertext[]): Promise<Ciphertext[]> {
+export async function secureSquare(ctx: ComputeSideContext, cs: readonly Ciphertext[]): Promise<Ciphertext[]> {
   if (cs.length === 0) return [];
   const pk = keyOf(cs);
   const N = pk.params.N;
   const rs = cs.map(() => randomBelow(N));
   const masks = await encryptAll(ctx, pk, rs);
-  const L = await roundTrip(ctx, 'square', { key: pk.fingerprint }, cs.map((c, i) => add(c, masks[i]!)), pk, cs.length);
-  return combineAll(ctx, pk, L.map((l, i) => ({
-    base: [l.A, l.B] as Pair,
-    terms: [term(cs[i]!, mod(-2n * rs[i]!, N))],
-    t: mod(-rs[i]! * rs[i]!, N),
-  })));
+  const L = await roundTrip(
+    ctx,
+    'square',
+    { key: pk.fingerprint },
+    cs.map((c, i) => add(c, masks[i]!)),
+    pk,
+    cs.length,
+  );
+  return combineAll(
+    ctx,
+    pk,
+    L.map((l, i) => ({
+      base: [l.A, l.B] as Pair,
+      terms: [term(cs[i]!, mod(-2n * rs[i]!, N))],
+      t: mod(-rs[i]! * rs[i]!, N),
+    })),
+  );
 }
 
 const schema = z.object({ key: fingerprint, count: z.number().int().nonnegative() });

@@ -8,11 +8,11 @@
 import type { Ciphertext } from '../crypto/ciphertext.js';
 import { ProtocolError } from './messages.js';
 import { secureCompare } from './sdc.js';
-import type { AliceContext } from './alice.js';
+import type { ComputeSideContext } from './round-trip.js';
 
 /** omegas: n x k (from SDM), sizes: k. Returns the nearest cluster per record, ties to the lower index. */
 export async function secureArgmin(
-  ctx: AliceContext,
+  ctx: ComputeSideContext,
   omegas: readonly (readonly Ciphertext[])[],
   sizes: readonly bigint[],
   deltaBits: number,

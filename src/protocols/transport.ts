@@ -3,7 +3,7 @@
  * request, one binary reply, per protocol step. Protocols are written against this interface only,
  * so the same code runs in one process (tests) and across the network (production).
  */
-import { CiphermineError } from '../crypto/errors.js';
+import { CiphermineError, httpStatusOf, isErrorCode } from '../crypto/errors.js';
 
 export interface Transport {
   call(method: string, body: Uint8Array): Promise<Uint8Array>;
@@ -20,7 +20,7 @@ export class RemoteError extends CiphermineError {
     message: string,
     readonly status: number,
   ) {
-    super(code, message);
+    super(isErrorCode(code) ? code : 'ERR_REMOTE', message);
   }
 }
 
@@ -32,16 +32,7 @@ export class InMemoryTransport implements Transport {
       return Buffer.from(await this.handler(method, Buffer.from(body)));
     } catch (e) {
       const err = e as CiphermineError;
-      throw new RemoteError(err.code ?? 'ERR_INTERNAL', err.message, statusOf(err));
+      throw new RemoteError(err.code ?? 'ERR_INTERNAL', err.message, httpStatusOf(err));
     }
   }
-}
-
-/** 4xx for anything the caller sent wrong, 5xx otherwise. */
-export function statusOf(e: unknown): number {
-  const code = (e as { code?: string }).code ?? '';
-  if (code === 'ERR_UNAUTHENTICATED') return 401;
-  if (code === 'ERR_UNKNOWN_KEY' || code === 'ERR_UNKNOWN_METHOD' || code === 'ERR_UNKNOWN_SHARE') return 404;
-  if (code === 'ERR_TOO_LARGE') return 413;
-  return code.startsWith('ERR_') && code !== 'ERR_INTERNAL' && code !== 'ERR_WORKER' ? 400 : 500;
 }

@@ -11,21 +11,42 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
-  deserializeParams, serializeParams, deserializePublicKey, deserializeCiphertexts, serializePublicKey,
-  generateAgreementKeyPair, exportAgreementPrivateKey, importAgreementPrivateKey, importAgreementPublicKey,
-  deriveEnvelopeKey, openEnvelope, readKeyFile, writeKeyFile, WorkerPool, FixedPointCodec, uploadContext, checkCiphertextTag, type BcpParams,
+  deserializeParams,
+  serializeParams,
+  deserializePublicKey,
+  deserializeCiphertexts,
+  serializePublicKey,
+  generateAgreementKeyPair,
+  exportAgreementPrivateKey,
+  importAgreementPrivateKey,
+  importAgreementPublicKey,
+  deriveEnvelopeKey,
+  openEnvelope,
+  readKeyFile,
+  writeKeyFile,
+  WorkerPool,
+  FixedPointCodec,
+  uploadContext,
+  checkCiphertextTag,
+  type BcpParams,
 } from '../crypto/index.js';
-import { HttpTransport, checkDistanceBudget, type Transport } from '../protocols/index.js';
-import { validateKMeansInput } from '../analytics/kmeans-secure.js';
-import { Store, type Party } from './store.js';
-import { KMeansJobRunner, isKeyServerUnavailable } from './kmeans-job.js';
-import { registerStatsEndpoint } from './stats-endpoint.js';
-import { processStats } from '../protocols/key-server-core.js';
+import { HttpTransport, processStats, type Transport } from '../protocols/index.js';
 import type { NoiseControl } from '../analytics/stats-secure.js';
-import { HttpError, badRequest, conflict, forbidden, notFound, statusFor, unauthorized } from './http-errors.js';
+import { openStore, describeLocation, type Party, type Store } from './store/index.js';
+import { JobRunner, isKeyServerUnavailable } from './jobs/runner.js';
+import type { JobKind } from './jobs/job-kind.js';
+import { builtInJobKinds } from './jobs/kinds/index.js';
+import { registerJobRoutes } from './job-routes.js';
+import { HttpError, badRequest, conflict, forbidden, notFound, unauthorized } from './http-errors.js';
+import { httpStatusOf } from '../crypto/errors.js';
 
 export interface ComputeServerOptions {
   dataDir: string;
+  /**
+   * Where the state lives: a postgres:// URL for PostgreSQL, or an SQLite file (default
+   * <dataDir>/compute.db).
+   */
+  database?: string;
   keyServerUrl: string;
   channelKey: Buffer;
   host?: string;
@@ -38,6 +59,8 @@ export interface ComputeServerOptions {
    * from the CLI or the environment, so a production configuration cannot enable it.
    */
   unsafeNoiseControlForTests?: NoiseControl;
+  /** Job kinds beyond the built-in ones (a deployment's own, or a test's). */
+  extraJobKinds?: readonly JobKind[];
   log?: (msg: string) => void;
 }
 
@@ -45,7 +68,7 @@ export interface ComputeServerHandle {
   url: string;
   app: FastifyInstance;
   store: Store;
-  runner: KMeansJobRunner;
+  runner: JobRunner;
   close(): Promise<void>;
 }
 
@@ -91,12 +114,6 @@ const chunkBody = z.object({
   tag: z.string().regex(/^[0-9a-f]{64}$/, 'an HMAC-SHA256 tag is 64 hex digits'),
 });
 const grantBody = z.object({ clientId: z.string().min(1).max(200) });
-const jobBody = z.object({
-  datasets: z.array(z.string().min(1)).min(1).max(64),
-  k: z.number().int().min(2).max(1000),
-  maxIter: z.number().int().min(1).max(10_000).default(100),
-  initIndices: z.array(z.number().int().min(0)).optional(),
-});
 const idParam = z.object({ id: z.string().min(1).max(200) });
 const chunkParam = z.object({ id: z.string().min(1).max(200), idx: z.coerce.number().int().min(0).max(1_000_000) });
 
@@ -111,33 +128,39 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 
 export async function startComputeServer(opts: ComputeServerOptions): Promise<ComputeServerHandle> {
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const store = new Store(join(opts.dataDir, 'compute.db'));
+  const location = opts.database ?? join(opts.dataDir, 'compute.db');
+  const store = await openStore(location);
+  opts.log?.(`compute server state in ${describeLocation(location)}`);
   const x25519 = loadOrCreateX25519(opts.dataDir);
   const x25519Public = createPublicKey(x25519).export({ format: 'jwk' }).x!;
   const transport = new HttpTransport(opts.keyServerUrl, opts.channelKey);
   const params = await fetchParams(transport, 60_000);
   const pool = new WorkerPool(opts.workers);
-  const alice = { transport, pool };
-  const runner = new KMeansJobRunner({ store, alice, params, x25519, retryForMs: opts.retryForMs, log: opts.log });
+  const runner = new JobRunner({
+    services: { store, compute: { transport, pool }, params, x25519, noise: opts.unsafeNoiseControlForTests ?? {} },
+    kinds: [...builtInJobKinds, ...(opts.extraJobKinds ?? [])],
+    retryForMs: opts.retryForMs,
+    log: opts.log,
+  });
 
   const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES });
   app.setErrorHandler((err: Error & { code?: string }, _req, reply) => {
-    const status = statusFor(err);
+    const status = httpStatusOf(err);
     reply.status(status).send({ error: { code: err.code ?? 'ERR_INTERNAL', message: status >= 500 ? 'internal error' : err.message } });
     if (status >= 500) opts.log?.(`internal error: ${err.stack ?? err.message}`);
   });
 
-  const auth = (req: FastifyRequest, role?: Party['role']): Party => {
+  const auth = async (req: FastifyRequest, role?: Party['role']): Promise<Party> => {
     const h = req.headers.authorization ?? '';
     const m = /^Bearer ([A-Za-z0-9_-]{20,100})$/.exec(h);
-    const party = m ? store.partyByToken(m[1]!) : undefined;
+    const party = m ? await store.partyByToken(m[1]!) : undefined;
     if (!party) throw unauthorized();
     if (role && party.role !== role) throw forbidden(`only a ${role === 'owner' ? 'data owner' : 'query client'} may do this`);
     return party;
   };
 
-  const ownDataset = (party: Party, id: string) => {
-    const d = store.dataset(id);
+  const ownDataset = async (party: Party, id: string) => {
+    const d = await store.dataset(id);
     if (!d) throw notFound(`no dataset ${id}`);
     if (d.ownerId !== party.id) throw forbidden('a data owner may change only its own datasets');
     return d;
@@ -164,17 +187,27 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   });
 
   app.post('/v1/datasets', async (req) => {
-    const owner = auth(req, 'owner');
+    const owner = await auth(req, 'owner');
     const b = parse(datasetBody, req.body);
     new FixedPointCodec({ fractionBits: b.fractionBits, maxAbs: b.maxAbs }); // refuses an inexact precision
     const epsilonBudgetMicro = b.epsilonBudget === undefined ? null : Math.round(b.epsilonBudget * 1e6);
-    return { id: store.addDataset({ ownerId: owner.id, name: b.name, columns: b.columns, fractionBits: b.fractionBits, maxAbs: b.maxAbs, rows: b.rows, epsilonBudgetMicro }) };
+    return {
+      id: await store.addDataset({
+        ownerId: owner.id,
+        name: b.name,
+        columns: b.columns,
+        fractionBits: b.fractionBits,
+        maxAbs: b.maxAbs,
+        rows: b.rows,
+        epsilonBudgetMicro,
+      }),
+    };
   });
 
   app.put('/v1/datasets/:id/chunks/:idx', async (req) => {
-    const owner = auth(req, 'owner');
+    const owner = await auth(req, 'owner');
     const { id, idx } = parse(chunkParam, req.params);
-    const d = ownDataset(owner, id);
+    const d = await ownDataset(owner, id);
     if (d.state !== 'uploading') throw conflict('the dataset is complete; upload a new dataset instead');
     const b = parse(chunkBody, req.body);
     const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id });
@@ -183,96 +216,46 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     const bytes = openEnvelope(aesKey, envelope, context);
     checkCiphertextTag(deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id }, 'hmac-tag'), context, bytes, b.tag);
     const cts = deserializeCiphertexts(bytes, deserializePublicKey(owner.bcpPublicKey, params));
-    if (cts.length !== b.rows * d.columns.length) throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${b.rows} rows x ${d.columns.length} columns`);
-    const existing = store.chunkRows(id, idx);
-    if (store.uploadedRows(id) - existing + b.rows > d.rows) throw badRequest(`more rows than the ${d.rows} declared`);
-    store.putChunk(id, idx, b.rows, envelope, b.tag);
-    return { ok: true, uploadedRows: store.uploadedRows(id) };
+    if (cts.length !== b.rows * d.columns.length)
+      throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${b.rows} rows x ${d.columns.length} columns`);
+    const uploadedRows = await store.putChunk(id, d.rows, { idx, rows: b.rows, envelope, tag: b.tag });
+    if (uploadedRows === null) throw badRequest(`more rows than the ${d.rows} declared`);
+    return { ok: true, uploadedRows };
   });
 
   app.post('/v1/datasets/:id/complete', async (req) => {
-    const owner = auth(req, 'owner');
+    const owner = await auth(req, 'owner');
     const { id } = parse(idParam, req.params);
-    const d = ownDataset(owner, id);
-    const got = store.uploadedRows(id);
+    const d = await ownDataset(owner, id);
+    const got = await store.uploadedRows(id);
     if (got !== d.rows) throw conflict(`uploaded ${got} of ${d.rows} declared rows`);
-    store.markReady(id);
+    await store.markReady(id);
     return { ok: true };
   });
 
   app.post('/v1/datasets/:id/grants', async (req) => {
-    const owner = auth(req, 'owner');
+    const owner = await auth(req, 'owner');
     const { id } = parse(idParam, req.params);
-    ownDataset(owner, id);
+    await ownDataset(owner, id);
     const { clientId } = parse(grantBody, req.body);
-    const client = store.party(clientId);
+    const client = await store.party(clientId);
     if (!client || client.role !== 'client') throw notFound(`no query client ${clientId}`);
-    store.grant(id, clientId);
+    await store.grant(id, clientId);
     return { ok: true };
   });
 
   // A query client does not see row counts: DP releases protect the addition or removal of a record
   // only while the recipient does not know the exact count.
   app.get('/v1/datasets', async (req) => {
-    const party = auth(req);
-    const list = store.datasetsVisibleTo(party);
+    const party = await auth(req);
+    const list = await store.datasetsVisibleTo(party);
     return { datasets: party.role === 'owner' ? list : list.map(({ rows: _rows, epsilonSpentMicro: _s, ...d }) => d) };
   });
 
-  app.post('/v1/jobs', async (req, reply) => {
-    const client = auth(req, 'client');
-    const b = parse(jobBody, req.body);
-    const ds = b.datasets.map((id) => {
-      const d = store.dataset(id);
-      if (!d) throw notFound(`no dataset ${id}`);
-      if (!store.isGranted(id, client.id)) throw forbidden(`the owner of ${id} has not granted this client access`);
-      if (d.state !== 'ready') throw conflict(`dataset ${id} is still uploading`);
-      return d;
-    });
-    if (new Set(b.datasets).size !== b.datasets.length) throw badRequest('a dataset is listed twice');
-    const dims = ds[0]!.columns.length;
-    const bad = ds.find((d) => d.columns.length !== dims);
-    if (bad) throw badRequest(`dimension mismatch: ${bad.id} has ${bad.columns.length} columns, ${ds[0]!.id} has ${dims}`);
-    if (ds.some((d) => d.fractionBits !== ds[0]!.fractionBits)) throw badRequest('datasets use different fixed-point precisions');
-    const n = ds.reduce((a, d) => a + d.rows, 0);
-    const init = b.initIndices ?? Array.from({ length: b.k }, (_, i) => i);
-    try {
-      validateKMeansInput(n, dims, b.k, b.maxIter, init);
-      const maxAbs = ds.reduce((a, d) => Math.max(a, d.maxAbs), 0);
-      checkDistanceBudget(params.N, { maxAbs: new FixedPointCodec({ fractionBits: ds[0]!.fractionBits, maxAbs }).maxEncoded, dims, maxCount: n });
-    } catch (e) {
-      throw badRequest((e as Error).message);
-    }
-    const id = store.addJob(client.id, { datasets: b.datasets, k: b.k, maxIter: b.maxIter, initIndices: init });
-    runner.start(id);
-    reply.status(202);
-    return { id };
-  });
-
-  const ownJob = (req: FastifyRequest) => {
-    const client = auth(req, 'client');
-    const { id } = parse(idParam, req.params);
-    const job = store.job(id);
-    if (!job || job.clientId !== client.id) throw notFound(`no job ${id}`);
-    return job;
-  };
-
-  app.get('/v1/jobs/:id', async (req) => {
-    const { result: _r, jobKey: _k, ...status } = ownJob(req);
-    return { ...status, maxIter: status.spec.maxIter };
-  });
-
-  app.get('/v1/jobs/:id/result', async (req) => {
-    const job = ownJob(req);
-    if (job.state === 'failed') throw conflict(`the job failed: ${job.error}`);
-    if (job.state !== 'done') throw conflict(`the job is ${job.state}`);
-    return job.result;
-  });
-
-  registerStatsEndpoint(app, { store, params, x25519, alice, auth, noise: opts.unsafeNoiseControlForTests ?? {} });
+  registerJobRoutes(app, { store, runner, auth, parse });
 
   const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
-  runner.resumeAll();
+  await runner.resumeAll();
   opts.log?.(`compute server listening on ${url}`);
   let closing: Promise<void> | undefined;
   return {
@@ -286,7 +269,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         await app.close();
         await runner.stop();
         await pool.close();
-        store.close();
+        await store.close();
       })()),
   };
 }

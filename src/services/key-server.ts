@@ -8,8 +8,17 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  setupAsync, BcpMasterKey, WorkerPool, readKeyFile, writeKeyFile, serializeMasterKey, deserializeMasterKey,
-  serializePublicKey, deserializePublicKey, serializeSecretKey, deserializeSecretKey,
+  setupAsync,
+  BcpMasterKey,
+  WorkerPool,
+  readKeyFile,
+  writeKeyFile,
+  serializeMasterKey,
+  deserializeMasterKey,
+  serializePublicKey,
+  deserializePublicKey,
+  serializeSecretKey,
+  deserializeSecretKey,
 } from '../crypto/index.js';
 import { KeyServerCore, serveHttp, type RunningServer } from '../protocols/index.js';
 

@@ -41,7 +41,7 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     const owners = [h.owner, h.target];
     const encrypted = data.map((row, i) => owners[i % 2]!.publicKey.encryptBatch(row));
     const jobKey = h.core.createJobKey();
-    const converted: import("../../src/crypto/index.js").Ciphertext[][] = [];
+    const converted: import('../../src/crypto/index.js').Ciphertext[][] = [];
     for (const owner of owners) {
       const mine = encrypted.filter((_, i) => i % 2 === owners.indexOf(owner));
       const flat = await sct(h.alice, mine.flat(), jobKey);
@@ -53,7 +53,11 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     const init = [0, 50, 100];
     const checkpoints: number[] = [];
     const secure = await secureKMeans(h.alice, records, {
-      k: 3, maxIter: 30, initIndices: init, maxAbs: codec.maxEncoded, onCheckpoint: (cp) => void checkpoints.push(cp.iteration),
+      k: 3,
+      maxIter: 30,
+      initIndices: init,
+      maxAbs: codec.maxEncoded,
+      onCheckpoint: (cp) => void checkpoints.push(cp.iteration),
     });
     const plain = lloyd(data, init, 30);
     assert.deepEqual(secure.assignments, plain.assignments);
@@ -61,13 +65,24 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     assert.equal(secure.iterations, plain.iterations);
     assert.equal(secure.converged, plain.converged);
     const msk = testSystem(512).msk;
-    assert.deepEqual(secure.sums.map((s) => s.map((c) => msk.decrypt(c))), plain.sums);
-    assert.deepEqual(checkpoints, Array.from({ length: secure.iterations - 1 }, (_, i) => i + 1));
+    assert.deepEqual(
+      secure.sums.map((s) => s.map((c) => msk.decrypt(c))),
+      plain.sums,
+    );
+    assert.deepEqual(
+      checkpoints,
+      Array.from({ length: secure.iterations - 1 }, (_, i) => i + 1),
+    );
   });
 
   it('seeded synthetic data with negative values, k = 4', async () => {
     const h = await harness('memory');
-    const centres = [[-50, -50, 0], [50, -50, 10], [-50, 50, -10], [50, 50, 0]];
+    const centres = [
+      [-50, -50, 0],
+      [50, -50, 10],
+      [-50, 50, -10],
+      [50, 50, 0],
+    ];
     const data: bigint[][] = [];
     for (let i = 0; i < 60; i++) {
       const c = centres[i % 4]!;
@@ -78,17 +93,31 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     const secure = await secureKMeans(h.alice, records, { k: 4, maxIter: 20, initIndices: init, maxAbs: 2000n, chunkRecords: 7 });
     const plain = lloyd(data, init, 20);
     assert.deepEqual(secure.assignments, plain.assignments);
-    assert.deepEqual(secure.sums.map((s) => s.map((c) => h.owner.decrypt(c))), plain.sums);
+    assert.deepEqual(
+      secure.sums.map((s) => s.map((c) => h.owner.decrypt(c))),
+      plain.sums,
+    );
   });
 
   it('KMS-form records with a key-server share (the service path), share lost mid-run, k = 4, negatives', async () => {
     const h = await harness('memory');
-    const centres = [[-50, -50, 0], [50, -50, 10], [-50, 50, -10], [50, 50, 0]];
+    const centres = [
+      [-50, -50, 0],
+      [50, -50, 10],
+      [-50, 50, -10],
+      [50, 50, 0],
+    ];
     const data: bigint[][] = [];
     for (let i = 0; i < 80; i++) data.push(centres[i % 4]!.map((x) => BigInt(x * 16) + randomBelow(400n) - 200n));
     const jobKey = h.core.createJobKey();
     const share: RecordShare = { id: newShareId(), blinds: [] };
-    const flat = await sctBounded(h.alice, data.flat().map((x) => h.owner.publicKey.encrypt(x)), jobKey, 11, { kms: true, share: { ...share, offset: 0 } });
+    const flat = await sctBounded(
+      h.alice,
+      data.flat().map((x) => h.owner.publicKey.encrypt(x)),
+      jobKey,
+      11,
+      { kms: true, share: { ...share, offset: 0 } },
+    );
     assert.ok(flat.every((c) => c.A === 1n));
     const records = data.map((_, i) => flat.slice(i * 3, i * 3 + 3));
     const init = [0, 1, 2, 3];
@@ -96,7 +125,13 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     let reshared = 0;
     h.core.observer = (protocol) => void (protocol === 'share' && reshared++);
     const secure = await secureKMeans(h.alice, records, {
-      k: 4, maxIter: 20, initIndices: init, maxAbs: 2000n, valueBits: 11, chunkRecords: 30, share,
+      k: 4,
+      maxIter: 20,
+      initIndices: init,
+      maxAbs: 2000n,
+      valueBits: 11,
+      chunkRecords: 30,
+      share,
       // After the first iteration the key server loses the share (as after a restart): the loop
       // must share again and go on.
       onCheckpoint: (cp) => {
@@ -109,7 +144,10 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     assert.equal(secure.iterations, plain.iterations);
     assert.ok(evicted && secure.iterations >= 2 && reshared > 0);
     const msk = testSystem(512).msk;
-    assert.deepEqual(secure.sums.map((s) => s.map((c) => msk.decrypt(c))), plain.sums);
+    assert.deepEqual(
+      secure.sums.map((s) => s.map((c) => msk.decrypt(c))),
+      plain.sums,
+    );
   });
 
   it('refuses k larger than the record count and bad initial indices', async () => {

@@ -82,15 +82,25 @@ describe('integer noise samplers', () => {
 
   it('pmdp discrete Laplace (scale 3) fits its pmf and variance', () => {
     const spec = laplaceSpec(3n, parseRational('1'));
-    check('laplace', Array.from({ length: DRAWS }, () => sample(spec)), spec, laplacePmf(3));
+    check(
+      'laplace',
+      Array.from({ length: DRAWS }, () => sample(spec)),
+      spec,
+      laplacePmf(3),
+    );
   });
 
   it('pmdp discrete Gaussian (sigma^2 = 9) fits its pmf and variance', () => {
     const spec: NoiseSpec = { kind: 'gaussian', param: rational(9n) };
-    check('gaussian', Array.from({ length: DRAWS }, () => sample(spec)), spec, gaussianPmf(9));
+    check(
+      'gaussian',
+      Array.from({ length: DRAWS }, () => sample(spec)),
+      spec,
+      gaussianPmf(9),
+    );
   });
 
-  it('spmdp: the two parties\' Laplace shares sum to the discrete Laplace exactly', () => {
+  it("spmdp: the two parties' Laplace shares sum to the discrete Laplace exactly", () => {
     const spec = laplaceSpec(3n, parseRational('1'));
     const draws = Array.from({ length: DRAWS }, () => sampleShare(spec, 0) + sampleShare(spec, 1));
     check('spmdp laplace', draws, spec, laplacePmf(3));

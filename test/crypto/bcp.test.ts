@@ -1,8 +1,22 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  add, addPlain, negate, rerandomize, scalarMultiply, subtract, setup, keyGen, BcpMasterKey, BcpSecretKey,
-  Ciphertext, KeyMismatchError, InvalidCiphertextError, ParameterError, isMaximalOrderGenerator, randomBelow,
+  add,
+  addPlain,
+  negate,
+  rerandomize,
+  scalarMultiply,
+  subtract,
+  setup,
+  keyGen,
+  BcpMasterKey,
+  BcpSecretKey,
+  Ciphertext,
+  KeyMismatchError,
+  InvalidCiphertextError,
+  ParameterError,
+  isMaximalOrderGenerator,
+  randomBelow,
 } from '../../src/crypto/index.js';
 import { edgePlaintexts, randomSigned, testKey, testSystem } from '../helpers.js';
 
@@ -52,7 +66,7 @@ for (const bits of [512, 2048] as const) {
         assert.equal(sk.decrypt(scalarMultiply(pk.encrypt(m1 % 1000n), small)), (m1 % 1000n) * small);
         const big = randomBelow(N);
         assert.equal(sk.decrypt(scalarMultiply(c1, big)), toCentred(m1 * big, N));
-        const k64 = -(randomBelow(1n << 64n));
+        const k64 = -randomBelow(1n << 64n);
         assert.equal(msk.decrypt(scalarMultiply(pk.encrypt(7n), k64)), toCentred(7n * k64, N));
         assert.equal(sk.decrypt(addPlain(c1, m2)), m1 + m2);
       }
@@ -87,7 +101,12 @@ for (const bits of [512, 2048] as const) {
 
     it('out-of-range and non-group components are refused by Dec and mDec', () => {
       const c = pk.encrypt(5n);
-      for (const [A, B] of [[0n, c.B], [c.A, 0n], [params.N2, c.B], [c.A, params.N2 + 1n]] as const) {
+      for (const [A, B] of [
+        [0n, c.B],
+        [c.A, 0n],
+        [params.N2, c.B],
+        [c.A, params.N2 + 1n],
+      ] as const) {
         assert.throws(() => sk.decrypt(new Ciphertext(pk, A, B)), InvalidCiphertextError);
         assert.throws(() => msk.decrypt(new Ciphertext(pk, A, B)), InvalidCiphertextError);
       }

@@ -1,8 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  generateAgreementKeyPair, deriveEnvelopeKey, seal, openEnvelope, EnvelopeError, ParameterError,
-  exportAgreementPrivateKey, importAgreementPrivateKey,
+  generateAgreementKeyPair,
+  deriveEnvelopeKey,
+  seal,
+  openEnvelope,
+  EnvelopeError,
+  ParameterError,
+  exportAgreementPrivateKey,
+  importAgreementPrivateKey,
 } from '../../src/crypto/index.js';
 
 describe('X25519 + HKDF key agreement and the AES-256-GCM envelope', () => {

@@ -24,7 +24,10 @@ for (const bits of [512, 2048] as const) {
 
     it('the master key opens KMS-form encryptions: zeros, negatives, extremes, random', () => {
       const ms = [0n, 1n, -1n, N / 2n, -(N / 2n - 1n), ...Array.from({ length: bits === 512 ? 30 : 6 }, () => randomSigned(N))];
-      assert.deepEqual(ms.map((m) => msk.decrypt(kms(m))), ms);
+      assert.deepEqual(
+        ms.map((m) => msk.decrypt(kms(m))),
+        ms,
+      );
       // Fresh randomness: two encryptions of the same value differ.
       assert.notEqual(kms(5n).B, kms(5n).B);
     });

@@ -14,17 +14,32 @@ describe('worker pool', () => {
     const ms = [...edgePlaintexts(params.N, 20), ...Array.from({ length: 30 }, (_, i) => BigInt(i - 15))];
     const pairs = await pool.map<Pair>('encrypt', keyWire(pk), ms);
     const cts = pairs.map(([A, B]) => new Ciphertext(pk, A, B));
-    assert.deepEqual(cts.map((c) => sk.decrypt(c)), ms);
+    assert.deepEqual(
+      cts.map((c) => sk.decrypt(c)),
+      ms,
+    );
     const res = await pool.map<bigint>('masterDecrypt', { ...keyWire(pk), p, q }, pairs);
-    assert.deepEqual(res.map((r) => (r > params.N / 2n ? r - params.N : r)), ms);
-    assert.deepEqual(cts.map((c) => msk.decrypt(c)), ms);
+    assert.deepEqual(
+      res.map((r) => (r > params.N / 2n ? r - params.N : r)),
+      ms,
+    );
+    assert.deepEqual(
+      cts.map((c) => msk.decrypt(c)),
+      ms,
+    );
   });
 
   it('a bad item rejects with a typed error and the pool keeps working', async () => {
     const bad: Pair[] = Array.from({ length: 10 }, () => [0n, 1n]);
-    await assert.rejects(pool.map('masterDecrypt', { ...keyWire(pk), p, q }, bad), (e: unknown) =>
-      e instanceof CiphermineError && (e as CiphermineError).code === 'ERR_INVALID_CIPHERTEXT');
-    const again = await pool.map<Pair>('encrypt', keyWire(pk), Array.from({ length: 10 }, () => 3n));
+    await assert.rejects(
+      pool.map('masterDecrypt', { ...keyWire(pk), p, q }, bad),
+      (e: unknown) => e instanceof CiphermineError && (e as CiphermineError).code === 'ERR_INVALID_CIPHERTEXT',
+    );
+    const again = await pool.map<Pair>(
+      'encrypt',
+      keyWire(pk),
+      Array.from({ length: 10 }, () => 3n),
+    );
     assert.equal(sk.decrypt(new Ciphertext(pk, again[0]![0], again[0]![1])), 3n);
   });
 });

@@ -4,10 +4,28 @@ import { mkdtempSync, chmodSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  serializeParams, deserializeParams, serializePublicKey, deserializePublicKey, serializeSecretKey,
-  deserializeSecretKey, serializeMasterKey, deserializeMasterKey, serializeCiphertext, deserializeCiphertext,
-  serializeCiphertexts, deserializeCiphertexts, keyGen, setup, writeKeyFile, readKeyFile, KeyFileError,
-  SerializationError, InvalidCiphertextError, KeyMismatchError, toBytes, CiphermineError,
+  serializeParams,
+  deserializeParams,
+  serializePublicKey,
+  deserializePublicKey,
+  serializeSecretKey,
+  deserializeSecretKey,
+  serializeMasterKey,
+  deserializeMasterKey,
+  serializeCiphertext,
+  deserializeCiphertext,
+  serializeCiphertexts,
+  deserializeCiphertexts,
+  keyGen,
+  setup,
+  writeKeyFile,
+  readKeyFile,
+  KeyFileError,
+  SerializationError,
+  InvalidCiphertextError,
+  KeyMismatchError,
+  toBytes,
+  CiphermineError,
 } from '../../src/crypto/index.js';
 import { testKey, testSystem, randomSigned } from '../helpers.js';
 
@@ -30,8 +48,17 @@ describe('serialised forms round-trip', () => {
       assert.equal(msk2.decrypt(c2), m);
       assert.equal(sk2.decrypt(c2), m);
       const ms = [0n, 1n, -1n, m];
-      const batch = deserializeCiphertexts(serializeCiphertexts(pk, ms.map((x) => pk.encrypt(x))), pk);
-      assert.deepEqual(batch.map((x) => sk.decrypt(x)), ms);
+      const batch = deserializeCiphertexts(
+        serializeCiphertexts(
+          pk,
+          ms.map((x) => pk.encrypt(x)),
+        ),
+        pk,
+      );
+      assert.deepEqual(
+        batch.map((x) => sk.decrypt(x)),
+        ms,
+      );
       assert.deepEqual(deserializeCiphertexts(serializeCiphertexts(pk, []), pk), []);
     });
   }
@@ -76,7 +103,10 @@ describe('bad ciphertexts raise clear, typed errors', () => {
   const { pk, entries } = corpus();
   for (const [name, bytes, type] of entries) {
     it(name, () => {
-      assert.throws(() => deserializeCiphertext(bytes, pk), (e: unknown) => e instanceof type && e instanceof CiphermineError);
+      assert.throws(
+        () => deserializeCiphertext(bytes, pk),
+        (e: unknown) => e instanceof type && e instanceof CiphermineError,
+      );
     });
   }
 

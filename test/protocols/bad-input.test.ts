@@ -3,7 +3,16 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { toBytes, keyGen, serializePublicKey } from '../../src/crypto/index.js';
-import { encodeMessage, sct, HttpTransport, RemoteError, MAX_ELEMENTS, ShareStore, UnknownShareError, MAX_SHARED_VALUES } from '../../src/protocols/index.js';
+import {
+  encodeMessage,
+  sct,
+  HttpTransport,
+  RemoteError,
+  MAX_ELEMENTS,
+  ShareStore,
+  UnknownShareError,
+  MAX_SHARED_VALUES,
+} from '../../src/protocols/index.js';
 import { harness, type Harness } from './harness.js';
 
 function signed(key: Buffer, method: string, body: Buffer, ts = String(Date.now()), nonce = randomBytes(16).toString('hex')) {
@@ -18,7 +27,11 @@ describe('key server endpoints refuse bad input and keep serving', () => {
   before(async () => {
     h = await harness('http');
     post = async (method, body, headers) => {
-      const res = await fetch(`${h.server!.url}/rpc/${method}`, { method: 'POST', headers: headers ?? signed(h.hmacKey, method, body), body: body as unknown as BodyInit });
+      const res = await fetch(`${h.server!.url}/rpc/${method}`, {
+        method: 'POST',
+        headers: headers ?? signed(h.hmacKey, method, body),
+        body: body as unknown as BodyInit,
+      });
       const text = await res.text();
       let json = {};
       try {
@@ -96,7 +109,10 @@ describe('key server endpoints refuse bad input and keep serving', () => {
     r = await post('sct', Buffer.from('y'), signed(h.hmacKey, 'sct', body));
     assert.equal(r.status, 401, 'body swapped under a valid signature');
     // A client with the wrong key is refused too, with a typed error.
-    await assert.rejects(new HttpTransport(h.server!.url, randomBytes(32)).call('sct', body), (e: unknown) => e instanceof RemoteError && e.status === 401);
+    await assert.rejects(
+      new HttpTransport(h.server!.url, randomBytes(32)).call('sct', body),
+      (e: unknown) => e instanceof RemoteError && e.status === 401,
+    );
     await still();
   });
 
@@ -125,7 +141,9 @@ describe('key server endpoints refuse bad input and keep serving', () => {
 describe('the key server share store', () => {
   it('evicts the least recently used sets by value count, reports ranges and holes clearly', () => {
     const store = new ShareStore();
-    const a = 'a'.repeat(32), b = 'b'.repeat(32), c = 'c'.repeat(32);
+    const a = 'a'.repeat(32),
+      b = 'b'.repeat(32),
+      c = 'c'.repeat(32);
     store.put(a, 'k1', 0, Array(MAX_SHARED_VALUES / 2).fill(1n));
     store.put(b, 'k1', 0, Array(MAX_SHARED_VALUES / 4).fill(2n));
     store.get(a, 'k1', 0, 1); // a is now the most recently used

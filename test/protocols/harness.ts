@@ -1,11 +1,18 @@
 /** Two servers for protocol tests: a key server core behind an in-memory or HTTP transport. */
 import { randomBytes } from 'node:crypto';
 import { keyGen, WorkerPool, type BcpSecretKey } from '../../src/crypto/index.js';
-import { KeyServerCore, InMemoryTransport, HttpTransport, serveHttp, type AliceContext, type RunningServer } from '../../src/protocols/index.js';
+import {
+  KeyServerCore,
+  InMemoryTransport,
+  HttpTransport,
+  serveHttp,
+  type ComputeSideContext,
+  type RunningServer,
+} from '../../src/protocols/index.js';
 import { testSystem } from '../helpers.js';
 
 export interface Harness {
-  alice: AliceContext;
+  alice: ComputeSideContext;
   core: KeyServerCore;
   /** Alice's own key pair pk_y (receives SCT output in tests) and a data owner's key. */
   owner: BcpSecretKey;

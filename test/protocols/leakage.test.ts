@@ -4,7 +4,19 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { sct, sctBounded, secureMultiply, secureSquare, secureDistances, secureCompare, differenceBits, sdcMultiplierBits, innerDistances, blindCentroids, newShareId } from '../../src/protocols/index.js';
+import {
+  sct,
+  sctBounded,
+  secureMultiply,
+  secureSquare,
+  secureDistances,
+  secureCompare,
+  differenceBits,
+  sdcMultiplierBits,
+  innerDistances,
+  blindCentroids,
+  newShareId,
+} from '../../src/protocols/index.js';
 import { add, randomBelow } from '../../src/crypto/index.js';
 import { harness, ksSameDistribution, type Harness } from './harness.js';
 
@@ -38,7 +50,11 @@ describe('leakage: the key server sees data-independent values', () => {
 
   for (const [name, protocol, run] of [
     ['SCT', 'sct', (h: Harness, xs: bigint[]) => sct(h.alice, h.owner.publicKey.encryptBatch(xs), h.target.publicKey)],
-    ['SCT, bounded and packed (the conversion to the job key)', 'sct-packed', (h: Harness, xs: bigint[]) => sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs), h.target.publicKey, 201)],
+    [
+      'SCT, bounded and packed (the conversion to the job key)',
+      'sct-packed',
+      (h: Harness, xs: bigint[]) => sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs), h.target.publicKey, 201),
+    ],
     ['SM', 'mul', (h: Harness, xs: bigint[]) => secureMultiply(h.alice, h.owner.publicKey.encryptBatch(xs), h.owner.publicKey.encryptBatch(xs))],
     ['secure square', 'square', (h: Harness, xs: bigint[]) => secureSquare(h.alice, h.owner.publicKey.encryptBatch(xs))],
     [
@@ -54,14 +70,21 @@ describe('leakage: the key server sees data-independent values', () => {
     it(`${name}: zeros and near-bound data give indistinguishable views (two-sample KS, alpha 0.001)`, async () => {
       // SDM's slots are blinded by r uniform in [0, 2^(beta + 40)), beta = bits(2 * bound).
       const scale =
-        protocol === 'sdm' ? 1n << BigInt(differenceBits({ maxAbs: bound, maxCount: 1, dims: 2 }) + 40) : protocol === 'sct-packed' ? 1n << 241n : undefined;
+        protocol === 'sdm'
+          ? 1n << BigInt(differenceBits({ maxAbs: bound, maxCount: 1, dims: 2 }) + 40)
+          : protocol === 'sct-packed'
+            ? 1n << 241n
+            : undefined;
       const a = await record(protocol, () => run(h, zeros()), scale);
       const b = await record(protocol, () => run(h, nearBound()), scale);
       assert.ok(a.length >= BATCH && b.length === a.length, `recorded ${a.length} and ${b.length}`);
       const ks = ksSameDistribution(a, b);
       assert.ok(ks.same, `KS statistic ${ks.d} exceeds ${ks.critical}`);
       // And each view is uniform on [0, 1): compare with a uniform sample.
-      const ku = ksSameDistribution(a, Array.from({ length: a.length }, () => Math.random()));
+      const ku = ksSameDistribution(
+        a,
+        Array.from({ length: a.length }, () => Math.random()),
+      );
       assert.ok(ku.same, `not uniform: KS ${ku.d} > ${ku.critical}`);
     });
   }
@@ -77,13 +100,20 @@ describe('leakage: the key server sees data-independent values', () => {
       const jobKey = h.core.createJobKey();
       const share = { id: newShareId(), blinds: [] as bigint[] };
       seen.clear();
-      const flat = await sctBounded(h.alice, Array.from({ length: 2 * BATCH }, () => pk.encrypt(x)), jobKey, 31, { kms: true, share: { ...share, offset: 0 } });
+      const flat = await sctBounded(
+        h.alice,
+        Array.from({ length: 2 * BATCH }, () => pk.encrypt(x)),
+        jobKey,
+        31,
+        { kms: true, share: { ...share, offset: 0 } },
+      );
       const shareView = (seen.get('sct-packed') ?? []).map((v) => Number((v * 1_000_000n) / shareScale) / 1_000_000);
       const records = Array.from({ length: BATCH }, (_, i) => flat.slice(2 * i, 2 * i + 2));
       seen.clear();
       // One blinding per iteration: 40 iterations with the same centroid sums, one chunk each.
       const sums = [records[0]!, records[1]!].map((r) => r.map((v) => add(add(v, v), add(v, v))));
-      for (let c = 0; c < 40; c++) await innerDistances(h.alice, share, c, records.slice(c, c + 1), await blindCentroids(h.alice, sums, [4n, 4n], bounds));
+      for (let c = 0; c < 40; c++)
+        await innerDistances(h.alice, share, c, records.slice(c, c + 1), await blindCentroids(h.alice, sums, [4n, 4n], bounds));
       const innerView = (seen.get('inner') ?? []).map((v) => Number((v * 1_000_000n) / centroidScale) / 1_000_000);
       return { shareView, innerView };
     };

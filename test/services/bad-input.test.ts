@@ -9,10 +9,18 @@ import { parseNumericCsv, CsvError } from '../../src/clients/csv.js';
 import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient } from '../../src/clients/query-client.js';
 import { ApiError, ComputeServerApi } from '../../src/clients/api.js';
-import { startServices, type Services } from './services-harness.js';
+import { startServices, countRows, type Services } from './services-harness.js';
 
 const codec = new FixedPointCodec({ fractionBits: 8, maxAbs: 100 });
-const table = { columns: ['a', 'b'], rows: [[1, 2], [3, 4], [5, 6], [-7, 8]] };
+const table = {
+  columns: ['a', 'b'],
+  rows: [
+    [1, 2],
+    [3, 4],
+    [5, 6],
+    [-7, 8],
+  ],
+};
 
 function rejectsWith(p: Promise<unknown>, status: number, pattern?: RegExp) {
   return assert.rejects(p, (e: unknown) => e instanceof ApiError && e.status === status && (!pattern || pattern.test(e.message)));
@@ -21,7 +29,13 @@ function rejectsWith(p: Promise<unknown>, status: number, pattern?: RegExp) {
 describe('CSV input', () => {
   it('parses a header and numeric rows, honouring --ignore-columns and quotes', () => {
     const t = parseNumericCsv('a,"b",label\n1,2.5,x\n-3,"4",y\n\n', ['label']);
-    assert.deepEqual(t, { columns: ['a', 'b'], rows: [[1, 2.5], [-3, 4]] });
+    assert.deepEqual(t, {
+      columns: ['a', 'b'],
+      rows: [
+        [1, 2.5],
+        [-3, 4],
+      ],
+    });
   });
   for (const [name, text, ignore] of [
     ['empty file', '', []],
@@ -62,8 +76,8 @@ describe('compute server refuses bad and unauthorised requests, and keeps servin
   after(() => s.close());
 
   const api = () => new ComputeServerApi(s.cs.url);
-  const rowCount = () => (s.cs.store.db.prepare('SELECT COUNT(*) AS n FROM chunks').get() as { n: number }).n;
-  const jobCount = () => (s.cs.store.db.prepare('SELECT COUNT(*) AS n FROM jobs').get() as { n: number }).n;
+  const rowCount = () => countRows(s.cs.store, 'chunks');
+  const jobCount = () => countRows(s.cs.store, 'jobs');
 
   it('requests without or with a wrong token get 401', async () => {
     await rejectsWith(api().request('POST', '/v1/datasets', { name: 'x', columns: ['a'], fractionBits: 8, maxAbs: 1, rows: 1 }), 401);
@@ -71,32 +85,53 @@ describe('compute server refuses bad and unauthorised requests, and keeps servin
   });
 
   it('an unauthorised query client gets 403 and no job is created', async () => {
-    const before = jobCount();
+    const before = await jobCount();
     await rejectsWith(stranger.submitKMeans({ datasets: [dataset], k: 2 }), 403, /not granted/);
-    assert.equal(jobCount(), before);
+    assert.equal(await jobCount(), before);
   });
 
-  it('a query client cannot upload, and an owner cannot touch another owner\'s dataset', async () => {
-    await rejectsWith(api().withToken(client.identity().token).request('POST', '/v1/datasets', { name: 'x', columns: ['a'], fractionBits: 8, maxAbs: 1, rows: 1 }), 403);
+  it("a query client cannot upload, and an owner cannot touch another owner's dataset", async () => {
+    await rejectsWith(
+      api()
+        .withToken(client.identity().token)
+        .request('POST', '/v1/datasets', { name: 'x', columns: ['a'], fractionBits: 8, maxAbs: 1, rows: 1 }),
+      403,
+    );
     await rejectsWith(other.grant(dataset, stranger.id), 403);
     await rejectsWith(api().withToken(other.identity().token).request('POST', `/v1/datasets/${dataset}/complete`), 403);
   });
 
   it('a tampered upload is refused and nothing is stored', async () => {
-    const before = rowCount();
+    const before = await rowCount();
     const token = owner.identity().token;
-    const { id } = await api().withToken(token).request<{ id: string }>('POST', '/v1/datasets', { name: 't', columns: ['a', 'b'], fractionBits: 8, maxAbs: 100, rows: 1 });
+    const { id } = await api()
+      .withToken(token)
+      .request<{ id: string }>('POST', '/v1/datasets', { name: 't', columns: ['a', 'b'], fractionBits: 8, maxAbs: 100, rows: 1 });
     const info = await api().request<{ x25519PublicKey: string }>('GET', '/v1/info');
     const { importAgreementPrivateKey } = await import('../../src/crypto/index.js');
-    const key = deriveEnvelopeKey(importAgreementPrivateKey(Buffer.from(owner.identity().x25519PrivateKey!, 'base64')), info.x25519PublicKey, { ownerId: owner.id, datasetId: id });
+    const key = deriveEnvelopeKey(importAgreementPrivateKey(Buffer.from(owner.identity().x25519PrivateKey!, 'base64')), info.x25519PublicKey, {
+      ownerId: owner.id,
+      datasetId: id,
+    });
     const env = seal(key, Buffer.from('whatever'), 'ciphermine/upload/v1;dataset=' + id + ';chunk=0;rows=1');
     env[env.length - 1]! ^= 1;
-    await rejectsWith(api().withToken(token).request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: env.toString('base64'), tag: 'ab'.repeat(32) }), 400, /authentication/);
+    await rejectsWith(
+      api()
+        .withToken(token)
+        .request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: env.toString('base64'), tag: 'ab'.repeat(32) }),
+      400,
+      /authentication/,
+    );
     // An intact envelope of garbage is refused as well (not a ciphertext batch).
     const garbage = seal(key, Buffer.from('whatever'), 'ciphermine/upload/v1;dataset=' + id + ';chunk=0;rows=1');
-    await rejectsWith(api().withToken(token).request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: garbage.toString('base64'), tag: 'ab'.repeat(32) }), 400);
+    await rejectsWith(
+      api()
+        .withToken(token)
+        .request('PUT', `/v1/datasets/${id}/chunks/0`, { rows: 1, envelope: garbage.toString('base64'), tag: 'ab'.repeat(32) }),
+      400,
+    );
     await rejectsWith(api().withToken(token).request('POST', `/v1/datasets/${id}/complete`), 409);
-    assert.equal(rowCount(), before);
+    assert.equal(await rowCount(), before);
   });
 
   it('malformed bodies get 400', async () => {
@@ -107,24 +142,38 @@ describe('compute server refuses bad and unauthorised requests, and keeps servin
   });
 
   it('k larger than the record count, bad initial indices and a dimension mismatch get 400', async () => {
-    const before = jobCount();
+    const before = await jobCount();
     await rejectsWith(client.submitKMeans({ datasets: [dataset], k: 5 }), 400, /larger than the number of records/);
     await rejectsWith(client.submitKMeans({ datasets: [dataset], k: 2, initIndices: [0, 0] }), 400, /distinct/);
-    const wide = await other.upload('wide', { columns: ['a', 'b', 'c'], rows: [[1, 2, 3], [4, 5, 6]] }, codec);
+    const wide = await other.upload(
+      'wide',
+      {
+        columns: ['a', 'b', 'c'],
+        rows: [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+      },
+      codec,
+    );
     await other.grant(wide, client.id);
     await rejectsWith(client.submitKMeans({ datasets: [dataset, wide], k: 2 }), 400, /dimension mismatch/);
-    assert.equal(jobCount(), before);
+    assert.equal(await jobCount(), before);
   });
 
   it('storage tampering is caught when a job reads the data, and the failed job says why', async () => {
     const victim = await owner.upload('victim', table, codec);
     await owner.grant(victim, client.id);
-    s.cs.store.db.prepare("UPDATE chunks SET tag = ? WHERE dataset_id = ?").run('00'.repeat(32), victim);
+    await s.cs.store.db
+      .updateTable('chunks')
+      .set({ tag: '00'.repeat(32) })
+      .where('dataset_id', '=', victim)
+      .execute();
     const job = await client.submitKMeans({ datasets: [victim], k: 2 });
     const st = await client.waitFor(job);
     assert.equal(st.state, 'failed');
     assert.match(st.error ?? '', /integrity tag/);
-    await rejectsWith(client.result(job), 409, /failed/);
+    await rejectsWith(client.kmeansResult(job), 409, /failed/);
   });
 
   it('unknown jobs and datasets get 404; the servers still run a job correctly afterwards', async () => {
@@ -133,8 +182,11 @@ describe('compute server refuses bad and unauthorised requests, and keeps servin
     const job = await client.submitKMeans({ datasets: [dataset], k: 2, initIndices: [0, 3] });
     const st = await client.waitFor(job);
     assert.equal(st.state, 'done');
-    const r = await client.result(job);
-    assert.equal(r.sizes.reduce((a, b) => a + b, 0), 4);
-    await rejectsWith(stranger.result(job), 404); // another client's job is invisible
+    const r = await client.kmeansResult(job);
+    assert.equal(
+      r.sizes.reduce((a, b) => a + b, 0),
+      4,
+    );
+    await rejectsWith(stranger.kmeansResult(job), 404); // another client's job is invisible
   });
 });

@@ -16,14 +16,22 @@ describe('ciphermine demo', () => {
     assert.equal(r.centroids.length, 3);
     assert.equal(r.centroids[0].length, 4);
     assert.equal(r.assignments.length, 150);
-    assert.equal(r.sizes.reduce((a: number, b: number) => a + b, 0), 150);
+    assert.equal(
+      r.sizes.reduce((a: number, b: number) => a + b, 0),
+      150,
+    );
     assert.equal(r.converged, true);
     assert.ok(r.seconds.total > 0 && r.seconds.iterations > 0 && r.seconds.conversion > 0);
   });
 
-  it('demo stats publishes a DP mean of five owners\' wages with the documented JSON shape', async () => {
-    for (const args of [['--mode', 'pmdp'], ['--mode', 'spmdp', '--blocks', '4']]) {
-      const { stdout } = await promisify(execFile)(process.execPath, [main, 'demo', 'stats', '--key-bits', '512', '--json', ...args], { timeout: 120_000 });
+  it("demo stats publishes a DP mean of five owners' wages with the documented JSON shape", async () => {
+    for (const args of [
+      ['--mode', 'pmdp'],
+      ['--mode', 'spmdp', '--blocks', '4'],
+    ]) {
+      const { stdout } = await promisify(execFile)(process.execPath, [main, 'demo', 'stats', '--key-bits', '512', '--json', ...args], {
+        timeout: 120_000,
+      });
       const r = JSON.parse(stdout.trim().split('\n').pop()!);
       assert.equal(typeof r.published, 'number');
       assert.ok(r.exact > 40 && r.exact < 70, `exact clipped mean ${r.exact}`);

@@ -28,10 +28,15 @@ async function clusterAcrossOwners(s: Services, table: NumericTable, owners: num
   const job = await client.submitKMeans({ datasets, k, maxIter: 50, initIndices: init });
   const status = await client.waitFor(job);
   assert.equal(status.state, 'done', status.error ?? '');
-  return client.result(job);
+  return client.kmeansResult(job);
 }
 
-function assertEqualsPlaintext(outcome: Awaited<ReturnType<typeof clusterAcrossOwners>>, table: NumericTable, codec: FixedPointCodec, init: number[]) {
+function assertEqualsPlaintext(
+  outcome: Awaited<ReturnType<typeof clusterAcrossOwners>>,
+  table: NumericTable,
+  codec: FixedPointCodec,
+  init: number[],
+) {
   const encoded = table.rows.map((r) => codec.encodeRow(r));
   const plain = lloyd(encoded, init, 50);
   assert.deepEqual(outcome.assignments, plain.assignments);
@@ -67,15 +72,23 @@ describe('k-means through the services (512-bit keys)', () => {
   });
 
   it('seeded synthetic data with negative values, k = 4, four owners', async () => {
-    const centres = [[-40, -40], [40, -40], [-40, 40], [40, 40]];
+    const centres = [
+      [-40, -40],
+      [40, -40],
+      [-40, 40],
+      [40, 40],
+    ];
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5;
     const rows = Array.from({ length: 80 }, (_, i) => centres[i % 4]!.map((c) => c + 20 * rand()));
     const table = { columns: ['x', 'y'], rows };
     const codec = new FixedPointCodec({ fractionBits: 10, maxAbs: 64 });
     const init = [0, 1, 2, 3];
     const out = await clusterAcrossOwners(s, table, 4, 4, init, codec);
     assertEqualsPlaintext(out, table, codec, init);
-    assert.ok(out.centroids.some((c) => c[0]! < 0 && c[1]! < 0), 'a cluster in the negative quadrant');
+    assert.ok(
+      out.centroids.some((c) => c[0]! < 0 && c[1]! < 0),
+      'a cluster in the negative quadrant',
+    );
   });
 });

@@ -1,7 +1,7 @@
 /**
- * Killing the key server during a job and starting it again: the job waits, resumes from its last
- * checkpoint (the conversion and finished iterations are not redone) and ends with the same result
- * as plaintext Lloyd's.
+ * Either server killed mid-job (SIGKILL, no clean shutdown) and started again: the job resumes from
+ * its last checkpoint or stored intermediate, finished phases are not redone, and the result is the
+ * one an uninterrupted run gives (k-means: exactly plaintext Lloyd's; a DP query: charged once).
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +14,29 @@ import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient, type JobStatus } from '../../src/clients/query-client.js';
 import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { startComputeServer, type ComputeServerHandle } from '../../src/services/compute-server.js';
+import { startKeyServer, type KeyServerHandle } from '../../src/services/key-server.js';
 import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
+import { testDatabase } from './test-database.js';
+
+const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
+const irisCodec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `ready` holds for the job's status, returning that status. */
+async function until(client: QueryClient, job: string, ready: (s: JobStatus) => boolean): Promise<JobStatus> {
+  for (;;) {
+    const s = await client.status(job);
+    if (ready(s) || s.state === 'done' || s.state === 'failed') return s;
+    await sleep(20);
+  }
+}
+
+const iterationsDone = (s: JobStatus) => (s.progress?.unit === 'iteration' ? s.progress.done : 0);
+
+async function kill(child: ChildServer): Promise<void> {
+  child.process.kill('SIGKILL');
+  if (child.process.exitCode === null && child.process.signalCode === null) await new Promise((r) => child.process.once('exit', r));
+}
 
 describe('key server restart during a job', () => {
   const cleanup: Array<() => Promise<void>> = [];
@@ -30,6 +52,7 @@ describe('key server restart during a job', () => {
     const port = new URL(ks.url).port;
     const cs: ComputeServerHandle = await startComputeServer({
       dataDir: join(dir, 'cs'),
+      database: await testDatabase(),
       port: 0,
       keyServerUrl: ks.url,
       channelKey: readKeyFile(ks.info.channelKey!),
@@ -38,27 +61,21 @@ describe('key server restart during a job', () => {
     });
     cleanup.push(() => cs.close());
 
-    const table = parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
-    const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
+    const table = iris();
     const owner = await DataOwner.register(cs.url, 'owner');
     const client = await QueryClient.register(cs.url, 'client');
-    const ds = await owner.upload('iris', table, codec);
+    const ds = await owner.upload('iris', table, irisCodec);
     await owner.grant(ds, client.id);
     const init = [0, 1, 2]; // a poor start: many iterations
     const job = await client.submitKMeans({ datasets: [ds], k: 3, maxIter: 100, initIndices: init });
 
-    let st: JobStatus;
-    do {
-      await new Promise((r) => setTimeout(r, 30));
-      st = await client.status(job);
-    } while (st.iteration < 2 && st.state === 'running');
+    const st = await until(client, job, (s) => iterationsDone(s) >= 2);
     assert.equal(st.state, 'running', 'the job must still be running when the key server dies');
-    const killedAt = st.iteration;
-    ks.process.kill('SIGKILL');
-    await new Promise((r) => ks.process.once('exit', r));
+    const killedAt = iterationsDone(st);
+    await kill(ks);
     const phases = new Set<string>();
     for (let i = 0; i < 20; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       phases.add((await client.status(job)).phase);
     }
     assert.ok(phases.has('waiting for the key server'), `phases seen: ${[...phases]}`);
@@ -67,14 +84,113 @@ describe('key server restart during a job', () => {
     ks = await startChildServer(ksArgs(port));
     const final = await client.waitFor(job);
     assert.equal(final.state, 'done', final.error ?? '');
-    assert.ok(final.iteration > killedAt);
-    const conversions = cs.store.db.prepare('SELECT COUNT(*) AS n FROM job_records WHERE job_id = ?').get(job) as { n: number };
-    assert.equal(conversions.n, 1);
+    assert.ok(iterationsDone(final) > killedAt);
+    const conversions = await cs.store.db.selectFrom('job_blobs').select('idx').where('job_id', '=', job).where('name', '=', 'records').execute();
+    assert.equal(conversions.length, 1, 'one stored part of converted records, made once');
 
-    const r = await client.result(job);
-    const plain = lloyd(table.rows.map((row) => codec.encodeRow(row)), init, 100);
+    const r = await client.kmeansResult(job);
+    const plain = lloyd(
+      table.rows.map((row) => irisCodec.encodeRow(row)),
+      init,
+      100,
+    );
     assert.deepEqual(r.assignments, plain.assignments);
     assert.deepEqual(r.sums, plain.sums);
     assert.equal(r.iterations, plain.iterations);
+  });
+});
+
+describe('compute server killed mid-job', () => {
+  let ks: KeyServerHandle;
+  let cs: ChildServer;
+  let csArgs: (port: string) => string[];
+  let keyServerSaw: string[] = [];
+  const cleanup: Array<() => Promise<void>> = [];
+  after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+
+  const startBoth = async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cm-cs-kill-'));
+    ks = await startKeyServer({ dataDir: join(dir, 'ks'), port: 0, keyBits: 512, workers: 1 });
+    ks.core.observer = (protocol) => keyServerSaw.push(protocol);
+    cleanup.push(() => ks.close());
+    const database = await testDatabase();
+    csArgs = (port) => [
+      'compute-server',
+      'start',
+      '--data-dir',
+      join(dir, 'cs'),
+      '--port',
+      port,
+      '--key-server',
+      ks.url,
+      '--channel-key',
+      ks.channelKeyPath,
+      '--workers',
+      '1',
+      ...(database ? ['--database', database] : []),
+    ];
+    cs = await startChildServer(csArgs('0'));
+    cleanup.push(() => cs.stop());
+  };
+
+  /** Kills the compute server, checks that nothing answers, and starts it again on the same port. */
+  const killAndRestart = async () => {
+    const port = new URL(cs.url).port;
+    await kill(cs);
+    keyServerSaw = [];
+    cs = await startChildServer(csArgs(port));
+  };
+
+  it('k-means resumes from its last checkpoint and equals plaintext Lloyd', async () => {
+    await startBoth();
+    const table = iris();
+    const owner = await DataOwner.register(cs.url, 'owner');
+    const client = await QueryClient.register(cs.url, 'client');
+    const ds = await owner.upload('iris', table, irisCodec);
+    await owner.grant(ds, client.id);
+    const init = [0, 1, 2];
+    const job = await client.submitKMeans({ datasets: [ds], k: 3, maxIter: 100, initIndices: init });
+    const st = await until(client, job, (s) => iterationsDone(s) >= 2);
+    assert.equal(st.state, 'running', 'the job must still be running when the compute server dies');
+    assert.ok(keyServerSaw.includes('sct-packed'), 'the first run converted the records');
+    await killAndRestart();
+
+    const final = await client.waitFor(job);
+    assert.equal(final.state, 'done', final.error ?? '');
+    assert.ok(!keyServerSaw.includes('sct-packed'), 'the conversion was not redone after the restart');
+    const r = await client.kmeansResult(job);
+    const plain = lloyd(
+      table.rows.map((row) => irisCodec.encodeRow(row)),
+      init,
+      100,
+    );
+    assert.deepEqual(r.assignments, plain.assignments);
+    assert.deepEqual(r.sums, plain.sums);
+    assert.equal(r.iterations, plain.iterations);
+    assert.equal(r.converged, plain.converged);
+  });
+
+  it('a DP query resumes from its converted column and is charged once', async () => {
+    const codec = new FixedPointCodec({ fractionBits: 8, maxAbs: 200 });
+    const owner = await DataOwner.register(cs.url, 'hospital');
+    const client = await QueryClient.register(cs.url, 'statistician');
+    const rows = Array.from({ length: 1500 }, (_, i) => [(i * 37) % 150]);
+    const ds = await owner.upload('wages', { columns: ['wage'], rows }, codec, { epsilonBudget: 2 });
+    await owner.grant(ds, client.id);
+    const job = await client.submit('stats', { datasets: [ds], column: 'wage', kind: 'sum', lo: 10, hi: 100, epsilon: '0.5' });
+    const st = await until(client, job, (s) => s.phase === 'computation');
+    assert.equal(st.state, 'running', 'the query must still be computing when the compute server dies');
+    await killAndRestart();
+
+    const final = await client.waitFor(job);
+    assert.equal(final.state, 'done', final.error ?? '');
+    assert.ok(!keyServerSaw.includes('sct-packed'), 'the column was not converted again');
+    const r = await client.statsResult(job);
+    assert.equal(r.budgetRemaining[ds], 1.5, 'charged exactly once');
+    const exact = rows.reduce((a, [x]) => a + Math.min(100, Math.max(10, x!)), 0);
+    // Laplace noise of scale 100 / 0.5 = 200: far beyond 4000 with probability e^-20.
+    assert.ok(Math.abs(r.value! - exact) < 4000, `${r.value} vs ${exact}`);
   });
 });

@@ -1,33 +1,43 @@
-/** Both servers in this process on loopback (fast tests); the kill test uses child processes. */
+/**
+ * Both servers in this process on loopback (fast tests); the kill tests use child processes. The
+ * compute server's database is SQLite, or a fresh PostgreSQL database on the PostgreSQL run.
+ */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startKeyServer, type KeyServerHandle } from '../../src/services/key-server.js';
 import { startComputeServer, type ComputeServerHandle, type ComputeServerOptions } from '../../src/services/compute-server.js';
 import { readKeyFile } from '../../src/crypto/index.js';
+import type { Store } from '../../src/services/store/index.js';
+import { testDatabase } from './test-database.js';
 
 export interface Services {
   ks: KeyServerHandle;
   cs: ComputeServerHandle;
   dir: string;
+  /** The compute server's PostgreSQL URL, or undefined for SQLite in dir/cs. */
+  database?: string;
   close(): Promise<void>;
 }
 
 export async function startServices(keyBits = 512, extra: Partial<ComputeServerOptions> = {}): Promise<Services> {
   const dir = mkdtempSync(join(tmpdir(), 'cm-svc-'));
   const ks = await startKeyServer({ dataDir: join(dir, 'ks'), port: 0, keyBits, workers: 1 });
+  const database = await testDatabase();
   const cs = await startComputeServer({
     dataDir: join(dir, 'cs'),
     port: 0,
     keyServerUrl: ks.url,
     channelKey: readKeyFile(ks.channelKeyPath),
     workers: 1,
+    database,
     ...extra,
   });
   return {
     ks,
     cs,
     dir,
+    database,
     close: async () => {
       await cs.close();
       await ks.close();
@@ -37,4 +47,12 @@ export async function startServices(keyBits = 512, extra: Partial<ComputeServerO
 
 export function fixture(name: string): string {
   return readFileSync(new URL(`../../../test/fixtures/${name}`, import.meta.url), 'utf8');
+}
+
+export async function countRows(store: Store, table: 'chunks' | 'jobs' | 'job_blobs' | 'job_checkpoints' | 'datasets'): Promise<number> {
+  const r = await store.db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
 }

@@ -13,7 +13,7 @@ import { QueryClient } from '../../src/clients/query-client.js';
 import { ApiError } from '../../src/clients/api.js';
 import { clippedSum, histogram } from '../../src/analytics/stats-plain.js';
 import { startComputeServer } from '../../src/services/compute-server.js';
-import { startServices, type Services } from './services-harness.js';
+import { startServices, countRows, type Services } from './services-harness.js';
 
 const codec = new FixedPointCodec({ fractionBits: 8, maxAbs: 1000 });
 // Two hospitals' wages (thousands), with outliers on both sides of the clipping bounds.
@@ -63,7 +63,10 @@ describe('DP aggregates with noise switched off equal the plaintext clipped answ
   it('histogram with declared edges, outliers in the end bins, and the mode', async () => {
     const edges = [0, 40, 50, 60, 100];
     const r = await ctx.client.stats({ datasets: ctx.datasets, column: 'wage', epsilon: 1, kind: 'histogram', edges });
-    const want = histogram(enc(all), edges.map((e) => codec.encode(e))).map(Number);
+    const want = histogram(
+      enc(all),
+      edges.map((e) => codec.encode(e)),
+    ).map(Number);
     assert.deepEqual(r.counts, want);
     const m = await ctx.client.stats({ datasets: ctx.datasets, column: 'wage', epsilon: 1, kind: 'mode', edges });
     assert.equal(m.choice, want.indexOf(Math.max(...want)));
@@ -106,7 +109,7 @@ describe('DP aggregates with noise on', () => {
     s.ks.core.observer = undefined;
   });
 
-  it('pmdp: the published value differs from the exact one by the designated party\'s noise', async () => {
+  it("pmdp: the published value differs from the exact one by the designated party's noise", async () => {
     computeServerNoise.length = 0;
     const r = await ctx.client.stats({ datasets: ctx.datasets, column: 'wage', epsilon: 1, kind: 'count', mode: 'pmdp' });
     assert.equal(BigInt(r.value! - all.length), computeServerNoise[0]);
@@ -140,8 +143,8 @@ describe('privacy budget and bad input', () => {
   });
 
   it('a tampered integrity tag is refused at upload', async () => {
-    const chunks = () => (s.cs.store.db.prepare('SELECT COUNT(*) AS n FROM chunks').get() as { n: number }).n;
-    const before = chunks();
+    const chunks = () => countRows(s.cs.store, 'chunks');
+    const before = await chunks();
     // The owner's own upload path, with the tag corrupted on the wire.
     const realFetch = globalThis.fetch;
     globalThis.fetch = (async (url: string, init: RequestInit) => {
@@ -157,7 +160,7 @@ describe('privacy budget and bad input', () => {
     } finally {
       globalThis.fetch = realFetch;
     }
-    assert.equal(chunks(), before, 'nothing stored');
+    assert.equal(await chunks(), before, 'nothing stored');
   });
 
   it('spending stops exactly at the budget, and the refusal survives a compute server restart', async () => {
@@ -168,6 +171,7 @@ describe('privacy budget and bad input', () => {
     await s.cs.close();
     const restarted = await startComputeServer({
       dataDir: join(s.dir, 'cs'),
+      database: s.database,
       port: 0,
       keyServerUrl: s.ks.url,
       channelKey: readKeyFile(s.ks.channelKeyPath),

@@ -1,0 +1,74 @@
+/**
+ * A job kind: everything the system needs to offer one capability. The spec and result schemas (zod)
+ * are the single definition the server validates with, the client library decodes with and the CLI
+ * builds from; `admit` checks a parsed spec against the store before anything is stored (grants,
+ * shapes, bit budgets) and names the privacy-budget charge, if any, that is taken with the job's
+ * creation; `run` does the work in steps, saving a checkpoint or a named intermediate after each,
+ * so that a restart of either server resumes rather than starts over. A new capability is one new
+ * kind (see count-records in test/services/job-kinds.test.ts for the smallest one) plus its
+ * algorithm in analytics/.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { z } from 'zod';
+import type { BcpParams, BcpPublicKey } from '../../crypto/index.js';
+import type { ComputeSideContext } from '../../protocols/index.js';
+import type { NoiseControl } from '../../analytics/stats-secure.js';
+import type { BudgetCharge, Checkpoint, Party, Store } from '../store/index.js';
+
+/** What a job runs against: the compute server's (CCS) state and its side of the protocols. */
+export interface JobServices {
+  store: Store;
+  /** The transport to the key server (KMS) and the worker pool. */
+  compute: ComputeSideContext;
+  params: BcpParams;
+  /** Unwraps owners' AES envelopes; opens no ciphertext. */
+  x25519: KeyObject;
+  /** Test-only noise hooks (never set from the CLI or the environment). */
+  noise: NoiseControl;
+}
+
+export interface AdmitContext {
+  services: JobServices;
+  client: Party;
+}
+
+export interface Admission<S> {
+  /** The spec as it will be stored and run (defaults filled in, e.g. k-means' initial records). */
+  spec: S;
+  charge?: BudgetCharge;
+}
+
+export interface JobContext<S> {
+  readonly id: string;
+  readonly spec: S;
+  readonly client: Party;
+  readonly services: JobServices;
+  /** Runs one phase: shown as the job's phase while it runs, its seconds added to the timings. */
+  phase<T>(name: string, work: () => Promise<T>): Promise<T>;
+  /** Reports progress in the kind's own unit (iterations, values, ...). */
+  progress(done: number, total: number, unit: string): Promise<void>;
+  /** Adds seconds to a named timing (for steps inside a phase, e.g. each iteration). */
+  time(name: string, seconds: number): Promise<void>;
+  latestCheckpoint(): Promise<Checkpoint | undefined>;
+  /** Replaces the job's checkpoint and its progress together. */
+  saveCheckpoint(cp: Checkpoint, progress?: { done: number; total: number; unit: string }): Promise<void>;
+  /** A named intermediate made once per job: after a restart it is read back, not made again. */
+  once(name: string, make: () => Promise<Buffer[]>): Promise<Buffer[]>;
+  /** This job's key pk_c, made by the key server on first use and remembered with the job. */
+  jobKey(): Promise<BcpPublicKey>;
+}
+
+export interface JobKind<S = any, R = any> {
+  readonly name: string;
+  /** One line for `GET /v1/job-kinds` and the CLI's help. */
+  readonly description: string;
+  readonly spec: z.ZodType<S, any>;
+  readonly result: z.ZodType<R, any>;
+  admit(ctx: AdmitContext, spec: S): Promise<Admission<S>>;
+  run(ctx: JobContext<S>): Promise<R>;
+}
+
+/** Identity, for type inference of S and R at the definition. */
+export function defineJobKind<S, R>(kind: JobKind<S, R>): JobKind<S, R> {
+  return kind;
+}

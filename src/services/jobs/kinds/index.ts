@@ -1,0 +1,6 @@
+/** Every job kind this build of the compute server runs. */
+import type { JobKind } from '../job-kind.js';
+import { kmeansKind } from './kmeans.js';
+import { statsKind } from './stats.js';
+
+export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind];

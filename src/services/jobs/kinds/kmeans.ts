@@ -1,0 +1,163 @@
+/**
+ * The k-means job kind (seed 000 section 4.2; docs/protocols.md). Steps: the job key pk_c from the
+ * key server; the conversion of every owner's values to pk_c in KMS form (stored once, in parts, so
+ * a restart does not redo it); the iterations, each ending in a checkpoint; the centroid sums moved
+ * to the query client's key by SCT.
+ */
+import {
+  deserializeCiphertexts,
+  serializeCiphertexts,
+  deserializePublicKey,
+  FixedPointCodec,
+  bitLength,
+  type BcpPublicKey,
+  type Ciphertext,
+} from '../../../crypto/index.js';
+import { sct, sctBounded, checkDistanceBudget, dropShare, newShareId, MAX_SHARED_VALUES, type RecordShare } from '../../../protocols/index.js';
+import { secureKMeans, validateKMeansInput, type SecureCheckpoint, type SecureKMeansOptions } from '../../../analytics/kmeans-secure.js';
+import { datasetChunks } from '../../dataset-reader.js';
+import { badRequest } from '../../http-errors.js';
+import type { DatasetRow } from '../../store/index.js';
+import { admittedDatasets, grantedDatasets } from '../datasets.js';
+import { defineJobKind, type JobContext } from '../job-kind.js';
+import { kmeansResult, kmeansSpec } from './kmeans-schema.js';
+
+type Spec = ReturnType<typeof kmeansSpec.parse>;
+
+/** Ciphertexts per SCT call, and per stored part of the converted records. */
+const SCT_CHUNK = 4096;
+
+const maxEncoded = (d: DatasetRow) => new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded;
+
+export const kmeansKind = defineJobKind({
+  name: 'kmeans',
+  description: "k-means over granted datasets encrypted under their owners' keys (seed 000)",
+  spec: kmeansSpec,
+  result: kmeansResult,
+
+  async admit({ services, client }, spec) {
+    const ds = await grantedDatasets(services.store, client, spec.datasets);
+    const dims = ds[0]!.columns.length;
+    const bad = ds.find((d) => d.columns.length !== dims);
+    if (bad) throw badRequest(`dimension mismatch: ${bad.id} has ${bad.columns.length} columns, ${ds[0]!.id} has ${dims}`);
+    const n = ds.reduce((a, d) => a + d.rows, 0);
+    const initIndices = spec.initIndices ?? Array.from({ length: spec.k }, (_, i) => i);
+    const maxAbs = ds.reduce((a, d) => (maxEncoded(d) > a ? maxEncoded(d) : a), 0n);
+    try {
+      validateKMeansInput(n, dims, spec.k, spec.maxIter, initIndices);
+      checkDistanceBudget(services.params.N, { maxAbs, dims, maxCount: n });
+    } catch (e) {
+      throw badRequest((e as Error).message);
+    }
+    return { spec: { ...spec, initIndices } };
+  },
+
+  async run(ctx) {
+    const { store, params } = ctx.services;
+    const datasets = await admittedDatasets(store, ctx.spec.datasets);
+    const dims = datasets[0]!.columns.length;
+    const jobKey = await ctx.jobKey();
+    const fresh: { share?: RecordShare } = {};
+    const parts = await ctx.phase('conversion', () => ctx.once('records', () => convert(ctx, datasets, jobKey, fresh)));
+    const records = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
+    const maxAbs = datasets.reduce((a, d) => (maxEncoded(d) > a ? maxEncoded(d) : a), 0n);
+    const loop: SecureKMeansOptions = {
+      k: ctx.spec.k,
+      maxIter: ctx.spec.maxIter,
+      initIndices: ctx.spec.initIndices!,
+      maxAbs,
+      valueBits: bitLength(maxAbs),
+      // Only a conversion made in this run left its share at the key server; after a restart the
+      // loop shares the saved records again.
+      share: fresh.share,
+      resumeFrom: await resumePoint(ctx, jobKey, dims),
+      onCheckpoint: checkpointer(ctx, jobKey),
+    };
+    const result = await ctx
+      .phase('iterations', () => secureKMeans(ctx.services.compute, chunk(records, dims), loop))
+      .finally(() => {
+        // The key server's share is no longer needed (best effort: its store is bounded anyway).
+        if (loop.share) dropShare(ctx.services.compute, jobKey, loop.share.id).catch(() => undefined);
+      });
+    const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
+    const sums = await ctx.phase('result', () => sct(ctx.services.compute, result.sums.flat(), clientKey));
+    await ctx.progress(result.iterations, result.iterations, 'iteration');
+    return {
+      sums: serializeCiphertexts(clientKey, sums).toString('base64'),
+      sizes: result.sizes.map(String),
+      assignments: result.assignments,
+      iterations: result.iterations,
+      converged: result.converged,
+      columns: datasets[0]!.columns,
+      fractionBits: datasets[0]!.fractionBits,
+    };
+  },
+});
+
+async function resumePoint(ctx: JobContext<Spec>, jobKey: BcpPublicKey, dims: number): Promise<SecureCheckpoint | undefined> {
+  const saved = await ctx.latestCheckpoint();
+  if (!saved) return undefined;
+  const s = saved.state as { assignments: number[]; sizes: string[] };
+  return {
+    iteration: saved.step,
+    assignments: s.assignments,
+    sizes: s.sizes.map(BigInt),
+    sums: chunk(deserializeCiphertexts(saved.data!, jobKey), dims),
+  };
+}
+
+function checkpointer(ctx: JobContext<Spec>, jobKey: BcpPublicKey): (cp: SecureCheckpoint) => Promise<void> {
+  let last = performance.now();
+  return async (cp) => {
+    const state = { assignments: cp.assignments ?? [], sizes: cp.sizes.map(String) };
+    await ctx.saveCheckpoint(
+      { step: cp.iteration, state, data: serializeCiphertexts(jobKey, cp.sums.flat()) },
+      { done: cp.iteration, total: ctx.spec.maxIter, unit: 'iteration' },
+    );
+    const now = performance.now();
+    await ctx.time(`iteration ${cp.iteration}`, (now - last) / 1000);
+    last = now;
+  };
+}
+
+/**
+ * Every value of every dataset, in dataset and row order, under the job key in KMS form, as stored
+ * parts. A conversion also leaves the key server a share of the records (inner-distances.ts) when
+ * they fit its share store; larger jobs run their iterations with SDM.
+ */
+async function convert(ctx: JobContext<Spec>, datasets: DatasetRow[], jobKey: BcpPublicKey, fresh: { share?: RecordShare }): Promise<Buffer[]> {
+  const { store, params, x25519, compute } = ctx.services;
+  const total = datasets.reduce((a, d) => a + d.rows * d.columns.length, 0);
+  const share: RecordShare | undefined = total <= MAX_SHARED_VALUES ? { id: newShareId(), blinds: [] } : undefined;
+  let offset = 0;
+  let done = 0;
+  const starts = datasets.map((d) => ((offset += d.rows * d.columns.length), offset - d.rows * d.columns.length));
+  // Datasets convert concurrently, so one's blinding overlaps another's round trip.
+  const perDataset = await Promise.all(
+    datasets.map(async (d, i) => {
+      const valueBits = bitLength(maxEncoded(d));
+      const parts: Buffer[] = [];
+      let at = starts[i]!;
+      for await (const cts of datasetChunks(store, d, params, x25519)) {
+        for (let j = 0; j < cts.length; j += SCT_CHUNK) {
+          const batch = cts.slice(j, j + SCT_CHUNK);
+          const opts = { kms: true, share: share && { ...share, offset: at } };
+          parts.push(serializeCiphertexts(jobKey, await sctBounded(compute, batch, jobKey, valueBits, opts)));
+          at += batch.length;
+          await ctx.progress((done += batch.length), total, 'value converted');
+        }
+      }
+      return parts;
+    }),
+  );
+  fresh.share = share;
+  return perDataset.flat();
+}
+
+function chunk<T>(xs: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+export type { Ciphertext };

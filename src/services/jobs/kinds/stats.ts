@@ -1,0 +1,121 @@
+/**
+ * The DP statistics job kind (seed 001; docs/differential-privacy.md). Admission validates the query
+ * and charges every dataset's privacy budget with the job's creation, all or nothing, before any
+ * computation; the charge is never refunded (a retry could otherwise spend more than allowed). Steps:
+ * the job key; the column of every dataset moved to it (stored once); the clipped, binned or counted
+ * aggregate with noise added under encryption, released to the query client's key. A restart during
+ * the computation runs it again from the stored column; nothing was released before, so the client
+ * still sees one noisy answer per charge.
+ */
+import {
+  FixedPointCodec,
+  bitLength,
+  deserializeCiphertexts,
+  deserializePublicKey,
+  serializeCiphertexts,
+  type Ciphertext,
+} from '../../../crypto/index.js';
+import { parseRational, type Rational } from '../../../crypto/noise/rational.js';
+import { sctBounded, sdcBlindBits } from '../../../protocols/index.js';
+import { secureStats, validateQuery, type StatsQuery } from '../../../analytics/stats-secure.js';
+import { datasetChunks } from '../../dataset-reader.js';
+import { badRequest } from '../../http-errors.js';
+import type { DatasetRow } from '../../store/index.js';
+import { admittedDatasets, grantedDatasets } from '../datasets.js';
+import { defineJobKind } from '../job-kind.js';
+import { statsResult, statsSpec } from './stats-schema.js';
+
+type Spec = ReturnType<typeof statsSpec.parse>;
+
+/** The query in encoded units, for the datasets it runs on. */
+function encodedQuery(spec: Spec, ds: DatasetRow[], epsilon: Rational): StatsQuery {
+  const f = ds[0]!.fractionBits;
+  const bounds = [spec.lo ?? 0, spec.hi ?? 0, ...(spec.edges ?? [])].map(Math.abs);
+  const codec = new FixedPointCodec({ fractionBits: f, maxAbs: Math.max(...ds.map((d) => d.maxAbs), ...bounds, 1) });
+  return {
+    kind: spec.kind,
+    lo: codec.encode(spec.lo ?? 0),
+    hi: codec.encode(spec.hi ?? 1),
+    edges: spec.edges?.map((e) => codec.encode(e)),
+    epsilon,
+    mechanism: spec.mechanism,
+    delta: spec.delta,
+    mode: spec.mode,
+    blocks: spec.blocks,
+    valueBits: Math.max(...ds.map((d) => bitLength(new FixedPointCodec({ fractionBits: f, maxAbs: d.maxAbs }).maxEncoded))),
+  };
+}
+
+function epsilonOf(spec: Spec): Rational {
+  try {
+    return parseRational(spec.epsilon);
+  } catch {
+    throw badRequest('epsilon must be a decimal number');
+  }
+}
+
+/** Millionths of epsilon, rounded up, so the budget is never charged less than the query spends. */
+const micro = (e: Rational) => Number((e.num * 1_000_000n + e.den - 1n) / e.den);
+
+export const statsKind = defineJobKind({
+  name: 'stats',
+  description: 'a differentially private count, sum, mean, histogram or mode of one column (seed 001)',
+  spec: statsSpec,
+  result: statsResult,
+
+  async admit({ services, client }, spec) {
+    const ds = await grantedDatasets(services.store, client, spec.datasets);
+    const missing = ds.find((d) => !d.columns.includes(spec.column));
+    if (missing) throw badRequest(`dataset ${missing.id} has no column '${spec.column}' (it has ${missing.columns.join(', ')})`);
+    if ((spec.kind === 'sum' || spec.kind === 'mean') && (spec.lo === undefined || spec.hi === undefined))
+      throw badRequest(`a ${spec.kind} query needs clipping bounds lo and hi`);
+    if ((spec.kind === 'histogram' || spec.kind === 'mode') && !spec.edges) throw badRequest(`a ${spec.kind} query needs bin edges`);
+    const epsilon = epsilonOf(spec);
+    const q = encodedQuery(spec, ds, epsilon);
+    try {
+      validateQuery(q);
+      // The secure comparisons must fit before any budget is spent.
+      sdcBlindBits(services.params.N, q.valueBits + 6);
+    } catch (e) {
+      throw badRequest((e as Error).message);
+    }
+    return { spec, charge: { datasets: spec.datasets, epsilonMicro: micro(epsilon) } };
+  },
+
+  async run(ctx) {
+    const { store, params, x25519, compute, noise } = ctx.services;
+    const ds = await admittedDatasets(store, ctx.spec.datasets);
+    const q = encodedQuery(ctx.spec, ds, epsilonOf(ctx.spec));
+    const jobKey = await ctx.jobKey();
+    const total = ds.reduce((a, d) => a + d.rows, 0);
+    const parts = await ctx.phase('conversion', () =>
+      ctx.once('column', async () => {
+        const out: Buffer[] = [];
+        let done = 0;
+        for (const d of ds) {
+          const a = d.columns.indexOf(ctx.spec.column);
+          for await (const cts of datasetChunks(store, d, params, x25519)) {
+            const mine = cts.filter((_, i) => i % d.columns.length === a);
+            out.push(serializeCiphertexts(jobKey, await sctBounded(compute, mine, jobKey, q.valueBits)));
+            await ctx.progress((done += mine.length), total, 'value converted');
+          }
+        }
+        return out;
+      }),
+    );
+    const column: Ciphertext[] = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
+    const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
+    const r = await ctx.phase('computation', () => secureStats(compute, column, q, clientKey, noise));
+    const after = await admittedDatasets(store, ctx.spec.datasets);
+    return {
+      kind: ctx.spec.kind,
+      released: serializeCiphertexts(clientKey, r.released).toString('base64'),
+      fractionBits: ds[0]!.fractionBits,
+      divisor: r.divisor?.toString(),
+      choice: r.choice,
+      epsilon: micro(q.epsilon) / 1e6,
+      mode: ctx.spec.mode,
+      budgetRemaining: Object.fromEntries(after.map((d) => [d.id, ((d.epsilonBudgetMicro ?? 0) - d.epsilonSpentMicro) / 1e6])),
+    };
+  },
+});

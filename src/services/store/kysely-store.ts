@@ -1,0 +1,366 @@
+/**
+ * The Store over Kysely: one set of queries for SQLite (better-sqlite3, one file, nothing to
+ * install) and PostgreSQL (`pg`). Dialect differences are confined to the few lines that name them.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { Kysely, Migrator, sql, type Transaction } from 'kysely';
+import { CiphermineError } from '../../crypto/errors.js';
+import { migrations, type Dialect } from './migrations.js';
+import type { Database, DatasetsTable, JobsTable, PartiesTable } from './schema.js';
+import type {
+  BudgetCharge,
+  Checkpoint,
+  ChunkRow,
+  CreateJobOutcome,
+  DatasetRow,
+  JobProgress,
+  JobRow,
+  JobUpdate,
+  Party,
+  Role,
+  Store,
+} from './store.js';
+
+/** The database was written by a newer Ciphermine (or is not Ciphermine's). */
+export class SchemaVersionError extends CiphermineError {
+  constructor(message: string) {
+    super('ERR_SCHEMA_VERSION', message);
+  }
+}
+
+const hashToken = (t: string) => createHash('sha256').update(t).digest('hex');
+const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
+const json = (v: unknown) => JSON.stringify(v);
+
+class BudgetRefused extends Error {
+  constructor(readonly datasetId: string) {
+    super('budget refused');
+  }
+}
+
+export class KyselyStore implements Store {
+  private constructor(
+    readonly db: Kysely<Database>,
+    readonly dialect: Dialect,
+  ) {}
+
+  /** Opens the database, refuses a schema newer than this build, and migrates an older one. */
+  static async open(db: Kysely<Database>, dialect: Dialect): Promise<KyselyStore> {
+    const known = migrations(dialect);
+    const applied = await db
+      .selectFrom('kysely_migration' as never)
+      .select('name' as never)
+      .execute()
+      .then((rows) => (rows as Array<{ name: string }>).map((r) => r.name))
+      .catch(() => [] as string[]); // a fresh database has no migration table yet
+    const unknown = applied.filter((n) => !(n in known));
+    if (unknown.length > 0) {
+      await db.destroy();
+      throw new SchemaVersionError(
+        `the database has schema migrations this Ciphermine does not know (${unknown.join(', ')}; it knows up to ${Object.keys(known).sort().at(-1)}): it was written by a newer version; upgrade Ciphermine`,
+      );
+    }
+    const migrator = new Migrator({ db, provider: { getMigrations: async () => known } });
+    const { error } = await migrator.migrateToLatest();
+    if (error) {
+      await db.destroy();
+      throw error;
+    }
+    return new KyselyStore(db, dialect);
+  }
+
+  close(): Promise<void> {
+    return this.db.destroy();
+  }
+
+  async addParty(role: Role, name: string, bcpPublicKey: Buffer, x25519PublicKey: string | null): Promise<{ id: string; token: string }> {
+    const id = `${role}-${randomUUID()}`;
+    const token = randomBytes(32).toString('base64url');
+    await this.db
+      .insertInto('parties')
+      .values({ id, role, name, token_hash: hashToken(token), bcp_pk: bcpPublicKey, x25519_pk: x25519PublicKey, created_at: Date.now() })
+      .execute();
+    return { id, token };
+  }
+
+  async partyByToken(token: string): Promise<Party | undefined> {
+    const r = await this.db.selectFrom('parties').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirst();
+    return r && toParty(r);
+  }
+
+  async party(id: string): Promise<Party | undefined> {
+    const r = await this.db.selectFrom('parties').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toParty(r);
+  }
+
+  async addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro'>): Promise<string> {
+    const id = `ds-${randomUUID()}`;
+    await this.db
+      .insertInto('datasets')
+      .values({
+        id,
+        owner_id: d.ownerId,
+        name: d.name,
+        columns: json(d.columns),
+        fraction_bits: d.fractionBits,
+        max_abs: d.maxAbs,
+        rows: d.rows,
+        state: 'uploading',
+        created_at: Date.now(),
+        epsilon_budget_micro: d.epsilonBudgetMicro,
+      })
+      .execute();
+    return id;
+  }
+
+  async dataset(id: string): Promise<DatasetRow | undefined> {
+    const r = await this.db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toDataset(r);
+  }
+
+  async datasetsVisibleTo(party: Party): Promise<DatasetRow[]> {
+    const rows =
+      party.role === 'owner'
+        ? await this.db.selectFrom('datasets').selectAll().where('owner_id', '=', party.id).orderBy('created_at').execute()
+        : await this.db
+            .selectFrom('datasets as d')
+            .innerJoin('grants as g', 'g.dataset_id', 'd.id')
+            .selectAll('d')
+            .where('g.client_id', '=', party.id)
+            .orderBy('d.created_at')
+            .execute();
+    return rows.map(toDataset);
+  }
+
+  async putChunk(datasetId: string, declaredRows: number, c: ChunkRow): Promise<number | null> {
+    return this.db.transaction().execute(async (trx) => {
+      // Serialise concurrent uploads of one dataset on PostgreSQL; SQLite has one writer anyway.
+      await trx
+        .selectFrom('datasets')
+        .select('id')
+        .where('id', '=', datasetId)
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate())
+        .execute();
+      const existing = await trx.selectFrom('chunks').select('rows').where('dataset_id', '=', datasetId).where('idx', '=', c.idx).executeTakeFirst();
+      const total = await uploaded(trx, datasetId);
+      if (total - (existing?.rows ?? 0) + c.rows > declaredRows) return null;
+      await trx
+        .insertInto('chunks')
+        .values({ dataset_id: datasetId, idx: c.idx, rows: c.rows, envelope: c.envelope, tag: c.tag })
+        .onConflict((oc) => oc.columns(['dataset_id', 'idx']).doUpdateSet({ rows: c.rows, envelope: c.envelope, tag: c.tag }))
+        .execute();
+      return total - (existing?.rows ?? 0) + c.rows;
+    });
+  }
+
+  async chunkIndices(datasetId: string): Promise<number[]> {
+    const rows = await this.db.selectFrom('chunks').select('idx').where('dataset_id', '=', datasetId).orderBy('idx').execute();
+    return rows.map((r) => r.idx);
+  }
+
+  async chunk(datasetId: string, idx: number): Promise<ChunkRow | undefined> {
+    const r = await this.db
+      .selectFrom('chunks')
+      .select(['idx', 'rows', 'envelope', 'tag'])
+      .where('dataset_id', '=', datasetId)
+      .where('idx', '=', idx)
+      .executeTakeFirst();
+    return r && { idx: r.idx, rows: r.rows, envelope: Buffer.from(r.envelope), tag: r.tag };
+  }
+
+  uploadedRows(datasetId: string): Promise<number> {
+    return uploaded(this.db, datasetId);
+  }
+
+  async markReady(datasetId: string): Promise<void> {
+    await this.db.updateTable('datasets').set({ state: 'ready' }).where('id', '=', datasetId).execute();
+  }
+
+  async grant(datasetId: string, clientId: string): Promise<void> {
+    await this.db
+      .insertInto('grants')
+      .values({ dataset_id: datasetId, client_id: clientId })
+      .onConflict((oc) => oc.columns(['dataset_id', 'client_id']).doNothing())
+      .execute();
+  }
+
+  async isGranted(datasetId: string, clientId: string): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('grants')
+      .select('dataset_id')
+      .where('dataset_id', '=', datasetId)
+      .where('client_id', '=', clientId)
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  async createJob(clientId: string, kind: string, spec: unknown, charge?: BudgetCharge): Promise<CreateJobOutcome> {
+    const id = `job-${randomUUID()}`;
+    const now = Date.now();
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        if (charge) await chargeBudget(trx, charge);
+        await trx
+          .insertInto('jobs')
+          .values({
+            id,
+            client_id: clientId,
+            kind,
+            spec: json(spec),
+            state: 'queued',
+            phase: 'queued',
+            progress: null,
+            error: null,
+            error_code: null,
+            job_key: null,
+            created_at: now,
+            started_at: null,
+            updated_at: now,
+            finished_at: null,
+            timings: '{}',
+            result: null,
+          })
+          .execute();
+      });
+    } catch (e) {
+      if (e instanceof BudgetRefused) return { ok: false, dataset: (await this.dataset(e.datasetId))! };
+      throw e;
+    }
+    return { ok: true, id };
+  }
+
+  async job(id: string): Promise<JobRow | undefined> {
+    const r = await this.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toJob(r);
+  }
+
+  async jobsOf(clientId: string, limit: number): Promise<JobRow[]> {
+    const rows = await this.db.selectFrom('jobs').selectAll().where('client_id', '=', clientId).orderBy('created_at', 'desc').limit(limit).execute();
+    return rows.map(toJob);
+  }
+
+  async unfinishedJobs(): Promise<string[]> {
+    const rows = await this.db.selectFrom('jobs').select('id').where('state', 'in', ['queued', 'running']).orderBy('created_at').execute();
+    return rows.map((r) => r.id);
+  }
+
+  async updateJob(id: string, f: JobUpdate): Promise<void> {
+    await updateJob(this.db, id, f);
+  }
+
+  async saveCheckpoint(jobId: string, cp: Checkpoint, progress?: JobProgress): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const row = { step: cp.step, state: json(cp.state), data: cp.data };
+      await trx
+        .insertInto('job_checkpoints')
+        .values({ job_id: jobId, ...row })
+        .onConflict((oc) => oc.column('job_id').doUpdateSet(row))
+        .execute();
+      if (progress) await updateJob(trx, jobId, { progress });
+    });
+  }
+
+  async latestCheckpoint(jobId: string): Promise<Checkpoint | undefined> {
+    const r = await this.db.selectFrom('job_checkpoints').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    return r && { step: r.step, state: JSON.parse(r.state), data: r.data && Buffer.from(r.data) };
+  }
+
+  async putJobBlob(jobId: string, name: string, parts: readonly Buffer[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('job_blobs').where('job_id', '=', jobId).where('name', '=', name).execute();
+      // An empty intermediate still records that it was made.
+      const rows = (parts.length > 0 ? parts : [Buffer.alloc(0)]).map((data, idx) => ({ job_id: jobId, name, idx, data }));
+      for (const r of rows) await trx.insertInto('job_blobs').values(r).execute();
+    });
+  }
+
+  async jobBlob(jobId: string, name: string): Promise<Buffer[] | undefined> {
+    const rows = await this.db.selectFrom('job_blobs').select('data').where('job_id', '=', jobId).where('name', '=', name).orderBy('idx').execute();
+    if (rows.length === 0) return undefined;
+    return rows.map((r) => Buffer.from(r.data)).filter((b) => b.length > 0);
+  }
+}
+
+async function uploaded(db: Kysely<Database> | Transaction<Database>, datasetId: string): Promise<number> {
+  const r = await db
+    .selectFrom('chunks')
+    .select((eb) => eb.fn.coalesce(eb.fn.sum<number | string>('rows'), sql<number>`0`).as('n'))
+    .where('dataset_id', '=', datasetId)
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+/** Every dataset pays, or the transaction rolls back: the conditional update is atomic per row. */
+async function chargeBudget(trx: Transaction<Database>, charge: BudgetCharge): Promise<void> {
+  for (const id of charge.datasets) {
+    const r = await trx
+      .updateTable('datasets')
+      .set({ epsilon_spent_micro: sql`epsilon_spent_micro + ${charge.epsilonMicro}` })
+      .where('id', '=', id)
+      .where('epsilon_budget_micro', 'is not', null)
+      .where(sql<boolean>`epsilon_spent_micro + ${charge.epsilonMicro} <= epsilon_budget_micro`)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) throw new BudgetRefused(id);
+  }
+}
+
+async function updateJob(db: Kysely<Database> | Transaction<Database>, id: string, f: JobUpdate): Promise<void> {
+  const set: Partial<Record<keyof JobsTable, unknown>> = {
+    state: f.state,
+    phase: f.phase,
+    progress: f.progress === undefined ? undefined : json(f.progress),
+    error: f.error,
+    error_code: f.errorCode,
+    job_key: f.jobKey,
+    started_at: f.startedAt,
+    finished_at: f.finishedAt,
+    timings: f.timings === undefined ? undefined : json(f.timings),
+    result: f.result === undefined ? undefined : json(f.result),
+  };
+  const defined = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
+  await db
+    .updateTable('jobs')
+    .set({ ...defined, updated_at: Date.now() })
+    .where('id', '=', id)
+    .execute();
+}
+
+function toParty(r: PartiesTable): Party {
+  return { id: r.id, role: r.role, name: r.name, bcpPublicKey: Buffer.from(r.bcp_pk), x25519PublicKey: r.x25519_pk };
+}
+
+function toDataset(r: Omit<DatasetsTable, 'epsilon_spent_micro'> & { epsilon_spent_micro: number | string }): DatasetRow {
+  return {
+    id: r.id,
+    ownerId: r.owner_id,
+    name: r.name,
+    columns: JSON.parse(r.columns),
+    fractionBits: r.fraction_bits,
+    maxAbs: Number(r.max_abs),
+    rows: r.rows,
+    state: r.state,
+    epsilonBudgetMicro: num(r.epsilon_budget_micro),
+    epsilonSpentMicro: Number(r.epsilon_spent_micro),
+  };
+}
+
+function toJob(r: JobsTable): JobRow {
+  return {
+    id: r.id,
+    clientId: r.client_id,
+    kind: r.kind,
+    spec: JSON.parse(r.spec),
+    state: r.state,
+    phase: r.phase,
+    progress: r.progress ? JSON.parse(r.progress) : null,
+    error: r.error,
+    errorCode: r.error_code,
+    jobKey: r.job_key && Buffer.from(r.job_key),
+    createdAt: Number(r.created_at),
+    startedAt: num(r.started_at),
+    updatedAt: Number(r.updated_at),
+    finishedAt: num(r.finished_at),
+    timings: JSON.parse(r.timings),
+    result: r.result ? JSON.parse(r.result) : null,
+  };
+}

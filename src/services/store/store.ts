@@ -1,0 +1,133 @@
+/**
+ * The compute server's state, behind one async interface: parties and their tokens, datasets with
+ * their AES-wrapped ciphertext chunks, grants, jobs of every kind with their checkpoints and large
+ * intermediates. Two implementations share one query layer (kysely-store.ts): SQLite, embedded by
+ * default, and PostgreSQL for a server deployment. Every multi-row change is one transaction, so a
+ * refused request leaves nothing behind.
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+export type Role = 'owner' | 'client';
+
+export interface Party {
+  id: string;
+  role: Role;
+  name: string;
+  bcpPublicKey: Buffer;
+  x25519PublicKey: string | null;
+}
+
+export interface DatasetRow {
+  id: string;
+  ownerId: string;
+  name: string;
+  columns: string[];
+  fractionBits: number;
+  maxAbs: number;
+  rows: number;
+  state: 'uploading' | 'ready';
+  /** Privacy budget in millionths of epsilon (null: the owner allows no DP queries). */
+  epsilonBudgetMicro: number | null;
+  epsilonSpentMicro: number;
+}
+
+export interface ChunkRow {
+  idx: number;
+  rows: number;
+  envelope: Buffer;
+  tag: string;
+}
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed';
+
+export interface JobProgress {
+  done: number;
+  total: number;
+  unit: string;
+}
+
+export interface JobRow {
+  id: string;
+  clientId: string;
+  kind: string;
+  spec: unknown;
+  state: JobState;
+  phase: string;
+  progress: JobProgress | null;
+  error: string | null;
+  errorCode: string | null;
+  jobKey: Buffer | null;
+  createdAt: number;
+  startedAt: number | null;
+  updatedAt: number;
+  finishedAt: number | null;
+  timings: Record<string, number>;
+  result: unknown;
+}
+
+export type JobUpdate = Partial<
+  Pick<JobRow, 'state' | 'phase' | 'progress' | 'error' | 'errorCode' | 'jobKey' | 'startedAt' | 'finishedAt' | 'timings' | 'result'>
+>;
+
+export interface Checkpoint {
+  step: number;
+  /** Small JSON-able state. */
+  state: unknown;
+  data: Buffer | null;
+}
+
+/** A privacy-budget charge taken with a job's creation, all or nothing. */
+export interface BudgetCharge {
+  datasets: readonly string[];
+  epsilonMicro: number;
+}
+
+export type CreateJobOutcome = { ok: true; id: string } | { ok: false; dataset: DatasetRow };
+
+export interface Store {
+  /** The query layer, for operators' scripts and tests; services use the methods below. */
+  readonly db: Kysely<Database>;
+  readonly dialect: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+
+  /** Registers a party; the token is returned once and only its hash is kept. */
+  addParty(role: Role, name: string, bcpPublicKey: Buffer, x25519PublicKey: string | null): Promise<{ id: string; token: string }>;
+  partyByToken(token: string): Promise<Party | undefined>;
+  party(id: string): Promise<Party | undefined>;
+
+  addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro'>): Promise<string>;
+  dataset(id: string): Promise<DatasetRow | undefined>;
+  datasetsVisibleTo(party: Party): Promise<DatasetRow[]>;
+  /**
+   * Stores one chunk unless that would exceed the declared rows (replacing a chunk of the same
+   * index counts only the difference); returns the rows uploaded so far, or null when refused.
+   */
+  putChunk(datasetId: string, declaredRows: number, chunk: ChunkRow): Promise<number | null>;
+  /** Indices of the stored chunks, in order, without reading the envelopes. */
+  chunkIndices(datasetId: string): Promise<number[]>;
+  chunk(datasetId: string, idx: number): Promise<ChunkRow | undefined>;
+  uploadedRows(datasetId: string): Promise<number>;
+  markReady(datasetId: string): Promise<void>;
+
+  grant(datasetId: string, clientId: string): Promise<void>;
+  isGranted(datasetId: string, clientId: string): Promise<boolean>;
+
+  /**
+   * Creates a job; with a charge, every listed dataset pays epsilonMicro in the same transaction,
+   * or none does and no job is created (the first dataset that cannot pay is returned).
+   */
+  createJob(clientId: string, kind: string, spec: unknown, charge?: BudgetCharge): Promise<CreateJobOutcome>;
+  job(id: string): Promise<JobRow | undefined>;
+  jobsOf(clientId: string, limit: number): Promise<JobRow[]>;
+  unfinishedJobs(): Promise<string[]>;
+  updateJob(id: string, fields: JobUpdate): Promise<void>;
+
+  /** Replaces the job's checkpoint (only the latest is kept) and records its progress, atomically. */
+  saveCheckpoint(jobId: string, cp: Checkpoint, progress?: JobProgress): Promise<void>;
+  latestCheckpoint(jobId: string): Promise<Checkpoint | undefined>;
+  /** Stores a named intermediate in parts, replacing any earlier one of that name, atomically. */
+  putJobBlob(jobId: string, name: string, parts: readonly Buffer[]): Promise<void>;
+  /** The parts of a named intermediate in order, or undefined when it was never stored. */
+  jobBlob(jobId: string, name: string): Promise<Buffer[] | undefined>;
+}
