@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { setup, keyGen, serializeMasterKey, serializePublicKey, WorkerPool, backend, randomBelow } from '../src/crypto/index.js';
-import { HttpTransport, sct, secureMultiply, secureSquare, secureCompare } from '../src/protocols/index.js';
+import { HttpTransport, createProtocolPool, sct, secureMultiply, secureSquare, secureCompare } from '../src/protocols/index.js';
 import { measure, parseFlags, round } from './measure.js';
 
 const flags = parseFlags(process.argv.slice(2));
@@ -25,7 +25,7 @@ child.stdin.end(JSON.stringify({ msk: serializeMasterKey(msk).toString('hex'), h
 const [line] = (await once(child.stdout, 'data')) as [Buffer];
 const url = line.toString().trim();
 const transport = new HttpTransport(url, hmacKey);
-const pool = new WorkerPool();
+const pool = createProtocolPool();
 const alice = { transport, pool };
 
 const owner = keyGen(params);

@@ -2,7 +2,7 @@
  * Plaintext Lloyd's k-means over fixed-point integers: the reference the encrypted job must equal
  * exactly. Centroids are kept as (sum, size) like the encrypted scheme, distances are compared as
  * |c_b|^2 Omega_a vs |c_a|^2 Omega_b in exact integers, ties go to the lower index, an empty cluster
- * keeps its last sum and size, and the loop stops when the assignment repeats (DESIGN.md section 5).
+ * keeps its last sum and size, and the loop stops when the assignment repeats (docs/protocols.md).
  */
 export interface ClusterState {
   sums: bigint[][];

@@ -1,5 +1,5 @@
 /**
- * k-means under multiple keys, the compute server's loop (seed 000 section 4.2, DESIGN.md section 5).
+ * k-means under multiple keys, the compute server's loop (seed 000 section 4.2, docs/protocols.md).
  * Input: every record already moved to the job key pk_c. Each iteration computes the distances for
  * all (record, cluster) (shared-record distances for KMS-form records, else SDM), SMDM per record, then sets the assignment V and sizes |c_j| in the clear (the compute
  * server learns them, as in the seed) and sums the members' ciphertexts homomorphically. It stops when

@@ -1,6 +1,6 @@
 /**
- * Differentially private aggregates over encrypted data (seed 001: PMDP and sPMDP, DESIGN.md
- * section 7), the compute server's side. Values arrive under the job key pk_c. Clipping and
+ * Differentially private aggregates over encrypted data (seed 001: PMDP and sPMDP,
+ * docs/differential-privacy.md), the compute server's side. Values arrive under the job key pk_c. Clipping and
  * histogram bins use secure comparisons with encrypted outcomes, so neither server learns where a
  * value lies; sums are homomorphic; noise is added under encryption (pmdp: by the compute server,
  * the designated party; spmdp: a share from each server, so neither knows the total); the noisy

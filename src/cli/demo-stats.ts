@@ -20,6 +20,8 @@ export interface StatsDemoOptions {
   owners: number;
   perOwner: number;
   budget: number;
+  /** The compute server's database: a postgres:// URL (default: SQLite in a temporary directory). */
+  database?: string;
   json: boolean;
 }
 
@@ -62,6 +64,7 @@ export async function runStatsDemo(o: StatsDemoOptions) {
       ks.url,
       '--channel-key',
       ks.info.channelKey!,
+      ...(o.database ? ['--database', o.database] : []),
     ]);
     servers.push(cs);
     const client = await QueryClient.register(cs.url, 'statistics office');

@@ -56,6 +56,7 @@ demo
   .option('--owners <n>', 'data owners', int, 5)
   .option('--per-owner <n>', 'wages per owner', int, 40)
   .option('--budget <e>', 'privacy budget each owner sets', Number, 4)
+  .option('--database <url>', 'run the compute server on this PostgreSQL (postgres://...; default: SQLite in a temporary directory)')
   .option('--json', 'print one JSON object as the last line')
   .action(async (o) => {
     if (o.mode !== 'pmdp' && o.mode !== 'spmdp') throw new InvalidArgumentError('--mode is pmdp or spmdp');

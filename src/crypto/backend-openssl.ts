@@ -1,7 +1,7 @@
 /**
  * Modular exponentiation through OpenSSL, reached via node:crypto's Diffie-Hellman object:
  * computeSecret(b) with private key e returns b^e mod p, and OpenSSL does not require p to be prime.
- * It is the fastest modPow measured here (DESIGN.md section 8) and runs the private exponent in
+ * It is the fastest modPow measured here (BENCHMARKS.md) and runs the private exponent in
  * constant time. OpenSSL refuses "public keys" <= 1 or >= p - 1, so those bases are handled here.
  */
 import { createDiffieHellman, type DiffieHellman } from 'node:crypto';

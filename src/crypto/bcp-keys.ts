@@ -1,5 +1,5 @@
 /**
- * BCP user keys (DESIGN.md section 2): sk = a uniform in [1, N^2/4), pk = h = g^a mod N^2.
+ * BCP user keys (docs/cryptosystem.md): sk = a uniform in [1, N^2/4), pk = h = g^a mod N^2.
  * Every party of the system (data owner DO, query client QC, the compute server's comparison key
  * pk_y, the job key pk_c of the key server KMS) holds a pair like this over the same pp.
  */

@@ -1,6 +1,6 @@
 /**
  * The master key msk = (p', q') of the key server (KMS), which opens a ciphertext under any public
- * key of the system (mDec, DESIGN.md section 2).
+ * key of the system (mDec, docs/cryptosystem.md).
  *
  * Computation, per prime p (likewise q): for X in G, X^p' mod p^2 = 1 + t p; Lp(X) = t mod p is a
  * homomorphism G -> Z_p with Lp(g^x) = x Lp(g) and Lp(1 + mN) = p' q m. So for (A, B) = (g^r, g^(ar)(1+mN)):

@@ -1,5 +1,5 @@
 /**
- * BCP public parameters pp = (N, g) (seed 000 section 2.3, seed 002 section 2; DESIGN.md section 2).
+ * BCP public parameters pp = (N, g) (seed 000 section 2.3, seed 002 section 2; docs/cryptosystem.md).
  * N = pq with safe primes p = 2p'+1, q = 2q'+1; g generates the subgroup of QR(N^2) of maximal order
  * N p' q'. Setup also returns the master key's factors; see bcp-master.ts.
  */

@@ -1,5 +1,5 @@
 /**
- * Fixed-point signed encoding of real values (DESIGN.md section 6): v -> round(v * 2^f). The
+ * Fixed-point signed encoding of real values (docs/cryptosystem.md): v -> round(v * 2^f). The
  * precision f and the declared range travel with the data, and every value is range-checked so that
  * nothing wraps silently modulo N.
  */

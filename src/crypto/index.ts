@@ -14,4 +14,4 @@ export * from './encoding.js';
 export * from './key-agreement.js';
 export * from './envelope.js';
 export { WorkerPool } from './pool.js';
-export { keyWire, runKernel, type KeyWire, type Pair, type CombineItem } from './kernels.js';
+export { keyWire, runKernel, cryptoKernels, type KeyWire, type Pair, type Kernel, type KernelModule } from './kernels.js';

@@ -1,6 +1,6 @@
 /**
- * Batch kernels: pure functions over structured-cloneable inputs, run either in this thread or on
- * a worker of the pool. Key objects are rebuilt once per worker and cached, so each worker keeps
+ * Batch kernels of the cryptosystem (encryption, decryption, KMS form): pure functions over
+ * structured-cloneable inputs, run either in this thread or on a worker of the pool. Key objects are rebuilt once per worker and cached, so each worker keeps
  * its own fixed-base tables warm.
  */
 import { BcpParams, PowerCache } from './bcp-params.js';
@@ -20,15 +20,9 @@ export interface KeyWire {
 
 export type Pair = [bigint, bigint];
 
-export interface CombineItem {
-  base: Pair;
-  /** [A, B, signed exponent] */
-  terms: Array<[bigint, bigint, bigint]>;
-  t: bigint;
-}
-
 const cache = new Map<string, unknown>();
-function cached<T>(key: string, make: () => T): T {
+/** A per-thread cache of objects rebuilt from wire form (keys, fixed-base tables). */
+export function cached<T>(key: string, make: () => T): T {
   let v = cache.get(key) as T | undefined;
   if (v === undefined) {
     v = make();
@@ -37,11 +31,11 @@ function cached<T>(key: string, make: () => T): T {
   return v;
 }
 
-function rerandomizer(N: bigint): KmsRerandomizer {
+export function rerandomizer(N: bigint): KmsRerandomizer {
   return cached(`kms-re:${N}`, () => new KmsRerandomizer(N));
 }
 
-function publicKey(w: KeyWire): BcpPublicKey {
+export function publicKey(w: KeyWire): BcpPublicKey {
   const params = cached(`pp:${w.N}:${w.g}`, () => new BcpParams(w.N, w.g));
   return cached(`pk:${w.N}:${w.g}:${w.h}`, () => new BcpPublicKey(params, w.h));
 }
@@ -76,81 +70,10 @@ export const kernels = {
     const enc = cached(`kms-enc:${shared.N}`, () => new KmsEncryptor(shared.N, shared.p, shared.q));
     return items.map((m) => enc.encrypt(m));
   },
-  /**
-   * The compute server's unblinding of the shared-record distances (inner-distances.ts), per record
-   * i and cluster j, all in KMS form (B components only):
-   *   z_ij * prod_d x_id^(-t_jd) * prod_d wInv_jd^(c_id) * sigma_j * (1 + (-<c_i, t_j>) N).
-   */
-  innerUnblind(
-    shared: { N: bigint; wInv: bigint[][]; t: bigint[][]; sigma: bigint[] },
-    items: Array<{ z: bigint[]; x: bigint[]; c: bigint[] }>,
-  ): bigint[][] {
-    const { N, wInv, t, sigma } = shared;
-    const N2 = N * N;
-    const be = backend();
-    return items.map(({ z, x, c }) => {
-      const xInv = x.map((b) => be.modInverse(b, N2));
-      return z.map((zj, j) => {
-        let ct = 0n;
-        for (let d = 0; d < c.length; d++) ct += c[d]! * t[j]![d]!;
-        const prod = be.multiPow([...xInv, ...wInv[j]!], [...t[j]!, ...c], N2);
-        const fixed = be.modMul(be.modMul(zj, sigma[j]!, N2), 1n + mod(-ct, N) * N, N2);
-        return be.modMul(prod, fixed, N2);
-      });
-    });
-  },
   decrypt(shared: KeyWire & { a: bigint }, items: Pair[]): bigint[] {
     const pk = publicKey(shared);
     const sk = cached(`sk:${pk.fingerprint}:${shared.a}`, () => new BcpSecretKey(pk, shared.a));
     return items.map(([A, B]) => sk.decryptResidue(new Ciphertext(pk, A, B)));
-  },
-  /**
-   * Affine recombination (A0, B0) * prod (A_i, B_i)^(e_i) * (1, 1 + tN): the compute server's
-   * unblinding step of SM, the secure square and SDM, and SDC's multiplicative blind. A negative
-   * e_i inverts the base first, so short signed exponents stay short.
-   */
-  combine(shared: { N: bigint }, items: CombineItem[]): Pair[] {
-    const N2 = shared.N * shared.N;
-    const be = backend();
-    return items.map(({ base, terms, t }) => {
-      // Negative exponents invert their base, so every exponent stays as short as |e|.
-      const as: bigint[] = [base[0]];
-      const bs: bigint[] = [be.modMul(base[1], 1n + mod(t, shared.N) * shared.N, N2)];
-      const es: bigint[] = [1n];
-      for (const [a, b, e] of terms) {
-        as.push(e < 0n ? be.modInverse(a, N2) : a);
-        bs.push(e < 0n ? be.modInverse(b, N2) : b);
-        es.push(e < 0n ? -e : e);
-      }
-      // KMS-form operands (A = 1 throughout) stay one element.
-      const A = as.every((a) => a === 1n) ? 1n : be.multiPow(as, es, N2);
-      return [A, be.multiPow(bs, es, N2)];
-    });
-  },
-  /**
-   * Packs ciphertexts of small values into one: Horner over the slots, slot 0 least significant,
-   * each step raising to 2^slotBits, then adds a fresh encryption of the constant (the blinding of
-   * all slots) and a fresh h_N^rho', which rerandomise the pack (kms-paillier.ts).
-   */
-  pack(shared: KeyWire & { slotBits: number }, items: Array<{ slots: Pair[]; constant: bigint }>): Pair[] {
-    const pk = publicKey(shared);
-    const N2 = pk.params.N2;
-    const be = backend();
-    const shift = 1n << BigInt(shared.slotBits);
-    const re = rerandomizer(pk.params.N);
-    return items.map(({ slots, constant }) => {
-      let [A, B] = slots[slots.length - 1]!;
-      const kmsOnly = slots.every(([a]) => a === 1n);
-      for (let i = slots.length - 2; i >= 0; i--) {
-        if (!kmsOnly) A = be.modMul(be.modPow(A, shift, N2), slots[i]![0], N2);
-        B = be.modMul(be.modPow(B, shift, N2), slots[i]![1], N2);
-      }
-      const m = mod(constant, pk.params.N);
-      // KMS-form slots stay one element: the constant goes in as (1 + mN), the fresh randomness as h_N^rho'.
-      if (kmsOnly) return [1n, be.modMul(be.modMul(B, 1n + m * pk.params.N, N2), re.factor(), N2)];
-      const c = pk.encrypt(m);
-      return [be.modMul(A, c.A, N2), be.modMul(be.modMul(B, c.B, N2), re.factor(), N2)];
-    });
   },
   /**
    * Encryption by the key server, which knows p and q: every exponentiation runs modulo p^2 and q^2
@@ -195,9 +118,28 @@ class CrtEncryptor {
 
 export type KernelName = keyof typeof kernels;
 
-export function runKernel(name: KernelName, shared: unknown, items: unknown[]): unknown[] {
-  const f = kernels[name] as (s: unknown, i: unknown[]) => unknown[];
-  return f(shared, items);
+/** A batch kernel: shared data and items in (structured-cloneable), one result per item out. */
+export type Kernel = (shared: never, items: never[]) => unknown[];
+
+/**
+ * A module of kernels a worker pool can load: `url` is the module's own import.meta.url, and the
+ * module exports the same table as `kernels`. Layers above crypto (protocols/kernels.ts) add their
+ * kernels this way, so crypto never imports them.
+ */
+export interface KernelModule {
+  url: string;
+  kernels: Record<string, Kernel>;
+}
+
+export const cryptoKernels: KernelModule = { url: import.meta.url, kernels };
+
+/** Runs a kernel of one of the modules on this thread. */
+export function runKernel(modules: readonly KernelModule[], name: string, shared: unknown, items: unknown[]): unknown[] {
+  for (const m of modules) {
+    const f = m.kernels[name] as ((s: unknown, i: unknown[]) => unknown[]) | undefined;
+    if (f) return f(shared, items);
+  }
+  throw new Error(`no kernel ${name} in ${modules.map((m) => m.url).join(', ')}`);
 }
 
 export function keyWire(pk: BcpPublicKey): KeyWire {

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { runKernel, type KernelName } from './kernels.js';
+import { cryptoKernels, runKernel, type KernelModule } from './kernels.js';
 import { CiphermineError, isErrorCode } from './errors.js';
 
 interface Pending {
@@ -28,9 +28,17 @@ export class WorkerPool {
   private nextId = 0;
   private turn = 0;
 
-  constructor(readonly size = availableParallelism()) {
+  private readonly modules: readonly KernelModule[];
+
+  /** `extra`: kernel modules of layers above crypto (the cryptosystem's own are always loaded). */
+  constructor(
+    readonly size = availableParallelism(),
+    extra: readonly KernelModule[] = [],
+  ) {
+    this.modules = [cryptoKernels, ...extra];
+    const urls = this.modules.map((m) => m.url);
     for (let i = 0; i < size; i++) {
-      const w = new Worker(new URL('./pool-worker.js', import.meta.url));
+      const w = new Worker(new URL('./pool-worker.js', import.meta.url), { workerData: { modules: urls } });
       w.on('message', (reply: Reply) => this.settle(reply));
       w.on('error', (e) => this.failAll(e));
       w.unref(); // idle workers must not keep a process alive; post() refs them while busy
@@ -55,7 +63,7 @@ export class WorkerPool {
     this.pending.clear();
   }
 
-  private post(kernel: KernelName, shared: unknown, items: unknown[]): Promise<unknown[]> {
+  private post(kernel: string, shared: unknown, items: unknown[]): Promise<unknown[]> {
     const id = this.nextId++;
     const worker = this.workers[this.turn++ % this.workers.length]!;
     worker.ref();
@@ -66,9 +74,9 @@ export class WorkerPool {
   }
 
   /** Runs a kernel over items, split across workers; results come back in order. */
-  async map<O>(kernel: KernelName, shared: unknown, items: readonly unknown[]): Promise<O[]> {
+  async map<O>(kernel: string, shared: unknown, items: readonly unknown[]): Promise<O[]> {
     if (this.size === 0 || items.length < MIN_PARALLEL_ITEMS) {
-      return runKernel(kernel, shared, items as unknown[]) as O[];
+      return runKernel(this.modules, kernel, shared, items as unknown[]) as O[];
     }
     const chunk = Math.ceil(items.length / this.size);
     const parts: Promise<unknown[]>[] = [];

@@ -1,5 +1,5 @@
 /**
- * Bit budgets (DESIGN.md section 6): before a computation starts, bound every intermediate and
+ * Bit budgets (docs/cryptosystem.md): before a computation starts, bound every intermediate and
  * refuse the job when it would not fit below N/2 with the blinding margin. Never wrap silently.
  */
 import { bitLength } from '../crypto/bigint.js';

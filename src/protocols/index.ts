@@ -16,3 +16,4 @@ export { keyServerNoiseShares } from './noise-share.js';
 export { innerDistances, blindCentroids, shareRecords, dropShare, newShareId, type RecordShare, type BlindedCentroids } from './inner-distances.js';
 export { ShareStore, UnknownShareError, MAX_SHARED_VALUES } from './share-store.js';
 export { processStats } from './process-stats.js';
+export { createProtocolPool, protocolKernels, type CombineItem } from './kernels.js';

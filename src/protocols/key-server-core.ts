@@ -7,7 +7,8 @@
 import { processStats } from './process-stats.js';
 import type { BcpMasterKey } from '../crypto/bcp-master.js';
 import { keyGen, type BcpPublicKey, type BcpSecretKey } from '../crypto/bcp-keys.js';
-import { keyWire, runKernel, type KernelName, type Pair } from '../crypto/kernels.js';
+import { keyWire, type KernelName, type Pair } from '../crypto/kernels.js';
+import { runProtocolKernel } from './kernels.js';
 import type { WorkerPool } from '../crypto/pool.js';
 import { deserializePublicKey, serializeParams, serializePublicKey } from '../crypto/serialize.js';
 import { CiphermineError } from '../crypto/errors.js';
@@ -40,7 +41,7 @@ export type DecryptionObserver = (protocol: string, values: readonly bigint[]) =
 /** Peak memory and CPU time of this process, worker threads included (for the benchmarks). */
 export class KeyServerCore implements KeyServerState {
   private readonly keys = new Map<string, BcpPublicKey>();
-  /** Job keys (pk_c, sk_c): made here so sk_c never leaves the key server (DESIGN.md 3.1). */
+  /** Job keys (pk_c, sk_c): made here so sk_c never leaves the key server (docs/corrections.md (3.1)). */
   private readonly jobKeys = new Map<string, BcpSecretKey>();
   observer: DecryptionObserver | undefined;
   readonly shares = new ShareStore();
@@ -90,7 +91,7 @@ export class KeyServerCore implements KeyServerState {
 
   /** A batch kernel on the worker pool when there is one, else here. */
   private async batch<O>(name: KernelName, shared: unknown, items: unknown[]): Promise<O[]> {
-    return this.pool ? this.pool.map<O>(name, shared, items) : (runKernel(name, shared, items) as O[]);
+    return this.pool ? this.pool.map<O>(name, shared, items) : (runProtocolKernel(name, shared, items) as O[]);
   }
 
   observe(protocol: string, values: readonly bigint[]): void {

@@ -1,5 +1,5 @@
 /**
- * Packing (DESIGN.md section 4): with statistical blinding every blinded value fits in a slot of l
+ * Packing (docs/protocols.md): with statistical blinding every blinded value fits in a slot of l
  * bits, so floor((bits(N) - 2) / l) of them share one plaintext and the key server decrypts once per
  * pack instead of once per value. Slot 0 is the least significant.
  */

@@ -5,7 +5,8 @@
  */
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { Ciphertext } from '../crypto/ciphertext.js';
-import { keyWire, runKernel, type KernelName, type Pair } from '../crypto/kernels.js';
+import { keyWire, type Pair } from '../crypto/kernels.js';
+import { runProtocolKernel } from './kernels.js';
 import type { WorkerPool } from '../crypto/pool.js';
 import { encodeMessage, decodeMessage, ProtocolError } from './messages.js';
 import type { Transport } from './transport.js';
@@ -23,8 +24,8 @@ export async function encryptAll(ctx: ComputeSideContext, pk: BcpPublicKey, ms: 
 }
 
 /** Runs a batch kernel on the pool when there is one, else here. */
-export async function kernel<O>(ctx: ComputeSideContext, name: KernelName, shared: unknown, items: readonly unknown[]): Promise<O[]> {
-  return ctx.pool ? ctx.pool.map<O>(name, shared, items) : (runKernel(name, shared, items as unknown[]) as O[]);
+export async function kernel<O>(ctx: ComputeSideContext, name: string, shared: unknown, items: readonly unknown[]): Promise<O[]> {
+  return ctx.pool ? ctx.pool.map<O>(name, shared, items) : (runProtocolKernel(name, shared, items as unknown[]) as O[]);
 }
 
 export function flatten(cs: readonly Ciphertext[]): bigint[] {

@@ -1,5 +1,5 @@
 /**
- * SCT, secure ciphertext transformation (seed 000 section 4.1, fixed per DESIGN.md section 3.2):
+ * SCT, secure ciphertext transformation (seed 000 section 4.1, fixed per docs/corrections.md.2):
  * moves Enc_x(M) to Enc_y(M) without either server learning M.
  *   Alice: picks r uniform in Z_N, sends Enc_x(M) * Enc_x(r) = Enc_x(M + r).
  *   Bob:   mDec -> M + r, answers Enc_y(M + r) (fresh randomness).

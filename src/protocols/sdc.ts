@@ -1,5 +1,5 @@
 /**
- * SDC, secure distance comparison (seed 000 section 4.1 with DESIGN.md 3.4 and 3.6), packed.
+ * SDC, secure distance comparison (seed 000 section 4.1 with docs/corrections.md (3.4) and 3.6), packed.
  * For clusters a < b: Delta = |c_b|^2 Omega_a - |c_a|^2 Omega_b (a nearer iff Delta < 0) and the odd
  * Delta' = 2 Delta - 1, negative iff Delta <= 0, so ties go to the lower index a. Alice forms
  * Enc(Delta') by scalar steps and blinds its sign (sign-blinding.ts: fair coin, r of

@@ -1,10 +1,10 @@
 /**
- * SDM, secure squared distance (seed 000 Algorithm 4 with the square restored, DESIGN.md 3.3):
+ * SDM, secure squared distance (seed 000 Algorithm 4 with the square restored, docs/corrections.md (3.3)):
  *   Omega_ij = sum_alpha (|c_j| d_i,alpha - s_j,alpha)^2,
  * so Omega_ij / |c_j|^2 is the squared distance from record i to the centroid s_j / |c_j|.
  *
  * Restructured for one key-server ciphertext per (record, cluster) and packed decryptions:
- *   Alice: t = Enc(|c_j| d - s) by scalar steps (|c_j| is hers, DESIGN.md 3.5); blinds each t with
+ *   Alice: t = Enc(|c_j| d - s) by scalar steps (|c_j| is hers, docs/corrections.md (3.5)); blinds each t with
  *          c = 2^beta + r, r uniform in [0, 2^(beta + sigma)) (statistical, sigma = 40), so every
  *          blinded value v = t + c lies in [0, 2^l), l = beta + sigma + 2; packs floor((bits(N)-2)/l)
  *          of them per plaintext with one fresh encryption of the blinds per pack.

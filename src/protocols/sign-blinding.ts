@@ -1,5 +1,5 @@
 /**
- * The multiplicative sign blinding shared by SDC and the secure less-than (DESIGN.md section 4):
+ * The multiplicative sign blinding shared by SDC and the secure less-than (docs/protocols.md):
  * for an encrypted odd D' (never 0), Alice sends u = s (r D' + r') + 2^(l-1) in packed slots, with r
  * uniform in [1, 2^rho), r' in [0, r) and a fresh coin s; the sign of r D' + r' is the sign of D', so
  * Bob sees a fair coin and, from the magnitude, log2|D'| to within about one bit. Alice undoes s.

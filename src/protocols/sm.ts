@@ -1,16 +1,17 @@
 /**
- * SM, secure multiplication, and the secure square (seed 000 section 4.1; DESIGN.md section 4).
+ * SM, secure multiplication, and the secure square (seed 000 section 4.1; docs/protocols.md).
  *   SM:     Alice sends Enc(M1 + r1), Enc(M2 + r2); Bob answers Enc((M1 + r1)(M2 + r2));
  *           Enc(M1 M2) = Enc(L) * Enc(M1)^(-r2) * Enc(M2)^(-r1) * Enc(-r1 r2).
  *   Square: Alice sends Enc(M + r); Bob answers Enc((M + r)^2);
  *           Enc(M^2) = Enc(L) * Enc(M)^(-2r) * Enc(-r^2): one decryption instead of two.
  * r, r1, r2 are uniform in Z_N (perfect blinding): Bob sees uniform values whatever M is. A product by
- * a number Alice knows is a scalar exponentiation and never comes here (DESIGN.md section 3.5).
+ * a number Alice knows is a scalar exponentiation and never comes here (docs/corrections.md.5).
  */
 import { z } from 'zod';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { add, Ciphertext } from '../crypto/ciphertext.js';
-import type { CombineItem, Pair } from '../crypto/kernels.js';
+import type { Pair } from '../crypto/kernels.js';
+import type { CombineItem } from './kernels.js';
 import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, kernel, roundTrip, encodeReply, type ComputeSideContext } from './round-trip.js';

@@ -24,13 +24,12 @@ import {
   openEnvelope,
   readKeyFile,
   writeKeyFile,
-  WorkerPool,
   FixedPointCodec,
   uploadContext,
   checkCiphertextTag,
   type BcpParams,
 } from '../crypto/index.js';
-import { HttpTransport, processStats, type Transport } from '../protocols/index.js';
+import { HttpTransport, createProtocolPool, processStats, type Transport } from '../protocols/index.js';
 import type { NoiseControl } from '../analytics/stats-secure.js';
 import { openStore, describeLocation, type Party, type Store } from './store/index.js';
 import { JobRunner, isKeyServerUnavailable } from './jobs/runner.js';
@@ -135,7 +134,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   const x25519Public = createPublicKey(x25519).export({ format: 'jwk' }).x!;
   const transport = new HttpTransport(opts.keyServerUrl, opts.channelKey);
   const params = await fetchParams(transport, 60_000);
-  const pool = new WorkerPool(opts.workers);
+  const pool = createProtocolPool(opts.workers);
   const runner = new JobRunner({
     services: { store, compute: { transport, pool }, params, x25519, noise: opts.unsafeNoiseControlForTests ?? {} },
     kinds: [...builtInJobKinds, ...(opts.extraJobKinds ?? [])],

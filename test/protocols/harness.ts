@@ -1,6 +1,7 @@
 /** Two servers for protocol tests: a key server core behind an in-memory or HTTP transport. */
 import { randomBytes } from 'node:crypto';
 import { keyGen, WorkerPool, type BcpSecretKey } from '../../src/crypto/index.js';
+import { createProtocolPool } from '../../src/protocols/index.js';
 import {
   KeyServerCore,
   InMemoryTransport,
@@ -26,7 +27,7 @@ export interface Harness {
 export async function harness(kind: 'memory' | 'http', bits: 512 | 2048 = 512, pools = false): Promise<Harness> {
   const { msk, params } = testSystem(bits);
   const bobPool = pools ? new WorkerPool(2) : undefined;
-  const alicePool = pools ? new WorkerPool(2) : undefined;
+  const alicePool = pools ? createProtocolPool(2) : undefined;
   const closePools = async () => {
     await bobPool?.close();
     await alicePool?.close();

@@ -4,12 +4,20 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { testDatabase } from './test-database.js';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** On the PostgreSQL run the demo's compute server uses it too (`demo --database postgres://...`). */
+const database = async () => {
+  const url = await testDatabase();
+  return url ? ['--database', url] : [];
+};
 
 describe('ciphermine demo', () => {
   it('clusters the shipped iris data with three owners and agrees with plaintext Lloyd', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [main, 'demo', '--key-bits', '512', '--json'], { timeout: 120_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [main, 'demo', '--key-bits', '512', '--json', ...(await database())], {
+      timeout: 120_000,
+    });
     const lines = stdout.trim().split('\n');
     const r = JSON.parse(lines[lines.length - 1]!);
     assert.equal(r.agreesWithPlaintext, true);
@@ -29,9 +37,13 @@ describe('ciphermine demo', () => {
       ['--mode', 'pmdp'],
       ['--mode', 'spmdp', '--blocks', '4'],
     ]) {
-      const { stdout } = await promisify(execFile)(process.execPath, [main, 'demo', 'stats', '--key-bits', '512', '--json', ...args], {
-        timeout: 120_000,
-      });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [main, 'demo', 'stats', '--key-bits', '512', '--json', ...args, ...(await database())],
+        {
+          timeout: 120_000,
+        },
+      );
       const r = JSON.parse(stdout.trim().split('\n').pop()!);
       assert.equal(typeof r.published, 'number');
       assert.ok(r.exact > 40 && r.exact < 70, `exact clipped mean ${r.exact}`);

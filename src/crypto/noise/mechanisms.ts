@@ -1,5 +1,5 @@
 /**
- * Differential privacy mechanisms (seed 001 sections 3 to 7, DESIGN.md section 7): calibration of
+ * Differential privacy mechanisms (seed 001 sections 3 to 7, docs/differential-privacy.md): calibration of
  * integer noise to a sensitivity and epsilon, the sPMDP split of that noise between parties, and the
  * exponential mechanism.
  */

@@ -4,7 +4,7 @@
  * Exact integer noise samplers (Canonne, Kamath, Steinke 2020, "The Discrete Gaussian for
  * Differential Privacy", algorithms 1 to 3): Bernoulli(exp(-gamma)) for rational gamma, discrete
  * Laplace and discrete Gaussian. Randomness comes only from node:crypto and no floating point is
- * involved, so the noise leaks nothing through rounding (DESIGN.md section 7).
+ * involved, so the noise leaks nothing through rounding (docs/differential-privacy.md).
  */
 import { randomBelow } from '../bigint.js';
 import { ParameterError } from '../errors.js';
