@@ -114,6 +114,20 @@ describe('DP aggregates with noise on', () => {
     const r = await ctx.client.stats({ datasets: ctx.datasets, column: 'wage', epsilon: 1, kind: 'count', mode: 'pmdp' });
     assert.equal(BigInt(r.value! - all.length), computeServerNoise[0]);
   });
+
+  it("a DP job's status shows phases, never the record count (add/remove adjacency needs it hidden)", async () => {
+    const seen: Array<unknown> = [];
+    const r = await ctx.client.stats(
+      { datasets: ctx.datasets, column: 'wage', epsilon: 0.5, kind: 'sum', lo: 10, hi: 100 },
+      { onStatus: (s) => seen.push(s.progress), intervalMs: 5 },
+    );
+    assert.ok(seen.length > 0);
+    assert.ok(
+      seen.every((p) => p === null),
+      `progress seen: ${JSON.stringify(seen)}`,
+    );
+    assert.equal((await ctx.client.status(r.jobId)).progress, null);
+  });
 });
 
 describe('privacy budget and bad input', () => {

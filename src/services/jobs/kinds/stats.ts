@@ -87,17 +87,16 @@ export const statsKind = defineJobKind({
     const ds = await admittedDatasets(store, ctx.spec.datasets);
     const q = encodedQuery(ctx.spec, ds, epsilonOf(ctx.spec));
     const jobKey = await ctx.jobKey();
-    const total = ds.reduce((a, d) => a + d.rows, 0);
+    // No numeric progress: `done / total` values would tell the query client the exact record
+    // count, which add/remove-one DP needs it not to know (docs/differential-privacy.md). Phases only.
     const parts = await ctx.phase('conversion', () =>
       ctx.once('column', async () => {
         const out: Buffer[] = [];
-        let done = 0;
         for (const d of ds) {
           const a = d.columns.indexOf(ctx.spec.column);
           for await (const cts of datasetChunks(store, d, params, x25519)) {
             const mine = cts.filter((_, i) => i % d.columns.length === a);
             out.push(serializeCiphertexts(jobKey, await sctBounded(compute, mine, jobKey, q.valueBits)));
-            await ctx.progress((done += mine.length), total, 'value converted');
           }
         }
         return out;
