@@ -113,10 +113,25 @@ export class QueryClient {
     return r.jobs.map((j) => jobStatusSchema.parse(j));
   }
 
-  /** Polls until the job is done or failed, reporting each status seen. */
-  async waitFor(jobId: string, onStatus?: (s: JobStatus) => void, intervalMs = 250): Promise<JobStatus> {
+  /**
+   * Polls until the job is done or failed, reporting each status seen. A compute server that is
+   * restarting (unreachable, 502 to 504) is waited for up to `patienceMs`: the job resumes there, and
+   * submitting it again would run (and, for DP, charge) it twice.
+   */
+  async waitFor(jobId: string, onStatus?: (s: JobStatus) => void, intervalMs = 250, patienceMs = 600_000): Promise<JobStatus> {
+    let awaySince: number | undefined;
     for (;;) {
-      const s = await this.status(jobId);
+      let s: JobStatus;
+      try {
+        s = await this.status(jobId);
+        awaySince = undefined;
+      } catch (e) {
+        const away = e instanceof ApiError && (e.code === 'ERR_UNREACHABLE' || (e.status >= 502 && e.status <= 504));
+        awaySince ??= Date.now();
+        if (!away || Date.now() - awaySince > patienceMs) throw e;
+        await new Promise((r) => setTimeout(r, Math.max(intervalMs, 1000)));
+        continue;
+      }
       onStatus?.(s);
       if (s.state === 'done' || s.state === 'failed') return s;
       await new Promise((r) => setTimeout(r, intervalMs));

@@ -35,7 +35,8 @@ export const ERROR_CODES = {
   ERR_CONFLICT: { status: 409, meaning: 'the object is not in a state that allows this' },
   ERR_TOO_LARGE: { status: 413, meaning: 'a batch or body exceeds its limit' },
   // the server's side (500, 503)
-  ERR_SCHEMA_VERSION: { status: 500, meaning: 'the database was written by a newer version' },
+  ERR_SCHEMA_VERSION: { status: 500, meaning: 'the database was written by another version' },
+  ERR_DATABASE_IN_USE: { status: 500, meaning: 'another compute server is using the database' },
   ERR_INTERNAL: { status: 500, meaning: 'an internal error (details in the server log)' },
   ERR_WORKER: { status: 500, meaning: 'a worker thread failed' },
   ERR_UNREACHABLE: { status: 503, meaning: 'a server cannot be reached' },

@@ -37,7 +37,7 @@ import type { JobKind } from './jobs/job-kind.js';
 import { builtInJobKinds } from './jobs/kinds/index.js';
 import { registerJobRoutes } from './job-routes.js';
 import { HttpError, badRequest, conflict, forbidden, notFound, unauthorized } from './http-errors.js';
-import { httpStatusOf } from '../crypto/errors.js';
+import { httpStatusOf, isErrorCode } from '../crypto/errors.js';
 
 export interface ComputeServerOptions {
   dataDir: string;
@@ -145,7 +145,12 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES });
   app.setErrorHandler((err: Error & { code?: string }, _req, reply) => {
     const status = httpStatusOf(err);
-    reply.status(status).send({ error: { code: err.code ?? 'ERR_INTERNAL', message: status >= 500 ? 'internal error' : err.message } });
+    reply.status(status).send({
+      error: {
+        code: isErrorCode(err.code) ? err.code : status >= 500 ? 'ERR_INTERNAL' : 'ERR_BAD_REQUEST',
+        message: status >= 500 ? 'internal error' : err.message,
+      },
+    });
     if (status >= 500) opts.log?.(`internal error: ${err.stack ?? err.message}`);
   });
 
@@ -218,7 +223,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     if (cts.length !== b.rows * d.columns.length)
       throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${b.rows} rows x ${d.columns.length} columns`);
     const uploadedRows = await store.putChunk(id, d.rows, { idx, rows: b.rows, envelope, tag: b.tag });
-    if (uploadedRows === null) throw badRequest(`more rows than the ${d.rows} declared`);
+    if (uploadedRows === null) throw badRequest(`more rows than the ${d.rows} declared, or the dataset is complete`);
     return { ok: true, uploadedRows };
   });
 
@@ -226,9 +231,8 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     const owner = await auth(req, 'owner');
     const { id } = parse(idParam, req.params);
     const d = await ownDataset(owner, id);
-    const got = await store.uploadedRows(id);
+    const got = await store.completeUpload(id, d.rows);
     if (got !== d.rows) throw conflict(`uploaded ${got} of ${d.rows} declared rows`);
-    await store.markReady(id);
     return { ok: true };
   });
 

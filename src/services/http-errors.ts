@@ -2,13 +2,10 @@
  * Errors of the compute server's public API. Their HTTP status comes from the one registry of error
  * codes (crypto/errors.ts), like every other error's.
  */
-import { CiphermineError, ERROR_CODES, type ErrorCode } from '../crypto/errors.js';
+import { CiphermineError, type ErrorCode } from '../crypto/errors.js';
 
-export class HttpError extends CiphermineError {
-  get status(): number {
-    return ERROR_CODES[this.code].status;
-  }
-}
+/** An error of the public API's own (who may do what, what exists); its status is its code's. */
+export class HttpError extends CiphermineError {}
 
 export const unauthorized = (m = 'missing or invalid token') => new HttpError('ERR_UNAUTHORIZED', m);
 export const forbidden = (m: string) => new HttpError('ERR_FORBIDDEN', m);

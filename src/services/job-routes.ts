@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { conflict, notFound } from './http-errors.js';
-import { jobSubmission, type JobStatus } from './jobs/job-status.js';
+import { jobStatusSchema, jobSubmission, type JobStatus } from './jobs/job-status.js';
 import type { JobRunner } from './jobs/runner.js';
 import type { JobRow, Party, Store } from './store/index.js';
 
@@ -20,9 +20,9 @@ export interface JobRouteDeps {
 const idParam = z.object({ id: z.string().min(1).max(200) });
 const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
+/** An allowlist: the schema keeps only the status fields, whatever the row gains later. */
 function statusOf(job: JobRow): JobStatus {
-  const { result: _r, jobKey: _k, spec: _s, clientId: _c, ...status } = job;
-  return status;
+  return jobStatusSchema.parse(job);
 }
 
 export function registerJobRoutes(app: FastifyInstance, deps: JobRouteDeps): void {

@@ -64,7 +64,7 @@ describe('a job kind added by a deployment', () => {
     assert.ok((await client.jobs()).some((j) => j.id === job));
   });
 
-  it('resumes from its checkpoint after the server restarts', async () => {
+  it('resumes from its checkpoint when the runner picks it up again, as a restarted server does', async () => {
     // A job interrupted after its first step: its checkpoint is there, the job is still running.
     const created = await s.cs.store.createJob(client.id, 'count-records', { datasets });
     assert.ok(created.ok);

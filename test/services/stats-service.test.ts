@@ -147,6 +147,8 @@ describe('privacy budget and bad input', () => {
     await reject(ctx.client.stats({ ...base, kind: 'sum', lo: 100, hi: 10 }), 400, /lo < hi/);
     await reject(ctx.client.stats({ ...base, kind: 'sum', lo: 10, hi: 100, epsilon: 0 }), 400, /epsilon/);
     await reject(ctx.client.stats({ ...base, kind: 'sum', lo: 10, hi: 100, epsilon: -1 }), 400, /epsilon/);
+    await reject(ctx.client.stats({ ...base, kind: 'count', epsilon: '1e30' }), 400, /epsilon/);
+    await reject(ctx.client.stats({ ...base, kind: 'count', epsilon: 1e30 }), 400, /epsilon/);
     await reject(ctx.client.stats({ ...base, kind: 'sum', column: 'salary', lo: 10, hi: 100 }), 400, /no column 'salary'/);
     await reject(ctx.client.stats({ ...base, kind: 'histogram', edges: [5, 1] }), 400, /increasing/);
     await reject(ctx.client.stats({ ...base, kind: 'count', mechanism: 'gaussian' }), 400, /delta/);

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { openStore, SchemaVersionError, type Store } from '../../src/services/store/index.js';
-import { testDatabase } from './test-database.js';
+import BetterSqlite3 from 'better-sqlite3';
+import { onPostgres, testDatabase } from './test-database.js';
 
 async function location(): Promise<string> {
   return (await testDatabase()) ?? join(mkdtempSync(join(tmpdir(), 'cm-store-')), 'compute.db');
@@ -54,6 +55,17 @@ describe('store', () => {
     assert.equal((await store.dataset(d))!.epsilonSpentMicro, 900_000);
   });
 
+  it('charges over the same datasets in opposite orders neither deadlock nor overspend', async () => {
+    const a = await dataset(1_000_000);
+    const b = await dataset(1_000_000);
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => store.createJob(client, 'stats', {}, { datasets: i % 2 ? [a, b] : [b, a], epsilonMicro: 100_000 })),
+    );
+    assert.equal(outcomes.filter((o) => o.ok).length, 10);
+    assert.equal((await store.dataset(a))!.epsilonSpentMicro, 1_000_000);
+    assert.equal((await store.dataset(b))!.epsilonSpentMicro, 1_000_000);
+  });
+
   it('uploads beyond the declared rows are refused, a replaced chunk counts once', async () => {
     const d = await dataset(null);
     const chunk = (idx: number, rows: number) => ({ idx, rows, envelope: Buffer.alloc(4, idx), tag: 'ab' });
@@ -63,6 +75,9 @@ describe('store', () => {
     assert.equal(await store.putChunk(d, 10, chunk(1, 4)), 10);
     assert.deepEqual(await store.chunkIndices(d), [0, 1]);
     assert.deepEqual((await store.chunk(d, 1))!.envelope, Buffer.alloc(4, 1));
+    assert.equal(await store.completeUpload(d, 10), 10);
+    assert.equal((await store.dataset(d))!.state, 'ready');
+    assert.equal(await store.putChunk(d, 10, chunk(1, 4)), null, 'a complete dataset takes no more chunks');
   });
 
   it('intermediates come back in their parts, replaced whole; an empty one is still recorded', async () => {
@@ -94,4 +109,28 @@ describe('store', () => {
     );
     open = false;
   });
+
+  it('an SQLite file of Ciphermine 0.1 (tables, no migration history) is refused and left untouched', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cm-legacy-')), 'compute.db');
+    const legacy = new BetterSqlite3(file);
+    legacy.exec("CREATE TABLE parties (id TEXT PRIMARY KEY, name TEXT); INSERT INTO parties VALUES ('owner-1', 'kept');");
+    legacy.close();
+    await assert.rejects(openStore(file), (e: unknown) => e instanceof SchemaVersionError && /Ciphermine 0.1/.test(e.message));
+    const again = new BetterSqlite3(file);
+    assert.deepEqual(again.prepare('SELECT name FROM parties').all(), [{ name: 'kept' }]);
+    again.close();
+  });
+
+  if (onPostgres) {
+    it('a second compute server on the same PostgreSQL database is refused', async () => {
+      const url = (await testDatabase())!;
+      const first = await openStore(url);
+      try {
+        await assert.rejects(openStore(url), (e: unknown) => (e as { code?: string }).code === 'ERR_DATABASE_IN_USE');
+      } finally {
+        await first.close();
+      }
+      await (await openStore(url)).close(); // free again once the first is closed
+    });
+  }
 });

@@ -4,8 +4,7 @@
  * unfinished job when the server starts again. While the key server (KMS) is unreachable a job
  * waits and retries from its last checkpoint; any other failure ends the job with the reason.
  */
-import { CiphermineError, isErrorCode, type BcpPublicKey } from '../../crypto/index.js';
-import { deserializePublicKey } from '../../crypto/index.js';
+import { CiphermineError, deserializePublicKey, type BcpPublicKey } from '../../crypto/index.js';
 import { RemoteError } from '../../protocols/index.js';
 import { HttpError, badRequest, notFound } from '../http-errors.js';
 import type { JobRow, Party } from '../store/index.js';
@@ -18,20 +17,37 @@ export function isKeyServerUnavailable(e: unknown): boolean {
   return e instanceof TypeError && (/fetch failed/.test(err.message ?? '') || !!err.cause?.code);
 }
 
+/**
+ * True for a database that is briefly away (PostgreSQL restarting or refusing connections, SQLite
+ * busy): the job waits and retries like for the key server, rather than failing with its budget spent.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  const code = String((e as { code?: unknown }).code ?? '');
+  return (
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[123]|08\w{3}|SQLITE_BUSY|SQLITE_LOCKED)$/.test(code) ||
+    /Connection terminated/.test((e as Error).message ?? '')
+  );
+}
+
 /** Thrown inside a job when its server is shutting down: the job stays unfinished and resumes. */
 class JobInterrupted extends Error {}
 
 export interface JobRunnerOptions {
   services: JobServices;
   kinds: readonly JobKind[];
-  /** How long a job waits for an unreachable key server before it fails. */
+  /** How long a job waits for an unreachable key server or database before it fails. */
   retryForMs?: number;
+  /** Jobs run at once; more wait in state queued (default 2: one per core of a small server). */
+  slots?: number;
   log?: (msg: string) => void;
 }
 
 export class JobRunner {
   private readonly running = new Map<string, Promise<void>>();
+  private readonly waiting: string[] = [];
   private readonly kinds: Map<string, JobKind>;
+  /** When each running job last finished a step, so a later outage gets a fresh retry window. */
+  private readonly lastStep = new Map<string, number>();
   private stopped = false;
 
   constructor(private readonly o: JobRunnerOptions) {
@@ -70,9 +86,19 @@ export class JobRunner {
     return created.id;
   }
 
+  /** Runs the job now if a slot is free, else queues it (first come, first served). */
   start(jobId: string): void {
-    if (this.running.has(jobId) || this.stopped) return;
-    const p = this.runWithRetry(jobId).finally(() => this.running.delete(jobId));
+    if (this.running.has(jobId) || this.waiting.includes(jobId) || this.stopped) return;
+    if (this.running.size >= (this.o.slots ?? 2)) {
+      this.waiting.push(jobId);
+      return;
+    }
+    const p = this.runWithRetry(jobId).finally(() => {
+      this.running.delete(jobId);
+      this.lastStep.delete(jobId);
+      const next = this.waiting.shift();
+      if (next) this.start(next);
+    });
     this.running.set(jobId, p);
   }
 
@@ -95,23 +121,42 @@ export class JobRunner {
         return;
       } catch (e) {
         if (this.stopped || e instanceof JobInterrupted) return;
-        if (isKeyServerUnavailable(e)) {
+        const keyServer = isKeyServerUnavailable(e);
+        if (keyServer || isDatabaseUnavailable(e)) {
+          // A step finished since the last outage began: this is a new outage with a full window.
+          if (waitingSince !== undefined && (this.lastStep.get(jobId) ?? 0) > waitingSince) waitingSince = undefined;
           waitingSince ??= Date.now();
           if (Date.now() - waitingSince < (this.o.retryForMs ?? 300_000)) {
-            await store.updateJob(jobId, { phase: 'waiting for the key server' });
-            this.o.log?.(`job ${jobId}: key server unreachable, retrying from the last checkpoint`);
+            const what = keyServer ? 'the key server' : 'the database';
+            await store.updateJob(jobId, { phase: `waiting for ${what}` }).catch(() => undefined);
+            this.o.log?.(`job ${jobId}: ${what} unreachable, retrying from the last checkpoint`);
             await new Promise((r) => setTimeout(r, 500));
             continue;
           }
         }
-        const message = e instanceof Error ? e.message : String(e);
-        const code =
-          e instanceof CiphermineError ? e.code : isErrorCode((e as { code?: unknown }).code) ? (e as { code: string }).code : 'ERR_INTERNAL';
-        await store
-          .updateJob(jobId, { state: 'failed', phase: 'failed', error: message, errorCode: code, finishedAt: Date.now() })
-          .catch(() => undefined);
-        this.o.log?.(`job ${jobId} failed: ${e instanceof Error && !(e instanceof CiphermineError) ? e.stack : message}`);
+        await this.fail(jobId, e);
         return;
+      }
+    }
+  }
+
+  /**
+   * Ends a job with its reason. Typed errors (bad data, a refused budget) carry messages meant for
+   * the client; anything else is a bug or an outage whose details (hosts, SQL) stay in the log.
+   */
+  private async fail(jobId: string, e: unknown): Promise<void> {
+    const typed = e instanceof CiphermineError && e.code !== 'ERR_INTERNAL';
+    const code = typed ? e.code : 'ERR_INTERNAL';
+    const message = typed ? e.message : 'internal error (details in the compute server log)';
+    this.o.log?.(`job ${jobId} failed: ${e instanceof Error ? (typed ? e.message : e.stack) : String(e)}`);
+    for (;;) {
+      try {
+        await this.o.services.store.updateJob(jobId, { state: 'failed', phase: 'failed', error: message, errorCode: code, finishedAt: Date.now() });
+        return;
+      } catch {
+        // The database is away too: keep trying, or the job would show running forever.
+        if (this.stopped) return;
+        await new Promise((r) => setTimeout(r, 1000));
       }
     }
   }
@@ -134,6 +179,7 @@ export class JobRunner {
     const live = () => {
       if (this.stopped) throw new JobInterrupted();
     };
+    const stepDone = () => this.lastStep.set(job.id, Date.now());
     let jobKey: BcpPublicKey | undefined = job.jobKey ? deserializePublicKey(job.jobKey, services.params) : undefined;
     const time = async (name: string, seconds: number) => {
       const timings = (await store.job(job.id))!.timings;
@@ -151,8 +197,9 @@ export class JobRunner {
         await store.updateJob(job.id, { phase: name });
         const start = performance.now();
         const v = await work();
+        // No interruption check here: a finished phase is kept, not thrown away on shutdown.
         await time(name, (performance.now() - start) / 1000);
-        live();
+        stepDone();
         return v;
       },
       async progress(done, total, unit) {
@@ -162,6 +209,7 @@ export class JobRunner {
       latestCheckpoint: () => store.latestCheckpoint(job.id),
       async saveCheckpoint(cp, progress) {
         await store.saveCheckpoint(job.id, cp, progress);
+        stepDone();
         live();
       },
       async once(name, make) {
@@ -169,6 +217,7 @@ export class JobRunner {
         if (saved) return saved;
         const parts = await make();
         await store.putJobBlob(job.id, name, parts);
+        stepDone();
         live();
         return parts;
       },

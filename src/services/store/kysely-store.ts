@@ -42,35 +42,35 @@ export class KyselyStore implements Store {
   private constructor(
     readonly db: Kysely<Database>,
     readonly dialect: Dialect,
+    private readonly release: () => Promise<void>,
   ) {}
 
-  /** Opens the database, refuses a schema newer than this build, and migrates an older one. */
-  static async open(db: Kysely<Database>, dialect: Dialect): Promise<KyselyStore> {
+  /**
+   * Opens the database, refuses a schema newer than this build (or the unversioned layout of
+   * Ciphermine 0.1), and migrates an older one. `release` runs on close (e.g. a server lock).
+   */
+  static async open(db: Kysely<Database>, dialect: Dialect, release: () => Promise<void> = async () => {}): Promise<KyselyStore> {
     const known = migrations(dialect);
-    const applied = await db
-      .selectFrom('kysely_migration' as never)
-      .select('name' as never)
-      .execute()
-      .then((rows) => (rows as Array<{ name: string }>).map((r) => r.name))
-      .catch(() => [] as string[]); // a fresh database has no migration table yet
-    const unknown = applied.filter((n) => !(n in known));
-    if (unknown.length > 0) {
+    try {
+      await refuseUnknownSchema(db, known);
+    } catch (e) {
       await db.destroy();
-      throw new SchemaVersionError(
-        `the database has schema migrations this Ciphermine does not know (${unknown.join(', ')}; it knows up to ${Object.keys(known).sort().at(-1)}): it was written by a newer version; upgrade Ciphermine`,
-      );
+      await release();
+      throw e;
     }
     const migrator = new Migrator({ db, provider: { getMigrations: async () => known } });
     const { error } = await migrator.migrateToLatest();
     if (error) {
       await db.destroy();
+      await release();
       throw error;
     }
-    return new KyselyStore(db, dialect);
+    return new KyselyStore(db, dialect, release);
   }
 
-  close(): Promise<void> {
-    return this.db.destroy();
+  async close(): Promise<void> {
+    await this.db.destroy();
+    await this.release();
   }
 
   async addParty(role: Role, name: string, bcpPublicKey: Buffer, x25519PublicKey: string | null): Promise<{ id: string; token: string }> {
@@ -135,12 +135,13 @@ export class KyselyStore implements Store {
   async putChunk(datasetId: string, declaredRows: number, c: ChunkRow): Promise<number | null> {
     return this.db.transaction().execute(async (trx) => {
       // Serialise concurrent uploads of one dataset on PostgreSQL; SQLite has one writer anyway.
-      await trx
+      const d = await trx
         .selectFrom('datasets')
-        .select('id')
+        .select('state')
         .where('id', '=', datasetId)
         .$if(this.dialect === 'postgres', (q) => q.forUpdate())
-        .execute();
+        .executeTakeFirst();
+      if (d?.state !== 'uploading') return null;
       const existing = await trx.selectFrom('chunks').select('rows').where('dataset_id', '=', datasetId).where('idx', '=', c.idx).executeTakeFirst();
       const total = await uploaded(trx, datasetId);
       if (total - (existing?.rows ?? 0) + c.rows > declaredRows) return null;
@@ -172,8 +173,19 @@ export class KyselyStore implements Store {
     return uploaded(this.db, datasetId);
   }
 
-  async markReady(datasetId: string): Promise<void> {
-    await this.db.updateTable('datasets').set({ state: 'ready' }).where('id', '=', datasetId).execute();
+  async completeUpload(datasetId: string, declaredRows: number): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      // Under the same row lock as putChunk, so no chunk lands between the count and the change.
+      await trx
+        .selectFrom('datasets')
+        .select('id')
+        .where('id', '=', datasetId)
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate())
+        .execute();
+      const got = await uploaded(trx, datasetId);
+      if (got === declaredRows) await trx.updateTable('datasets').set({ state: 'ready' }).where('id', '=', datasetId).execute();
+      return got;
+    });
   }
 
   async grant(datasetId: string, clientId: string): Promise<void> {
@@ -268,8 +280,8 @@ export class KyselyStore implements Store {
   async putJobBlob(jobId: string, name: string, parts: readonly Buffer[]): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('job_blobs').where('job_id', '=', jobId).where('name', '=', name).execute();
-      // An empty intermediate still records that it was made.
-      const rows = (parts.length > 0 ? parts : [Buffer.alloc(0)]).map((data, idx) => ({ job_id: jobId, name, idx, data }));
+      // Parts are rows 0..n-1; row -1 marks that the intermediate was made, so an empty one is too.
+      const rows = [Buffer.alloc(0), ...parts].map((data, i) => ({ job_id: jobId, name, idx: i - 1, data }));
       for (const r of rows) await trx.insertInto('job_blobs').values(r).execute();
     });
   }
@@ -277,7 +289,29 @@ export class KyselyStore implements Store {
   async jobBlob(jobId: string, name: string): Promise<Buffer[] | undefined> {
     const rows = await this.db.selectFrom('job_blobs').select('data').where('job_id', '=', jobId).where('name', '=', name).orderBy('idx').execute();
     if (rows.length === 0) return undefined;
-    return rows.map((r) => Buffer.from(r.data)).filter((b) => b.length > 0);
+    return rows.slice(1).map((r) => Buffer.from(r.data));
+  }
+}
+
+async function refuseUnknownSchema(db: Kysely<Database>, known: Record<string, unknown>): Promise<void> {
+  const tables = new Set((await db.introspection.getTables({ withInternalKyselyTables: true })).map((t) => t.name));
+  if (!tables.has('kysely_migration')) {
+    if (tables.has('parties')) {
+      throw new SchemaVersionError(
+        'this database was written by Ciphermine 0.1, before versioned migrations; it is left untouched: start this version on a new database and upload the datasets again',
+      );
+    }
+    return; // a fresh database
+  }
+  const applied = (await db
+    .selectFrom('kysely_migration' as never)
+    .select('name' as never)
+    .execute()) as Array<{ name: string }>;
+  const unknown = applied.map((r) => r.name).filter((n) => !(n in known));
+  if (unknown.length > 0) {
+    throw new SchemaVersionError(
+      `the database has schema migrations this Ciphermine does not know (${unknown.join(', ')}; it knows up to ${Object.keys(known).sort().at(-1)}): it was written by a newer version; upgrade Ciphermine`,
+    );
   }
 }
 
@@ -290,9 +324,13 @@ async function uploaded(db: Kysely<Database> | Transaction<Database>, datasetId:
   return Number(r.n);
 }
 
-/** Every dataset pays, or the transaction rolls back: the conditional update is atomic per row. */
+/**
+ * Every dataset pays, or the transaction rolls back: the conditional update is atomic per row. Rows
+ * are locked in id order, so two charges over the same datasets listed in different orders queue
+ * behind each other on PostgreSQL instead of deadlocking.
+ */
 async function chargeBudget(trx: Transaction<Database>, charge: BudgetCharge): Promise<void> {
-  for (const id of charge.datasets) {
+  for (const id of [...new Set(charge.datasets)].sort()) {
     const r = await trx
       .updateTable('datasets')
       .set({ epsilon_spent_micro: sql`epsilon_spent_micro + ${charge.epsilonMicro}` })

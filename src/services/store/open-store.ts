@@ -5,6 +5,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { CiphermineError } from '../../crypto/errors.js';
 import { KyselyStore } from './kysely-store.js';
 import type { Database } from './schema.js';
 import type { Store } from './store.js';
@@ -13,16 +14,40 @@ export const isPostgresUrl = (location: string) => /^postgres(ql)?:\/\//.test(lo
 
 export async function openStore(location: string): Promise<Store> {
   if (isPostgresUrl(location)) {
+    const lock = await lockDatabase(location);
     const pool = new pg.Pool({ connectionString: location, max: 8 });
     // An idle connection dropped by the server must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);
-    return KyselyStore.open(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres');
+    return KyselyStore.open(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', () => lock.end());
   }
   const file = new BetterSqlite3(location);
   file.pragma('journal_mode = WAL');
   file.pragma('foreign_keys = ON');
   file.pragma('busy_timeout = 5000');
   return KyselyStore.open(new Kysely<Database>({ dialect: new SqliteDialect({ database: file }) }), 'sqlite');
+}
+
+/** Any number that names "the compute server of this database" among advisory locks. */
+const SERVER_LOCK = 0x636d6e65;
+
+/**
+ * One compute server per database: its runner is the only one that resumes and runs the jobs, so a
+ * second server on the same PostgreSQL is refused (a session-level advisory lock, released when the
+ * holder's connection ends, even by a crash). Waits a little for a killed predecessor's session.
+ */
+async function lockDatabase(location: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: location });
+  client.on('error', () => undefined);
+  await client.connect();
+  for (let i = 0; ; i++) {
+    const r = await client.query('SELECT pg_try_advisory_lock($1) AS ok', [SERVER_LOCK]);
+    if (r.rows[0].ok) return client;
+    if (i >= 40) {
+      await client.end();
+      throw new CiphermineError('ERR_DATABASE_IN_USE', `another compute server is using ${describeLocation(location)}; run one per database`);
+    }
+    await new Promise((res) => setTimeout(res, 250));
+  }
 }
 
 /** Where a store is, for logs: never the password of a PostgreSQL URL. */

@@ -100,15 +100,17 @@ export interface Store {
   dataset(id: string): Promise<DatasetRow | undefined>;
   datasetsVisibleTo(party: Party): Promise<DatasetRow[]>;
   /**
-   * Stores one chunk unless that would exceed the declared rows (replacing a chunk of the same
-   * index counts only the difference); returns the rows uploaded so far, or null when refused.
+   * Stores one chunk unless the dataset is no longer uploading or the chunk would exceed the
+   * declared rows (replacing a chunk of the same index counts only the difference); returns the
+   * rows uploaded so far, or null when refused.
    */
   putChunk(datasetId: string, declaredRows: number, chunk: ChunkRow): Promise<number | null>;
   /** Indices of the stored chunks, in order, without reading the envelopes. */
   chunkIndices(datasetId: string): Promise<number[]>;
   chunk(datasetId: string, idx: number): Promise<ChunkRow | undefined>;
   uploadedRows(datasetId: string): Promise<number>;
-  markReady(datasetId: string): Promise<void>;
+  /** Marks the dataset ready when exactly the declared rows are stored; returns the rows stored. */
+  completeUpload(datasetId: string, declaredRows: number): Promise<number>;
 
   grant(datasetId: string, clientId: string): Promise<void>;
   isGranted(datasetId: string, clientId: string): Promise<boolean>;

@@ -133,7 +133,7 @@ async function convert(ctx: JobContext<Spec>, datasets: DatasetRow[], jobKey: Bc
   let done = 0;
   const starts = datasets.map((d) => ((offset += d.rows * d.columns.length), offset - d.rows * d.columns.length));
   // Datasets convert concurrently, so one's blinding overlaps another's round trip.
-  const perDataset = await Promise.all(
+  const settled = await Promise.allSettled(
     datasets.map(async (d, i) => {
       const valueBits = bitLength(maxEncoded(d));
       const parts: Buffer[] = [];
@@ -150,6 +150,10 @@ async function convert(ctx: JobContext<Spec>, datasets: DatasetRow[], jobKey: Bc
       return parts;
     }),
   );
+  // All branches end before a failure propagates, so none keeps calling the key server behind a retry.
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const perDataset = settled.map((r) => (r as PromiseFulfilledResult<Buffer[]>).value);
   fresh.share = share;
   return perDataset.flat();
 }
@@ -159,5 +163,3 @@ function chunk<T>(xs: T[], size: number): T[][] {
   for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
   return out;
 }
-
-export type { Ciphertext };

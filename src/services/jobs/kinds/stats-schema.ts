@@ -16,7 +16,7 @@ export const statsSpec = z.object({
   /** Bin edges (histogram, mode), strictly increasing. */
   edges: z.array(z.number().finite()).min(2).max(1000).optional(),
   /** Privacy loss charged to every dataset; a decimal string keeps it exact. */
-  epsilon: z.union([z.string().max(40), z.number()]),
+  epsilon: z.union([z.string().max(40), z.number().positive().max(1e6)]),
   mechanism: z.enum(['laplace', 'gaussian']).default('laplace'),
   delta: z.number().optional(),
   mode: z.enum(['pmdp', 'spmdp']).default('pmdp'),

@@ -46,12 +46,16 @@ function encodedQuery(spec: Spec, ds: DatasetRow[], epsilon: Rational): StatsQue
   };
 }
 
+/** Epsilon as an exact rational in (0, 10^6], the largest budget an owner can set. */
 function epsilonOf(spec: Spec): Rational {
+  let e: Rational;
   try {
-    return parseRational(spec.epsilon);
+    e = parseRational(spec.epsilon);
   } catch {
     throw badRequest('epsilon must be a decimal number');
   }
+  if (e.num > 1_000_000n * e.den) throw badRequest('epsilon must be at most 1000000');
+  return e;
 }
 
 /** Millionths of epsilon, rounded up, so the budget is never charged less than the query spends. */
@@ -102,16 +106,25 @@ export const statsKind = defineJobKind({
         return out;
       }),
     );
-    const column: Ciphertext[] = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
     const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
-    const r = await ctx.phase('computation', () => secureStats(compute, column, q, clientKey, noise));
+    // Stored once: the noise is drawn once per job (and per charge), so a restart after the
+    // computation cannot produce a second noisy answer, nor a second exponential-mechanism choice.
+    const [released, extra] = await ctx.phase('computation', () =>
+      ctx.once('released', async () => {
+        const column: Ciphertext[] = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
+        const r = await secureStats(compute, column, q, clientKey, noise);
+        const meta = { divisor: r.divisor?.toString(), choice: r.choice };
+        return [serializeCiphertexts(clientKey, r.released), Buffer.from(JSON.stringify(meta))];
+      }),
+    );
+    const { divisor, choice } = JSON.parse(extra!.toString()) as { divisor?: string; choice?: number };
     const after = await admittedDatasets(store, ctx.spec.datasets);
     return {
       kind: ctx.spec.kind,
-      released: serializeCiphertexts(clientKey, r.released).toString('base64'),
+      released: released!.toString('base64'),
       fractionBits: ds[0]!.fractionBits,
-      divisor: r.divisor?.toString(),
-      choice: r.choice,
+      divisor,
+      choice,
       epsilon: micro(q.epsilon) / 1e6,
       mode: ctx.spec.mode,
       budgetRemaining: Object.fromEntries(after.map((d) => [d.id, ((d.epsilonBudgetMicro ?? 0) - d.epsilonSpentMicro) / 1e6])),
