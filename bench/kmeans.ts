@@ -13,7 +13,7 @@ import { DataOwner } from '../src/clients/data-owner.js';
 import { QueryClient } from '../src/clients/query-client.js';
 import { ComputeServerApi } from '../src/clients/api.js';
 import { lloyd } from '../src/analytics/kmeans-plain.js';
-import { startChildServer } from '../src/cli/child-server.js';
+import { startServerPair } from '../src/cli/child-server.js';
 import { parseFlags, round } from './measure.js';
 
 const flags = parseFlags(process.argv.slice(2));
@@ -61,19 +61,7 @@ const lapSeconds = () => {
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'ciphermine-bench-'));
-const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(keyBits)]);
-const cs = await startChildServer([
-  'compute-server',
-  'start',
-  '--data-dir',
-  join(dir, 'cs'),
-  '--port',
-  '0',
-  '--key-server',
-  ks.url,
-  '--channel-key',
-  ks.info.channelKey!,
-]);
+const { ks, cs } = await startServerPair({ dir, keyBits });
 const setupSeconds = lapSeconds();
 const pool = new WorkerPool();
 try {

@@ -1,6 +1,7 @@
 /** Starts a Ciphermine server as a child process and waits for its "listening" line. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface ChildServer {
@@ -56,4 +57,39 @@ export async function startChildServer(args: string[], opts: { echoLog?: boolean
         setTimeout(() => child.kill('SIGKILL'), 5000).unref();
       }),
   };
+}
+
+/**
+ * Both servers as child processes on loopback with state under `dir`, as every demo and benchmark
+ * runs them: the key server first (it makes the parameters and the channel key), then the compute
+ * server pointed at it, on SQLite in dir/cs or on the given PostgreSQL.
+ */
+export async function startServerPair(o: {
+  dir: string;
+  keyBits: number;
+  database?: string;
+  echoLog?: boolean;
+}): Promise<{ ks: ChildServer; cs: ChildServer }> {
+  const ks = await startChildServer(['key-server', 'start', '--data-dir', join(o.dir, 'ks'), '--port', '0', '--key-bits', String(o.keyBits)], {
+    echoLog: o.echoLog,
+  });
+  try {
+    const args = [
+      'compute-server',
+      'start',
+      '--data-dir',
+      join(o.dir, 'cs'),
+      '--port',
+      '0',
+      '--key-server',
+      ks.url,
+      '--channel-key',
+      ks.info.channelKey!,
+    ];
+    const cs = await startChildServer([...args, ...(o.database ? ['--database', o.database] : [])], { echoLog: o.echoLog });
+    return { ks, cs };
+  } catch (e) {
+    await ks.stop();
+    throw e;
+  }
 }

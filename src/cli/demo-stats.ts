@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FixedPointCodec } from '../crypto/index.js';
 import { DataOwner } from '../clients/data-owner.js';
 import { QueryClient } from '../clients/query-client.js';
-import { startChildServer, type ChildServer } from './child-server.js';
+import { startServerPair, type ChildServer } from './child-server.js';
 
 export interface StatsDemoOptions {
   epsilon: number;
@@ -51,22 +51,8 @@ export async function runStatsDemo(o: StatsDemoOptions) {
   const servers: ChildServer[] = [];
   try {
     say(`starting the key server (${o.keyBits}-bit parameters) and the compute server...`);
-    const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(o.keyBits)]);
-    servers.push(ks);
-    const cs = await startChildServer([
-      'compute-server',
-      'start',
-      '--data-dir',
-      join(dir, 'cs'),
-      '--port',
-      '0',
-      '--key-server',
-      ks.url,
-      '--channel-key',
-      ks.info.channelKey!,
-      ...(o.database ? ['--database', o.database] : []),
-    ]);
-    servers.push(cs);
+    const { ks, cs } = await startServerPair({ dir, keyBits: o.keyBits, database: o.database });
+    servers.push(ks, cs);
     const client = await QueryClient.register(cs.url, 'statistics office');
     const datasets: string[] = [];
     for (let w = 0; w < o.owners; w++) {

@@ -14,7 +14,7 @@ import { parseNumericCsv } from '../clients/csv.js';
 import { DataOwner } from '../clients/data-owner.js';
 import { QueryClient } from '../clients/query-client.js';
 import { lloyd, centroids as plainCentroids } from '../analytics/kmeans-plain.js';
-import { startChildServer, type ChildServer } from './child-server.js';
+import { startServerPair, type ChildServer } from './child-server.js';
 import { progressReporter } from './progress.js';
 
 export const SHIPPED_IRIS = fileURLToPath(new URL('../../../data/iris.csv', import.meta.url));
@@ -84,27 +84,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   try {
     let t = performance.now();
     say(`starting the key server (${o.keyBits}-bit parameters) and the compute server...`);
-    const ks = await startChildServer(['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', '0', '--key-bits', String(o.keyBits)], {
-      echoLog: o.verbose,
-    });
-    servers.push(ks);
-    const cs = await startChildServer(
-      [
-        'compute-server',
-        'start',
-        '--data-dir',
-        join(dir, 'cs'),
-        '--port',
-        '0',
-        '--key-server',
-        ks.url,
-        '--channel-key',
-        ks.info.channelKey!,
-        ...(o.database ? ['--database', o.database] : []),
-      ],
-      { echoLog: o.verbose },
-    );
-    servers.push(cs);
+    const { ks, cs } = await startServerPair({ dir, keyBits: o.keyBits, database: o.database, echoLog: o.verbose });
+    servers.push(ks, cs);
     lap('startServers', t);
 
     t = performance.now();
