@@ -1,7 +1,6 @@
 /** `ciphermine owner ...` and `ciphermine client ...`: the data owner's and query client's commands. */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { FixedPointCodec } from '../crypto/index.js';
 import { parseNumericCsv } from '../clients/csv.js';
 import { DataOwner } from '../clients/data-owner.js';
 import { QueryClient } from '../clients/query-client.js';
@@ -40,9 +39,11 @@ export function addPartyCommands(program: Command): void {
     .option('--epsilon-budget <e>', 'total epsilon DP queries may spend on this dataset (default: none allowed)')
     .action(async (o) => {
       const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
-      const maxAbs = o.maxAbs ? Number(o.maxAbs) : Math.max(1, Math.ceil(Math.max(...table.rows.flat().map(Math.abs))));
       const d = await DataOwner.fromIdentity(loadIdentity(o.identity));
-      const id = await d.upload(o.name ?? o.csv, table, new FixedPointCodec({ fractionBits: Number(o.fractionBits), maxAbs }), {
+      // uploadTable finds the largest |value| with a loop: a spread over millions of cells overflows the stack.
+      const id = await d.uploadTable(o.name ?? o.csv, table, {
+        fractionBits: Number(o.fractionBits),
+        maxAbs: o.maxAbs ? Number(o.maxAbs) : undefined,
         epsilonBudget: o.epsilonBudget === undefined ? undefined : Number(o.epsilonBudget),
       });
       console.log(JSON.stringify({ dataset: id, rows: table.rows.length, columns: table.columns }));

@@ -36,12 +36,23 @@ interface Info {
 }
 
 export interface UploadOptions {
-  /** Rows per uploaded chunk (default 2048). */
+  /** Rows per uploaded chunk (default: as many as fit CHUNK_BYTES of ciphertexts). */
   chunkRows?: number;
   /** Worker threads for encryption. */
   pool?: WorkerPool;
   /** Total epsilon DP queries may spend on this dataset (default: none allowed). */
   epsilonBudget?: number;
+}
+
+/**
+ * Serialised ciphertexts per uploaded chunk: far below the compute server's 64 MiB body limit once
+ * base64 adds a third, and small enough that a wide table's chunk is not one huge request.
+ */
+export const CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** Rows per chunk for a table of `columns` values per row, each ciphertext two group elements. */
+export function defaultChunkRows(columns: number, elementBytes: number): number {
+  return Math.max(1, Math.min(2048, Math.floor(CHUNK_BYTES / (columns * 2 * elementBytes))));
 }
 
 export class DataOwner {
@@ -117,7 +128,7 @@ export class DataOwner {
     });
     const aesKey = deriveEnvelopeKey(this.x25519, this.serverX25519, { ownerId: this.id, datasetId: id });
     const tagKey = deriveEnvelopeKey(this.x25519, this.serverX25519, { ownerId: this.id, datasetId: id }, 'hmac-tag');
-    const chunkRows = opts.chunkRows ?? 2048;
+    const chunkRows = opts.chunkRows ?? defaultChunkRows(table.columns.length, this.sk.publicKey.params.elementBytes);
     for (let start = 0, idx = 0; start < encoded.length; start += chunkRows, idx++) {
       const rows = encoded.slice(start, start + chunkRows);
       const cts = await this.encrypt(rows.flat(), opts.pool);

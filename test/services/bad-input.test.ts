@@ -6,7 +6,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { FixedPointCodec, seal, deriveEnvelopeKey, EncodingError } from '../../src/crypto/index.js';
 import { parseNumericCsv, CsvError } from '../../src/clients/csv.js';
-import { DataOwner } from '../../src/clients/data-owner.js';
+import { DataOwner, defaultChunkRows } from '../../src/clients/data-owner.js';
 import { QueryClient } from '../../src/clients/query-client.js';
 import { ApiError, ComputeServerApi } from '../../src/clients/api.js';
 import { startServices, countRows, type Services } from './services-harness.js';
@@ -25,6 +25,18 @@ const table = {
 function rejectsWith(p: Promise<unknown>, status: number, pattern?: RegExp) {
   return assert.rejects(p, (e: unknown) => e instanceof ApiError && e.status === status && (!pattern || pattern.test(e.message)));
 }
+
+describe('upload chunk size', () => {
+  it('a wide table at 2048 bits goes up in chunks well under the 64 MiB body limit', () => {
+    const elementBytes = 512; // N^2 of 4096 bits
+    for (const columns of [1, 4, 30, 64, 1000]) {
+      const rows = defaultChunkRows(columns, elementBytes);
+      const base64 = (rows * columns * 2 * elementBytes * 4) / 3;
+      assert.ok(rows >= 1 && base64 < 16 * 1024 * 1024, `${columns} columns: ${rows} rows, ${base64} bytes`);
+    }
+    assert.equal(defaultChunkRows(4, 512), 2048, 'narrow tables keep large chunks');
+  });
+});
 
 describe('CSV input', () => {
   it('parses a header and numeric rows, honouring --ignore-columns and quotes', () => {
