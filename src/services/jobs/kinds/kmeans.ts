@@ -58,7 +58,8 @@ export const kmeansKind = defineJobKind({
     const dims = datasets[0]!.columns.length;
     const jobKey = await ctx.jobKey();
     const fresh: { share?: RecordShare } = {};
-    const parts = await ctx.phase('conversion', () => ctx.once('records', () => convert(ctx, datasets, jobKey, fresh)));
+    // The phase shows only while converting: after a restart the stored records are read back.
+    const parts = await ctx.once('records', () => ctx.phase('conversion', () => convert(ctx, datasets, jobKey, fresh)));
     const records = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
     const maxAbs = datasets.reduce((a, d) => (maxEncoded(d) > a ? maxEncoded(d) : a), 0n);
     const loop: SecureKMeansOptions = {

@@ -93,8 +93,8 @@ export const statsKind = defineJobKind({
     const jobKey = await ctx.jobKey();
     // No numeric progress: `done / total` values would tell the query client the exact record
     // count, which add/remove-one DP needs it not to know (docs/differential-privacy.md). Phases only.
-    const parts = await ctx.phase('conversion', () =>
-      ctx.once('column', async () => {
+    const parts = await ctx.once('column', () =>
+      ctx.phase('conversion', async () => {
         const out: Buffer[] = [];
         for (const d of ds) {
           const a = d.columns.indexOf(ctx.spec.column);
@@ -109,8 +109,8 @@ export const statsKind = defineJobKind({
     const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
     // Stored once: the noise is drawn once per job (and per charge), so a restart after the
     // computation cannot produce a second noisy answer, nor a second exponential-mechanism choice.
-    const [released, extra] = await ctx.phase('computation', () =>
-      ctx.once('released', async () => {
+    const [released, extra] = await ctx.once('released', () =>
+      ctx.phase('computation', async () => {
         const column: Ciphertext[] = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
         const r = await secureStats(compute, column, q, clientKey, noise);
         const meta = { divisor: r.divisor?.toString(), choice: r.choice };
