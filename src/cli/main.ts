@@ -1,22 +1,14 @@
 #!/usr/bin/env node
 /** The `ciphermine` command. */
 import { Command, InvalidArgumentError } from 'commander';
+import { integer, integerList, list, number } from './parse.js';
 import { addServerCommands } from './servers.js';
 import { addPartyCommands } from './parties.js';
 import { runDemo, SHIPPED_IRIS } from './demo.js';
 import { runStatsDemo } from './demo-stats.js';
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
-  return n;
-};
-const list = (v: string) =>
-  v
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-const intList = (v: string) => list(v).map(int);
+const int = integer;
+const intList = integerList;
 
 const program = new Command('ciphermine')
   .description('privacy-preserving data mining over data encrypted under many keys, on two non-colluding servers')
@@ -49,13 +41,13 @@ const demo = program
 demo
   .command('stats')
   .description("seed 001's example: five owners' wages, their mean published with differential privacy")
-  .option('--epsilon <e>', 'privacy loss of the query', Number, 1)
+  .option('--epsilon <e>', 'privacy loss of the query', number, 1)
   .option('--mode <m>', 'pmdp (one party adds the noise) or spmdp (both servers add a share)', 'pmdp')
   .option('--blocks <b>', 'sample-and-aggregate over this many blocks', int)
   .option('--key-bits <bits>', 'size of N', int, 2048)
   .option('--owners <n>', 'data owners', int, 5)
   .option('--per-owner <n>', 'wages per owner', int, 40)
-  .option('--budget <e>', 'privacy budget each owner sets', Number, 4)
+  .option('--budget <e>', 'privacy budget each owner sets', number, 4)
   .option('--database <url>', 'run the compute server on this PostgreSQL (postgres://...; default: SQLite in a temporary directory)')
   .option('--json', 'print one JSON object as the last line')
   .action(async (o) => {

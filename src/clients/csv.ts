@@ -5,6 +5,9 @@
  */
 import { CiphermineError } from '../crypto/errors.js';
 
+/** A decimal number: optional sign, digits with an optional fraction, optional exponent. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 export class CsvError extends CiphermineError {
   constructor(message: string) {
     super('ERR_CSV', message);
@@ -60,7 +63,8 @@ export function parseNumericCsv(text: string, ignoreColumns: readonly string[] =
     rows.push(
       keep.map(([name, i]) => {
         const cell = cells[i]!;
-        const v = cell === '' ? NaN : Number(cell);
+        // Decimal notation only: Number() would also read '0x10' as 16, '0b1' as 1 and ' ' as 0.
+        const v = DECIMAL.test(cell) ? Number(cell) : NaN;
         if (!Number.isFinite(v)) throw new CsvError(`line ${li + 1}, column ${name}: '${cell}' is not a finite number`);
         return v;
       }),

@@ -25,6 +25,7 @@ import {
   type Pair,
   type WorkerPool,
 } from '../crypto/index.js';
+import { ParameterError } from '../crypto/errors.js';
 import { ComputeServerApi } from './api.js';
 import type { NumericTable } from './csv.js';
 import type { IdentityFile } from './identity.js';
@@ -80,6 +81,11 @@ export class DataOwner {
   }
 
   static async fromIdentity(f: IdentityFile): Promise<DataOwner> {
+    if (f.role !== 'owner' || !f.x25519PrivateKey) {
+      throw new ParameterError(
+        `identity ${f.id} is a ${f.role === 'client' ? 'query client' : f.role}'s; data owner commands need a data owner's identity`,
+      );
+    }
     const api = new ComputeServerApi(f.server, f.token);
     const info = await api.request<Info>('GET', '/v1/info');
     const sk = deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64'));

@@ -12,6 +12,7 @@ import {
   deserializeCiphertexts,
   type BcpSecretKey,
 } from '../crypto/index.js';
+import { ParameterError } from '../crypto/errors.js';
 import { ApiError, ComputeServerApi } from './api.js';
 import type { IdentityFile } from './identity.js';
 
@@ -91,6 +92,7 @@ export class QueryClient {
   }
 
   static fromIdentity(f: IdentityFile): QueryClient {
+    if (f.role !== 'client') throw new ParameterError(`identity ${f.id} is a data owner's; query client commands need a query client's identity`);
     return new QueryClient(f.id, new ComputeServerApi(f.server, f.token), deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64')), f.token);
   }
 
