@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FixedPointCodec, readKeyFile } from '../../src/crypto/index.js';
-import { parseNumericCsv } from '../../src/clients/csv.js';
+import { parseNumericCsv, type NumericTable } from '../../src/clients/csv.js';
 import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient, type JobStatus } from '../../src/clients/query-client.js';
 import { lloyd } from '../../src/analytics/kmeans-plain.js';
@@ -32,6 +32,20 @@ async function until(client: QueryClient, job: string, ready: (s: JobStatus) => 
 }
 
 const iterationsDone = (s: JobStatus) => (s.progress?.unit === 'iteration' ? s.progress.done : 0);
+
+/** The job's decrypted result is exactly plaintext Lloyd's on the same data from the same start. */
+async function assertEqualsLloyd(client: QueryClient, job: string, table: NumericTable, init: number[]): Promise<void> {
+  const r = await client.kmeansResult(job);
+  const plain = lloyd(
+    table.rows.map((row) => irisCodec.encodeRow(row)),
+    init,
+    100,
+  );
+  assert.deepEqual(r.assignments, plain.assignments);
+  assert.deepEqual(r.sums, plain.sums);
+  assert.equal(r.iterations, plain.iterations);
+  assert.equal(r.converged, plain.converged);
+}
 
 async function kill(child: ChildServer): Promise<void> {
   child.process.kill('SIGKILL');
@@ -88,15 +102,7 @@ describe('key server restart during a job', () => {
     assert.ok(iterationsDone(final) > killedAt);
     assert.ok(!after.has('conversion'), `the conversion was not redone (phases after the restart: ${[...after]})`);
 
-    const r = await client.kmeansResult(job);
-    const plain = lloyd(
-      table.rows.map((row) => irisCodec.encodeRow(row)),
-      init,
-      100,
-    );
-    assert.deepEqual(r.assignments, plain.assignments);
-    assert.deepEqual(r.sums, plain.sums);
-    assert.equal(r.iterations, plain.iterations);
+    await assertEqualsLloyd(client, job, table, init);
   });
 });
 
@@ -160,16 +166,7 @@ describe('compute server killed mid-job', () => {
     const final = await client.waitFor(job);
     assert.equal(final.state, 'done', final.error ?? '');
     assert.ok(!keyServerSaw.includes('sct-packed'), 'the conversion was not redone after the restart');
-    const r = await client.kmeansResult(job);
-    const plain = lloyd(
-      table.rows.map((row) => irisCodec.encodeRow(row)),
-      init,
-      100,
-    );
-    assert.deepEqual(r.assignments, plain.assignments);
-    assert.deepEqual(r.sums, plain.sums);
-    assert.equal(r.iterations, plain.iterations);
-    assert.equal(r.converged, plain.converged);
+    await assertEqualsLloyd(client, job, table, init);
   });
 
   it('a DP query resumes from its converted column and is charged once', async () => {

@@ -29,6 +29,9 @@ const SCT_CHUNK = 4096;
 
 const maxEncoded = (d: DatasetRow) => new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded;
 
+/** The largest |encoded value| any of the datasets declares. */
+const largestEncoded = (ds: readonly DatasetRow[]) => ds.reduce((a, d) => (maxEncoded(d) > a ? maxEncoded(d) : a), 0n);
+
 export const kmeansKind = defineJobKind({
   name: 'kmeans',
   description: "k-means over granted datasets encrypted under their owners' keys (seed 000)",
@@ -42,7 +45,7 @@ export const kmeansKind = defineJobKind({
     if (bad) throw badRequest(`dimension mismatch: ${bad.id} has ${bad.columns.length} columns, ${ds[0]!.id} has ${dims}`);
     const n = ds.reduce((a, d) => a + d.rows, 0);
     const initIndices = spec.initIndices ?? Array.from({ length: spec.k }, (_, i) => i);
-    const maxAbs = ds.reduce((a, d) => (maxEncoded(d) > a ? maxEncoded(d) : a), 0n);
+    const maxAbs = largestEncoded(ds);
     try {
       validateKMeansInput(n, dims, spec.k, spec.maxIter, initIndices);
       checkDistanceBudget(services.params.N, { maxAbs, dims, maxCount: n });
@@ -61,7 +64,7 @@ export const kmeansKind = defineJobKind({
     // The phase shows only while converting: after a restart the stored records are read back.
     const parts = await ctx.once('records', () => ctx.phase('conversion', () => convert(ctx, datasets, jobKey, fresh)));
     const records = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
-    const maxAbs = datasets.reduce((a, d) => (maxEncoded(d) > a ? maxEncoded(d) : a), 0n);
+    const maxAbs = largestEncoded(datasets);
     const loop: SecureKMeansOptions = {
       k: ctx.spec.k,
       maxIter: ctx.spec.maxIter,
