@@ -8,7 +8,15 @@
  * The servers themselves can be embedded too (startKeyServer, startComputeServer), and a deployment
  * can add its own job kinds (defineJobKind). docs/ explains the design and what each party learns.
  */
-export { DataOwner, type UploadOptions } from './clients/data-owner.js';
+export {
+  DataOwner,
+  type UploadOptions,
+  type CsvUploadOptions,
+  type UploadProgress,
+  type UploadOutcome,
+  type OwnedDataset,
+} from './clients/data-owner.js';
+export { scanCsvFile, csvRowBatches, type CsvSummary } from './clients/csv-file.js';
 export {
   QueryClient,
   JobFailedError,
@@ -18,8 +26,9 @@ export {
   type StatsAnswer,
   type JobStatus,
   type FollowOptions,
+  type GrantedDataset,
 } from './clients/query-client.js';
-export { ApiError } from './clients/api.js';
+export { ApiError, isTransient } from './clients/api.js';
 export { parseNumericCsv, CsvError, type NumericTable } from './clients/csv.js';
 export { loadIdentity, saveIdentity, type IdentityFile } from './clients/identity.js';
 export { CiphermineError, ERROR_CODES, type ErrorCode } from './crypto/errors.js';

@@ -15,8 +15,19 @@ export interface ChildServer {
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
-export async function startChildServer(args: string[], opts: { echoLog?: boolean; timeoutMs?: number } = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export interface ChildServerOptions {
+  echoLog?: boolean;
+  timeoutMs?: number;
+  /** Environment and working directory of the child (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** The command to run instead of `ciphermine` (a test runs the README's lines as written). */
+  command?: string[];
+}
+
+export async function startChildServer(args: string[], opts: ChildServerOptions = {}): Promise<ChildServer> {
+  const [file, ...pre] = opts.command ?? [process.execPath, MAIN];
+  const child = spawn(file!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env, cwd: opts.cwd });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {
     log += d.toString();

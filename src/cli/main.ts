@@ -1,17 +1,29 @@
 #!/usr/bin/env node
 /** The `ciphermine` command. */
-import { Command, InvalidArgumentError } from 'commander';
-import { integer, integerList, list, number } from './parse.js';
+import { Command } from 'commander';
+import { integerFlag, list, listOf, numberFlag, oneOf } from './parse.js';
 import { addServerCommands } from './servers.js';
 import { addPartyCommands } from './parties.js';
 import { runDemo, SHIPPED_IRIS } from './demo.js';
 import { runStatsDemo } from './demo-stats.js';
 
-const int = integer;
-const intList = integerList;
-
 const program = new Command('ciphermine')
   .description('privacy-preserving data mining over data encrypted under many keys, on two non-colluding servers')
+  .addHelpText(
+    'after',
+    `
+Roles (each its own command group):
+  key-server      the key server (KMS): holds the master key; one process, its own terminal
+  compute-server  the compute server (CCS): stores uploads, runs jobs; the only server clients talk to
+  owner           a data owner (DO): encrypts and uploads tables under its own key, grants clients
+  client, query   a query client (QC): runs k-means and DP statistics on granted data, decrypts results
+  demo            everything above in one command, on temporary state
+
+Example:
+  $ ciphermine demo                       # k-means on iris, both servers as child processes
+  $ ciphermine owner upload --help        # every command has --help with an example
+`,
+  )
   .showHelpAfterError()
   .enablePositionalOptions(); // so `demo stats --json` gives --json to stats, not to demo
 
@@ -23,15 +35,20 @@ const demo = program
   .description('run k-means end to end: both servers as processes, several owners, one query client')
   .option('--data <file>', 'CSV with a header row', SHIPPED_IRIS)
   .option('--ignore-columns <a,b>', 'columns that are not features (default: label, when present)', list)
-  .option('--k <k>', 'number of clusters', int, 3)
-  .option('--init-indices <i,j,...>', '0-based rows used as initial centroids (default: the first k distinct rows)', intList)
-  .option('--max-iter <n>', 'iteration limit', int, 100)
-  .option('--key-bits <bits>', 'size of N', int, 2048)
-  .option('--owners <n>', 'data owners the rows are split among', int, 3)
-  .option('--fraction-bits <f>', 'fixed-point precision', int, 16)
+  .option('--k <k>', 'number of clusters', integerFlag('--k', 2), 3)
+  .option(
+    '--init-indices <i,j,...>',
+    '0-based rows used as initial centroids (default: the first k distinct rows)',
+    listOf('--init-indices', integerFlag('--init-indices', 0)),
+  )
+  .option('--max-iter <n>', 'iteration limit', integerFlag('--max-iter', 1), 100)
+  .option('--key-bits <bits>', 'size of N (2048 or more outside tests)', integerFlag('--key-bits', 256), 2048)
+  .option('--owners <n>', 'data owners the rows are split among', integerFlag('--owners', 1), 3)
+  .option('--fraction-bits <f>', 'fixed-point precision', integerFlag('--fraction-bits', 0, 52), 16)
   .option('--database <url>', 'run the compute server on this PostgreSQL (postgres://...; default: SQLite in a temporary directory)')
   .option('--json', 'print one JSON object as the last line')
   .option('--verbose', "show the servers' logs")
+  .addHelpText('after', '\nExample:\n  $ ciphermine demo --data data/wine.csv --k 3 --ignore-columns label --json\n')
   .action(async (o) => {
     const result = await runDemo({ ...o, json: !!o.json });
     if (o.json) console.log(JSON.stringify(result));
@@ -41,17 +58,17 @@ const demo = program
 demo
   .command('stats')
   .description("seed 001's example: five owners' wages, their mean published with differential privacy")
-  .option('--epsilon <e>', 'privacy loss of the query', number, 1)
-  .option('--mode <m>', 'pmdp (one party adds the noise) or spmdp (both servers add a share)', 'pmdp')
-  .option('--blocks <b>', 'sample-and-aggregate over this many blocks', int)
-  .option('--key-bits <bits>', 'size of N', int, 2048)
-  .option('--owners <n>', 'data owners', int, 5)
-  .option('--per-owner <n>', 'wages per owner', int, 40)
-  .option('--budget <e>', 'privacy budget each owner sets', number, 4)
+  .option('--epsilon <e>', 'privacy loss of the query', numberFlag('--epsilon', 0, true), 1)
+  .option('--mode <m>', 'pmdp (one party adds the noise) or spmdp (both servers add a share)', oneOf('--mode', ['pmdp', 'spmdp']), 'pmdp')
+  .option('--blocks <b>', 'sample-and-aggregate over this many blocks', integerFlag('--blocks', 2))
+  .option('--key-bits <bits>', 'size of N (2048 or more outside tests)', integerFlag('--key-bits', 256), 2048)
+  .option('--owners <n>', 'data owners', integerFlag('--owners', 1), 5)
+  .option('--per-owner <n>', 'wages per owner', integerFlag('--per-owner', 1), 40)
+  .option('--budget <e>', 'privacy budget each owner sets', numberFlag('--budget', 0), 4)
   .option('--database <url>', 'run the compute server on this PostgreSQL (postgres://...; default: SQLite in a temporary directory)')
   .option('--json', 'print one JSON object as the last line')
+  .addHelpText('after', '\nExample:\n  $ ciphermine demo stats --mode spmdp --blocks 4\n')
   .action(async (o) => {
-    if (o.mode !== 'pmdp' && o.mode !== 'spmdp') throw new InvalidArgumentError('--mode is pmdp or spmdp');
     const r = await runStatsDemo({ ...o, json: !!o.json });
     if (o.json) console.log(JSON.stringify(r));
   });

@@ -1,184 +1,251 @@
-/** `ciphermine owner ...` and `ciphermine client ...`: the data owner's and query client's commands. */
-import { existsSync, readFileSync } from 'node:fs';
-import { ParameterError } from '../crypto/errors.js';
-import { integer, integerList, list, number, numberList } from './parse.js';
+/**
+ * `ciphermine owner ...`, `ciphermine client ...` and `ciphermine query ...`: the data owner's (DO)
+ * and query client's (QC) commands, a thin layer over the library's DataOwner and QueryClient.
+ * Results go to stdout as one JSON line; progress and job ids go to stderr.
+ */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseNumericCsv } from '../clients/csv.js';
+import { ParameterError } from '../crypto/errors.js';
+import { WorkerPool } from '../crypto/pool.js';
 import { DataOwner } from '../clients/data-owner.js';
-import { QueryClient } from '../clients/query-client.js';
+import { QueryClient, type FollowOptions } from '../clients/query-client.js';
 import { loadIdentity, saveIdentity } from '../clients/identity.js';
-import { progressReporter } from './progress.js';
+import { integerFlag, list, listOf, numberFlag, oneOf } from './parse.js';
+import { progressReporter, uploadReporter } from './progress.js';
 
 const server = process.env.CIPHERMINE_SERVER ?? 'http://127.0.0.1:7400';
+const print = (value: unknown) => console.log(JSON.stringify(value));
 
 /** Registration makes new keys: an existing identity file is never overwritten by accident. */
 function refuseOverwrite(path: string, force: boolean | undefined): void {
-  if (existsSync(path) && !force) {
+  if (!existsSync(path)) return;
+  if (!force) {
     throw new ParameterError(
       `${path} already holds an identity; choose another file, or pass --force to replace it (its keys, and access to its datasets, are lost)`,
     );
   }
+  console.error(`warning: replacing ${path}; the identity it held, its keys and its access to its datasets and results are lost`);
 }
 
+const example = (...lines: string[]) => `\nExample:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+const owner = async (path: string) => DataOwner.fromIdentity(loadIdentity(path));
+const client = (path: string) => QueryClient.fromIdentity(loadIdentity(path));
+const follow = (): FollowOptions => ({ onSubmitted: (id) => console.error(`job ${id} submitted`), onStatus: progressReporter() });
+
+const IDENTITY_HELP = 'identity file made by register (holds your secret keys; keep it private)';
+
 export function addPartyCommands(program: Command): void {
-  const owner = program.command('owner').description('data owner (DO) commands');
-  owner
+  addOwnerCommands(program);
+  addClientCommands(program);
+  addQueryCommands(program);
+}
+
+function addOwnerCommands(program: Command): void {
+  const cmd = program.command('owner').description('data owner (DO): encrypt and upload tables under your own key, decide who may use them');
+  cmd
     .command('register')
-    .description('make keys, register with the compute server, save an identity file (0600)')
-    .requiredOption('--identity <file>', 'where to save keys and token')
-    .option('--server <url>', 'compute server', server)
-    .option('--name <name>', 'display name', 'data owner')
-    .option('--force', 'replace an existing identity file')
+    .description('make your BCP and X25519 keys, register with the compute server, save them in an identity file (mode 0600)')
+    .requiredOption('--identity <file>', 'where to save keys and token (refused if it exists)')
+    .option('--server <url>', 'the compute server', server)
+    .option('--name <name>', 'display name the servers show', 'data owner')
+    .option('--force', 'replace an existing identity file (its keys, and access to its datasets, are lost)')
+    .addHelpText('after', example('ciphermine owner register --identity .ciphermine/alice.id --name "Hospital A"'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);
       const d = await DataOwner.register(o.server, o.name);
       saveIdentity(o.identity, d.identity());
-      console.log(JSON.stringify({ id: d.id }));
+      print({ id: d.id });
     });
-  owner
+  cmd
     .command('upload')
-    .description('encrypt a CSV under your key, wrap it in AES-GCM and upload it')
-    .requiredOption('--identity <file>')
-    .requiredOption('--csv <file>')
-    .option('--name <name>', 'dataset name')
-    .option('--ignore-columns <a,b>', 'columns to leave out', list, [])
-    .option('--fraction-bits <f>', 'fixed-point precision', integer, 16)
-    .option('--max-abs <x>', "declared largest |value| (default: the data's, rounded up)", number)
-    .option('--epsilon-budget <e>', 'total epsilon DP queries may spend on this dataset (default: none allowed)', number)
+    .description('encrypt a CSV file under your key, wrap it in AES-GCM for the compute server, upload it in chunks (any size)')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--csv <file>', 'a header row, then decimal numbers (no hex, no thousands separators)')
+    .option('--name <name>', "dataset name shown to clients you grant (default: the file's base name)")
+    .option('--ignore-columns <a,b>', 'columns to leave out (labels, ids)', list, [])
+    .option('--fraction-bits <f>', 'fixed-point precision in bits', integerFlag('--fraction-bits', 0, 52), 16)
+    .option('--max-abs <x>', "declared largest |value|, which jobs may learn (default: the data's, rounded up)", numberFlag('--max-abs', 0, true))
+    .option('--epsilon-budget <e>', 'total epsilon DP queries may spend on this dataset (default: none allowed)', numberFlag('--epsilon-budget', 0))
+    .option('--resume <dataset>', 'finish an interrupted upload of this dataset from the same file (sent chunks are skipped)')
+    .option('--chunk-rows <n>', 'rows per uploaded chunk (default: as many as fit 8 MiB of ciphertexts)', integerFlag('--chunk-rows', 1))
+    .addHelpText(
+      'after',
+      example(
+        'ciphermine owner upload --identity .ciphermine/alice.id --csv data/iris.csv --ignore-columns label --epsilon-budget 2',
+        'ciphermine owner upload --identity .ciphermine/alice.id --csv big.csv --resume ds-...   # after an interruption',
+      ),
+    )
     .action(async (o) => {
-      const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
-      const d = await DataOwner.fromIdentity(loadIdentity(o.identity));
-      // uploadTable finds the largest |value| with a loop: a spread over millions of cells overflows the stack.
-      const id = await d.uploadTable(o.name ?? o.csv, table, {
-        fractionBits: o.fractionBits,
-        maxAbs: o.maxAbs,
-        epsilonBudget: o.epsilonBudget,
-      });
-      console.log(JSON.stringify({ dataset: id, rows: table.rows.length, columns: table.columns }));
+      const d = await owner(o.identity);
+      const pool = new WorkerPool();
+      try {
+        const opts = {
+          name: o.name,
+          ignoreColumns: o.ignoreColumns,
+          fractionBits: o.fractionBits,
+          maxAbs: o.maxAbs,
+          epsilonBudget: o.epsilonBudget,
+          chunkRows: o.chunkRows,
+          pool,
+          onProgress: uploadReporter(),
+        };
+        print(o.resume ? await d.resumeCsvFile(o.resume, o.csv, opts) : await d.uploadCsvFile(o.csv, opts));
+      } finally {
+        await pool.close();
+      }
     });
-  owner
+  cmd
+    .command('datasets')
+    .description('your datasets: name, columns, rows, upload state, privacy budget spent, and the clients granted')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .addHelpText('after', example('ciphermine owner datasets --identity .ciphermine/alice.id'))
+    .action(async (o) => {
+      const d = await owner(o.identity);
+      print(await Promise.all((await d.datasets()).map((ds) => d.dataset(ds.id))));
+    });
+  cmd
     .command('grant')
-    .description('let a query client use one of your datasets')
-    .requiredOption('--identity <file>')
-    .requiredOption('--dataset <id>')
-    .requiredOption('--client <id>')
+    .description('let a query client run jobs on one of your datasets')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--dataset <id>', 'your dataset (printed by upload, listed by owner datasets)')
+    .requiredOption('--client <id>', "the query client's id (printed by its client register)")
+    .addHelpText('after', example('ciphermine owner grant --identity .ciphermine/alice.id --dataset ds-... --client qc-...'))
     .action(async (o) => {
-      await (await DataOwner.fromIdentity(loadIdentity(o.identity))).grant(o.dataset, o.client);
-      console.log(JSON.stringify({ granted: o.client, dataset: o.dataset }));
+      await (await owner(o.identity)).grant(o.dataset, o.client);
+      print({ granted: o.client, dataset: o.dataset });
     });
+  cmd
+    .command('revoke')
+    .description("withdraw a client's grant: its later jobs may not use the dataset (jobs already running finish)")
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--dataset <id>', 'your dataset')
+    .requiredOption('--client <id>', 'the query client to withdraw')
+    .addHelpText('after', example('ciphermine owner revoke --identity .ciphermine/alice.id --dataset ds-... --client qc-...'))
+    .action(async (o) => {
+      await (await owner(o.identity)).revoke(o.dataset, o.client);
+      print({ revoked: o.client, dataset: o.dataset });
+    });
+  cmd
+    .command('delete')
+    .description('delete a dataset (complete or interrupted) with its chunks and grants; refused while a job reads it')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--dataset <id>', 'your dataset')
+    .addHelpText('after', example('ciphermine owner delete --identity .ciphermine/alice.id --dataset ds-...'))
+    .action(async (o) => {
+      await (await owner(o.identity)).deleteDataset(o.dataset);
+      print({ deleted: o.dataset });
+    });
+}
 
-  const client = program.command('client').description('query client (QC) commands');
-  client
+function addClientCommands(program: Command): void {
+  const cmd = program.command('client').description('query client (QC): run jobs on datasets granted to you; only you can decrypt the results');
+  cmd
     .command('register')
-    .requiredOption('--identity <file>')
-    .option('--server <url>', 'compute server', server)
-    .option('--name <name>', 'display name', 'query client')
-    .option('--force', 'replace an existing identity file')
+    .description('make your BCP key, register with the compute server, save it in an identity file (mode 0600)')
+    .requiredOption('--identity <file>', 'where to save key and token (refused if it exists)')
+    .option('--server <url>', 'the compute server', server)
+    .option('--name <name>', 'display name the servers show', 'query client')
+    .option('--force', 'replace an existing identity file (its key, and the results of its jobs, are lost)')
+    .addHelpText('after', example('ciphermine client register --identity .ciphermine/analyst.id'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);
       const q = await QueryClient.register(o.server, o.name);
       saveIdentity(o.identity, q.identity());
-      console.log(JSON.stringify({ id: q.id }));
+      print({ id: q.id });
     });
-  client
+  cmd
+    .command('datasets')
+    .description('the datasets granted to you: id, name, columns, declared range (row counts are not shown to clients)')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .addHelpText('after', example('ciphermine client datasets --identity .ciphermine/analyst.id'))
+    .action(async (o) => print(await client(o.identity).datasets()));
+  cmd
     .command('kmeans')
-    .description('run k-means on granted datasets, follow it, decrypt the result')
-    .requiredOption('--identity <file>')
-    .requiredOption('--datasets <a,b>', 'dataset ids, in order', list)
-    .requiredOption('--k <k>', 'number of clusters', integer)
-    .option('--max-iter <n>', 'iteration limit', integer, 100)
-    .option('--init-indices <i,j>', 'initial records (0-based over the datasets in order)', integerList)
+    .description('run exact k-means on granted datasets: prints the job id at once, follows it (through server restarts), decrypts the result')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--datasets <a,b>', 'granted dataset ids with the same columns, in order', list)
+    .requiredOption('--k <k>', 'number of clusters', integerFlag('--k', 2))
+    .option('--max-iter <n>', 'iteration limit', integerFlag('--max-iter', 1), 100)
+    .option(
+      '--init-indices <i,j>',
+      'initial centroids: record numbers, 0-based over the datasets in order (default: the first k)',
+      listOf('--init-indices', integerFlag('--init-indices', 0)),
+    )
+    .addHelpText('after', example('ciphermine client kmeans --identity .ciphermine/analyst.id --datasets ds-...,ds-... --k 3'))
     .action(async (o) => {
-      const q = QueryClient.fromIdentity(loadIdentity(o.identity));
-      const r = await q.kmeans(
-        { datasets: o.datasets, k: o.k, maxIter: o.maxIter, initIndices: o.initIndices },
-        { onSubmitted: (id) => console.error(`job ${id} submitted`), onStatus: progressReporter() },
-      );
-      console.log(
-        JSON.stringify({
-          job: r.jobId,
-          centroids: r.centroids,
-          sizes: r.sizes,
-          assignments: r.assignments,
-          iterations: r.iterations,
-          converged: r.converged,
-        }),
-      );
+      const r = await client(o.identity).kmeans({ datasets: o.datasets, k: o.k, maxIter: o.maxIter, initIndices: o.initIndices }, follow());
+      print(kmeansOutput(r.jobId, r));
     });
+  cmd
+    .command('status')
+    .description("a job's state, phase, progress and timings")
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--job <id>', 'a job id (printed when the job was submitted, listed by client jobs)')
+    .addHelpText('after', example('ciphermine client status --identity .ciphermine/analyst.id --job job-...'))
+    .action(async (o) => print(await client(o.identity).status(o.job)));
+  cmd
+    .command('result')
+    .description('the decrypted result of a finished job (k-means or DP statistics), any time later; waits while it runs')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--job <id>', 'a job id (printed when the job was submitted, listed by client jobs)')
+    .addHelpText('after', example('ciphermine client result --identity .ciphermine/analyst.id --job job-...'))
+    .action(async (o) => {
+      const q = client(o.identity);
+      const s = await q.waitFor(o.job, progressReporter());
+      if (s.kind === 'kmeans') print(kmeansOutput(o.job, await q.kmeansResult(o.job)));
+      else if (s.kind === 'stats') print({ job: o.job, ...(await q.statsResult(o.job)) });
+      else throw new ParameterError(`job ${o.job} is of kind ${s.kind}, which this command does not decode`);
+    });
+  cmd
+    .command('jobs')
+    .description('your jobs, newest first, with their state')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .option('--limit <n>', 'at most this many', integerFlag('--limit', 1, 1000), 100)
+    .addHelpText('after', example('ciphermine client jobs --identity .ciphermine/analyst.id --limit 10'))
+    .action(async (o) => print(await client(o.identity).jobs(o.limit)));
+}
+
+function kmeansOutput(job: string, r: { centroids: number[][]; sizes: number[]; assignments: number[]; iterations: number; converged: boolean }) {
+  return { job, centroids: r.centroids, sizes: r.sizes, assignments: r.assignments, iterations: r.iterations, converged: r.converged };
+}
+
+function addQueryCommands(program: Command): void {
   const query = program.command('query').description('differentially private queries (query client)');
   query
     .command('stats')
-    .description('count, sum, mean, histogram or mode of one column, with differential privacy')
-    .requiredOption('--identity <file>')
-    .requiredOption('--datasets <a,b>', 'dataset ids', list)
-    .requiredOption('--column <name>')
-    .requiredOption('--kind <kind>', 'count | sum | mean | histogram | mode')
-    .requiredOption('--epsilon <e>', 'privacy loss charged to every dataset')
-    .option('--lo <x>', 'lower clipping bound (sum, mean)', number)
-    .option('--hi <x>', 'upper clipping bound (sum, mean)', number)
-    .option('--edges <a,b,...>', 'bin edges (histogram, mode)', numberList)
-    .option('--mechanism <m>', 'laplace | gaussian', 'laplace')
-    .option('--delta <d>', 'delta of the Gaussian mechanism', number)
-    .option('--mode <m>', 'pmdp | spmdp', 'pmdp')
-    .option('--blocks <b>', 'sample-and-aggregate blocks (mean)', integer)
+    .description('count, sum, mean, histogram or mode of one column of granted datasets, published with differential privacy')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--datasets <a,b>', 'granted dataset ids', list)
+    .requiredOption('--column <name>', 'the column to aggregate (present in every dataset)')
+    .requiredOption('--kind <kind>', 'count | sum | mean | histogram | mode', oneOf('--kind', ['count', 'sum', 'mean', 'histogram', 'mode']))
+    .requiredOption('--epsilon <e>', "privacy loss charged to every dataset's budget", numberFlag('--epsilon', 0, true))
+    .option('--lo <x>', 'lower clipping bound (sum, mean)', numberFlag('--lo'))
+    .option('--hi <x>', 'upper clipping bound (sum, mean)', numberFlag('--hi'))
+    .option('--edges <a,b,...>', 'increasing bin edges (histogram, mode)', listOf('--edges', numberFlag('--edges')))
+    .option('--mechanism <m>', 'laplace | gaussian', oneOf('--mechanism', ['laplace', 'gaussian']), 'laplace')
+    .option('--delta <d>', 'delta of the Gaussian mechanism, in (0, 1)', numberFlag('--delta', 0, true))
+    .option('--mode <m>', 'pmdp (the compute server adds the noise) | spmdp (both servers add a share)', oneOf('--mode', ['pmdp', 'spmdp']), 'pmdp')
+    .option('--blocks <b>', 'sample-and-aggregate over this many blocks (mean)', integerFlag('--blocks', 2))
+    .addHelpText(
+      'after',
+      example(
+        'ciphermine query stats --identity .ciphermine/analyst.id --datasets ds-... --column petal_length --kind mean --lo 0 --hi 10 --epsilon 0.5',
+      ),
+    )
     .action(async (o) => {
-      const q = QueryClient.fromIdentity(loadIdentity(o.identity));
-      const follow = { onSubmitted: (id: string) => console.error(`job ${id} submitted`), onStatus: progressReporter() };
-      const r = await q.stats(
-        {
-          datasets: o.datasets,
-          column: o.column,
-          kind: o.kind,
-          epsilon: o.epsilon,
-          lo: o.lo,
-          hi: o.hi,
-          edges: o.edges,
-          mechanism: o.mechanism,
-          delta: o.delta,
-          mode: o.mode,
-          blocks: o.blocks,
-        },
-        follow,
-      );
-      console.log(JSON.stringify(r));
+      const spec = {
+        datasets: o.datasets,
+        column: o.column,
+        kind: o.kind,
+        epsilon: o.epsilon,
+        lo: o.lo,
+        hi: o.hi,
+        edges: o.edges,
+        mechanism: o.mechanism,
+        delta: o.delta,
+        mode: o.mode,
+        blocks: o.blocks,
+      };
+      print(await client(o.identity).stats(spec, follow()));
     });
-
-  client
-    .command('status')
-    .description("a job's state, phase, progress and timings")
-    .requiredOption('--identity <file>')
-    .requiredOption('--job <id>')
-    .action(async (o) => console.log(JSON.stringify(await QueryClient.fromIdentity(loadIdentity(o.identity)).status(o.job))));
-  client
-    .command('result')
-    .description('the decrypted result of a finished job (k-means or DP statistics), e.g. after the command that started it was interrupted')
-    .requiredOption('--identity <file>')
-    .requiredOption('--job <id>')
-    .action(async (o) => {
-      const q = QueryClient.fromIdentity(loadIdentity(o.identity));
-      const { kind } = await q.status(o.job);
-      if (kind === 'kmeans') {
-        const r = await q.kmeansResult(o.job);
-        console.log(
-          JSON.stringify({
-            job: o.job,
-            centroids: r.centroids,
-            sizes: r.sizes,
-            assignments: r.assignments,
-            iterations: r.iterations,
-            converged: r.converged,
-          }),
-        );
-      } else if (kind === 'stats') {
-        console.log(JSON.stringify({ job: o.job, ...(await q.statsResult(o.job)) }));
-      } else {
-        throw new ParameterError(`job ${o.job} is of kind ${kind}, which this command does not decode`);
-      }
-    });
-  client
-    .command('jobs')
-    .description('your jobs, newest first')
-    .requiredOption('--identity <file>')
-    .option('--limit <n>', 'at most this many', integer, 100)
-    .action(async (o) => console.log(JSON.stringify(await QueryClient.fromIdentity(loadIdentity(o.identity)).jobs(o.limit))));
 }

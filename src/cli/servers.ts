@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { startKeyServer } from '../services/key-server.js';
 import { startComputeServer } from '../services/compute-server.js';
 import { readKeyFile } from '../crypto/keyfile.js';
+import { integerFlag } from './parse.js';
 
 const env = process.env;
 const log = (m: string) => console.error(`[${new Date().toISOString()}] ${m}`);
@@ -21,18 +22,27 @@ export function addServerCommands(program: Command): void {
     .command('key-server')
     .description('the key server (KMS): master key, job keys, the key-server halves of the protocols')
     .command('start')
-    .option('--data-dir <dir>', 'key files live here', env.CIPHERMINE_KEY_SERVER_DATA_DIR ?? '.ciphermine/key-server')
+    .description(
+      'run the key server in the foreground (its own terminal): makes the public parameters, master key and channel key on first start, in 0600 key files',
+    )
+    .option('--data-dir <dir>', 'key files live here (git-ignored default)', env.CIPHERMINE_KEY_SERVER_DATA_DIR ?? '.ciphermine/key-server')
     .option('--host <host>', 'address to listen on', env.CIPHERMINE_KEY_SERVER_HOST ?? '127.0.0.1')
-    .option('--port <port>', 'port (0: any free port)', env.CIPHERMINE_KEY_SERVER_PORT ?? '7401')
-    .option('--key-bits <bits>', 'size of N for new parameters', env.CIPHERMINE_KEY_BITS ?? '2048')
-    .option('--workers <n>', 'worker threads (default: one per core)')
+    .option('--port <port>', 'port (0: any free port)', integerFlag('--port', 0, 65535), Number(env.CIPHERMINE_KEY_SERVER_PORT ?? 7401))
+    .option(
+      '--key-bits <bits>',
+      'size of N for new parameters (2048 or more outside tests)',
+      integerFlag('--key-bits', 256),
+      Number(env.CIPHERMINE_KEY_BITS ?? 2048),
+    )
+    .option('--workers <n>', 'worker threads (default: one per core)', integerFlag('--workers', 0))
+    .addHelpText('after', '\nExample:\n  $ ciphermine key-server start --data-dir .ciphermine/key-server --port 7401\n')
     .action(async (o) => {
       const ks = await startKeyServer({
         dataDir: o.dataDir,
         host: o.host,
-        port: Number(o.port),
-        keyBits: Number(o.keyBits),
-        workers: o.workers ? Number(o.workers) : undefined,
+        port: o.port,
+        keyBits: o.keyBits,
+        workers: o.workers,
         log,
       });
       announce({ role: 'key-server', url: ks.url, channelKey: ks.channelKeyPath });
@@ -43,6 +53,9 @@ export function addServerCommands(program: Command): void {
     .command('compute-server')
     .description('the compute server (CCS): stores uploads, authorises clients, runs jobs with the key server')
     .command('start')
+    .description(
+      'run the compute server in the foreground (its own terminal): the one server owners and clients talk to; needs the key server running and its channel key',
+    )
     .option(
       '--data-dir <dir>',
       'X25519 key (and the SQLite database by default) live here',
@@ -54,19 +67,27 @@ export function addServerCommands(program: Command): void {
       env.CIPHERMINE_DATABASE_URL,
     )
     .option('--host <host>', 'address to listen on', env.CIPHERMINE_COMPUTE_SERVER_HOST ?? '127.0.0.1')
-    .option('--port <port>', 'port (0: any free port)', env.CIPHERMINE_COMPUTE_SERVER_PORT ?? '7400')
+    .option('--port <port>', 'port (0: any free port)', integerFlag('--port', 0, 65535), Number(env.CIPHERMINE_COMPUTE_SERVER_PORT ?? 7400))
     .option('--key-server <url>', 'the key server', env.CIPHERMINE_KEY_SERVER_URL ?? 'http://127.0.0.1:7401')
-    .option('--channel-key <file>', 'the channel key the key server made', env.CIPHERMINE_CHANNEL_KEY ?? '.ciphermine/key-server/channel.key')
-    .option('--workers <n>', 'worker threads (default: one per core)')
+    .option(
+      '--channel-key <file>',
+      "the key server's channel.key (authenticates the two servers to each other)",
+      env.CIPHERMINE_CHANNEL_KEY ?? '.ciphermine/key-server/channel.key',
+    )
+    .option('--workers <n>', 'worker threads (default: one per core)', integerFlag('--workers', 0))
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ ciphermine compute-server start --data-dir .ciphermine/compute-server --key-server http://127.0.0.1:7401 \\\n      --channel-key .ciphermine/key-server/channel.key\n',
+    )
     .action(async (o) => {
       const cs = await startComputeServer({
         dataDir: o.dataDir,
         database: o.database,
         host: o.host,
-        port: Number(o.port),
+        port: o.port,
         keyServerUrl: o.keyServer,
         channelKey: readKeyFile(o.channelKey),
-        workers: o.workers ? Number(o.workers) : undefined,
+        workers: o.workers,
         log,
       });
       announce({ role: 'compute-server', url: cs.url });

@@ -12,6 +12,11 @@ export class ApiError extends CiphermineError {
   }
 }
 
+/** True for a failure worth retrying: the server unreachable, restarting or overloaded. */
+export function isTransient(e: unknown): boolean {
+  return e instanceof ApiError && (e.code === 'ERR_UNREACHABLE' || (e.status >= 502 && e.status <= 504));
+}
+
 export class ComputeServerApi {
   constructor(
     readonly baseUrl: string,
@@ -22,15 +27,23 @@ export class ComputeServerApi {
     return new ComputeServerApi(this.baseUrl, token);
   }
 
-  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     try {
-      res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(`${this.baseUrl}${path}`, { method, headers, body: payload });
     } catch (e) {
       throw new ApiError(0, 'ERR_UNREACHABLE', `cannot reach the compute server at ${this.baseUrl}: ${(e as Error).message}`);
+    }
+    if (res.status === 413) {
+      throw new ApiError(
+        413,
+        'ERR_TOO_LARGE',
+        `the compute server refused a ${payload?.length ?? 0}-byte request to ${path} as larger than its body limit`,
+      );
     }
     const text = await res.text();
     let json: unknown;

@@ -26,7 +26,9 @@ import {
   type WorkerPool,
 } from '../crypto/index.js';
 import { ParameterError } from '../crypto/errors.js';
-import { ComputeServerApi } from './api.js';
+import { basename } from 'node:path';
+import { ComputeServerApi, isTransient } from './api.js';
+import { csvRowBatches, scanCsvFile } from './csv-file.js';
 import type { NumericTable } from './csv.js';
 import type { IdentityFile } from './identity.js';
 
@@ -36,6 +38,12 @@ interface Info {
   keyBits: number;
 }
 
+export interface UploadProgress {
+  /** Rows stored at the compute server so far (including chunks an earlier attempt stored). */
+  rowsSent: number;
+  rows: number;
+}
+
 export interface UploadOptions {
   /** Rows per uploaded chunk (default: as many as fit CHUNK_BYTES of ciphertexts). */
   chunkRows?: number;
@@ -43,6 +51,39 @@ export interface UploadOptions {
   pool?: WorkerPool;
   /** Total epsilon DP queries may spend on this dataset (default: none allowed). */
   epsilonBudget?: number;
+  /** Called after each chunk is stored. */
+  onProgress?: (p: UploadProgress) => void;
+  /** Attempts per chunk while the compute server is unreachable or restarting (default 6, about a minute). */
+  attempts?: number;
+}
+
+export interface CsvUploadOptions extends UploadOptions {
+  /** Dataset name (default: the file's base name). */
+  name?: string;
+  ignoreColumns?: readonly string[];
+  fractionBits?: number;
+  maxAbs?: number;
+}
+
+/** What an owner sees of its dataset: the stored metadata, the chunks uploaded, the grants. */
+export interface OwnedDataset {
+  id: string;
+  name: string;
+  columns: string[];
+  fractionBits: number;
+  maxAbs: number;
+  rows: number;
+  state: 'uploading' | 'ready';
+  epsilonBudgetMicro: number | null;
+  epsilonSpentMicro: number;
+  chunks?: Array<{ idx: number; rows: number }>;
+  grantees?: string[];
+}
+
+export interface UploadOutcome {
+  dataset: string;
+  rows: number;
+  columns: string[];
 }
 
 /**
@@ -55,6 +96,27 @@ export const CHUNK_BYTES = 8 * 1024 * 1024;
 export function defaultChunkRows(columns: number, elementBytes: number): number {
   return Math.max(1, Math.min(2048, Math.floor(CHUNK_BYTES / (columns * 2 * elementBytes))));
 }
+
+/** Batches of exactly `size` rows (the last may be shorter) from an in-memory table. */
+async function* tableBatches(rows: readonly number[][], size: number): AsyncGenerator<number[][]> {
+  for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size);
+}
+
+function largestAbs(rows: readonly number[][]): number {
+  let largest = 0;
+  for (const row of rows) for (const x of row) largest = Math.max(largest, Math.abs(x));
+  return largest;
+}
+
+/** The declared range: the caller's, refused if the data exceeds it, or the data's rounded up. */
+function chooseCodec(fractionBits: number | undefined, maxAbs: number | undefined, largest: number, where: string): FixedPointCodec {
+  if (maxAbs !== undefined && largest > maxAbs) {
+    throw new ParameterError(`${where} holds a value of magnitude ${largest}, beyond the declared --max-abs ${maxAbs}`);
+  }
+  return new FixedPointCodec({ fractionBits: fractionBits ?? 16, maxAbs: maxAbs ?? Math.max(1, Math.ceil(largest)) });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class DataOwner {
   private constructor(
@@ -115,40 +177,143 @@ export class DataOwner {
    * and a declared range `maxAbs` (default: the largest |value|, rounded up). Returns the dataset id.
    */
   uploadTable(name: string, table: NumericTable, opts: UploadOptions & { fractionBits?: number; maxAbs?: number } = {}): Promise<string> {
-    let largest = 1;
-    for (const row of table.rows) for (const x of row) largest = Math.max(largest, Math.abs(x));
-    const codec = new FixedPointCodec({ fractionBits: opts.fractionBits ?? 16, maxAbs: opts.maxAbs ?? Math.ceil(largest) });
-    return this.upload(name, table, codec, opts);
+    // A loop, not Math.max(...cells): a spread over millions of cells overflows the stack.
+    return this.upload(name, table, chooseCodec(opts.fractionBits, opts.maxAbs, largestAbs(table.rows), `table ${name}`), opts);
   }
 
   /** Encodes (range-checked first, so a bad value uploads nothing), encrypts, wraps, uploads. */
   async upload(name: string, table: NumericTable, codec: FixedPointCodec, opts: UploadOptions = {}): Promise<string> {
-    const encoded = table.rows.map((r) => codec.encodeRow(r));
+    for (const r of table.rows) codec.encodeRow(r);
+    const id = await this.createDataset(name, table.columns, table.rows.length, codec, opts.epsilonBudget);
+    const chunkRows = opts.chunkRows ?? defaultChunkRows(table.columns.length, this.sk.publicKey.params.elementBytes);
+    await this.sendChunks(id, codec, tableBatches(table.rows, chunkRows), table.rows.length, new Map(), opts);
+    return id;
+  }
+
+  /**
+   * Uploads a CSV file of any size: one streaming pass validates it and finds the declared range,
+   * a second encrypts and sends it chunk by chunk (memory bounded by a few chunks). Nothing is
+   * created at the server unless the whole file parses.
+   */
+  async uploadCsvFile(path: string, opts: CsvUploadOptions = {}): Promise<UploadOutcome> {
+    const ignore = opts.ignoreColumns ?? [];
+    const summary = await scanCsvFile(path, ignore);
+    const codec = chooseCodec(opts.fractionBits, opts.maxAbs, summary.largestAbs, path);
+    const name = opts.name ?? basename(path);
+    const id = await this.createDataset(name, summary.columns, summary.rows, codec, opts.epsilonBudget);
+    const chunkRows = opts.chunkRows ?? defaultChunkRows(summary.columns.length, this.sk.publicKey.params.elementBytes);
+    await this.sendChunks(id, codec, csvRowBatches(path, ignore, chunkRows), summary.rows, new Map(), opts);
+    return { dataset: id, rows: summary.rows, columns: summary.columns };
+  }
+
+  /**
+   * Finishes an interrupted upload of the same file: chunks the server already stored are skipped,
+   * the rest are sent. The file must have the columns and row count the dataset declared.
+   */
+  async resumeCsvFile(datasetId: string, path: string, opts: CsvUploadOptions = {}): Promise<UploadOutcome> {
+    const d = await this.dataset(datasetId);
+    if (d.state === 'ready') throw new ParameterError(`dataset ${datasetId} is already complete`);
+    const summary = await scanCsvFile(path, opts.ignoreColumns ?? []);
+    if (summary.columns.join(',') !== d.columns.join(',') || summary.rows !== d.rows) {
+      throw new ParameterError(
+        `${path} has ${summary.rows} rows of columns ${summary.columns.join(',')}; dataset ${datasetId} declared ${d.rows} rows of ${d.columns.join(',')}`,
+      );
+    }
+    const codec = chooseCodec(d.fractionBits, d.maxAbs, summary.largestAbs, path);
+    const chunkRows = opts.chunkRows ?? defaultChunkRows(d.columns.length, this.sk.publicKey.params.elementBytes);
+    const stored = new Map((d.chunks ?? []).map((c) => [c.idx, c.rows] as const));
+    for (const [idx, rows] of stored) {
+      if (rows !== Math.min(chunkRows, d.rows - idx * chunkRows)) {
+        throw new ParameterError(`dataset ${datasetId} was cut into chunks of another size; resume with the --chunk-rows of the first attempt`);
+      }
+    }
+    await this.sendChunks(datasetId, codec, csvRowBatches(path, opts.ignoreColumns ?? [], chunkRows), d.rows, stored, opts);
+    return { dataset: datasetId, rows: d.rows, columns: d.columns };
+  }
+
+  private async createDataset(name: string, columns: string[], rows: number, codec: FixedPointCodec, epsilonBudget?: number): Promise<string> {
     const { id } = await this.api.request<{ id: string }>('POST', '/v1/datasets', {
       name,
-      columns: table.columns,
+      columns,
       fractionBits: codec.fractionBits,
       maxAbs: codec.maxAbs,
-      rows: encoded.length,
-      epsilonBudget: opts.epsilonBudget,
+      rows,
+      epsilonBudget,
     });
+    return id;
+  }
+
+  /**
+   * Encrypts and sends each batch as one chunk, skipping those already stored, then completes the
+   * dataset. The next chunk is encrypted while the previous one travels.
+   */
+  private async sendChunks(
+    id: string,
+    codec: FixedPointCodec,
+    batches: AsyncIterable<number[][]>,
+    rows: number,
+    stored: ReadonlyMap<number, number>,
+    opts: UploadOptions,
+  ): Promise<void> {
     const aesKey = deriveEnvelopeKey(this.x25519, this.serverX25519, { ownerId: this.id, datasetId: id });
     const tagKey = deriveEnvelopeKey(this.x25519, this.serverX25519, { ownerId: this.id, datasetId: id }, 'hmac-tag');
-    const chunkRows = opts.chunkRows ?? defaultChunkRows(table.columns.length, this.sk.publicKey.params.elementBytes);
-    for (let start = 0, idx = 0; start < encoded.length; start += chunkRows, idx++) {
-      const rows = encoded.slice(start, start + chunkRows);
-      const cts = await this.encrypt(rows.flat(), opts.pool);
-      const context = uploadContext(id, idx, rows.length);
+    let rowsSent = 0;
+    let sending: Promise<void> = Promise.resolve();
+    let idx = 0;
+    for await (const batch of batches) {
+      const i = idx++;
+      if (stored.get(i) === batch.length) {
+        rowsSent += batch.length;
+        continue;
+      }
+      const cts = await this.encrypt(
+        batch.flatMap((r) => codec.encodeRow(r)),
+        opts.pool,
+      );
+      const context = uploadContext(id, i, batch.length);
       const bytes = serializeCiphertexts(this.sk.publicKey, cts);
-      const envelope = seal(aesKey, bytes, context);
-      await this.api.request('PUT', `/v1/datasets/${id}/chunks/${idx}`, {
-        rows: rows.length,
-        envelope: envelope.toString('base64'),
-        tag: ciphertextTag(tagKey, context, bytes),
+      const body = { rows: batch.length, envelope: seal(aesKey, bytes, context).toString('base64'), tag: ciphertextTag(tagKey, context, bytes) };
+      await sending;
+      sending = this.withRetry(() => this.api.request('PUT', `/v1/datasets/${id}/chunks/${i}`, body), opts.attempts).then(() => {
+        rowsSent += batch.length;
+        opts.onProgress?.({ rowsSent, rows });
       });
+      sending.catch(() => undefined); // awaited at the next chunk; meanwhile not an unhandled rejection
     }
-    await this.api.request('POST', `/v1/datasets/${id}/complete`);
-    return id;
+    await sending;
+    await this.withRetry(() => this.api.request('POST', `/v1/datasets/${id}/complete`), opts.attempts);
+  }
+
+  /** Retries while the compute server is unreachable or restarting; a refusal is final. */
+  private async withRetry<T>(send: () => Promise<T>, attempts = 6): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send();
+      } catch (e) {
+        if (!isTransient(e) || attempt >= attempts) throw e;
+        await sleep(Math.min(16_000, 500 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** This owner's datasets. */
+  async datasets(): Promise<OwnedDataset[]> {
+    return (await this.api.request<{ datasets: OwnedDataset[] }>('GET', '/v1/datasets')).datasets;
+  }
+
+  /** One dataset with its stored chunks and grants. */
+  dataset(id: string): Promise<OwnedDataset> {
+    return this.api.request<OwnedDataset>('GET', `/v1/datasets/${encodeURIComponent(id)}`);
+  }
+
+  /** Withdraws a grant: the client's later jobs may not use the dataset (running ones finish). */
+  async revoke(datasetId: string, clientId: string): Promise<void> {
+    await this.api.request('DELETE', `/v1/datasets/${encodeURIComponent(datasetId)}/grants/${encodeURIComponent(clientId)}`);
+  }
+
+  /** Deletes a dataset (complete or not) with its chunks and grants; refused while a job reads it. */
+  async deleteDataset(datasetId: string): Promise<void> {
+    await this.api.request('DELETE', `/v1/datasets/${encodeURIComponent(datasetId)}`);
   }
 
   async grant(datasetId: string, clientId: string): Promise<void> {

@@ -71,6 +71,16 @@ export class JobFailedError extends ApiError {
   }
 }
 
+export interface GrantedDataset {
+  id: string;
+  ownerId: string;
+  name: string;
+  columns: string[];
+  fractionBits: number;
+  maxAbs: number;
+  state: 'uploading' | 'ready';
+}
+
 export class QueryClient {
   private constructor(
     readonly id: string,
@@ -107,6 +117,14 @@ export class QueryClient {
 
   async status(jobId: string): Promise<JobStatus> {
     return jobStatusSchema.parse(await this.api.request('GET', `/v1/jobs/${encodeURIComponent(jobId)}`));
+  }
+
+  /**
+   * The datasets this client was granted: id, name, columns and encoding, without row counts
+   * (which differentially private answers need the client not to know exactly).
+   */
+  async datasets(): Promise<GrantedDataset[]> {
+    return (await this.api.request<{ datasets: GrantedDataset[] }>('GET', '/v1/datasets')).datasets;
   }
 
   /** This client's jobs, newest first. */

@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   ERR_KEY_FILE: { status: 400, meaning: 'a key file is missing, unreadable or too widely readable' },
   ERR_BAD_REQUEST: { status: 400, meaning: 'a request or protocol message is malformed' },
   ERR_BIT_BUDGET: { status: 400, meaning: 'intermediates would not fit below N/2 with the blinding margin' },
+  ERR_VALUE_RANGE: { status: 400, meaning: 'an uploaded value lies outside the range its dataset declares' },
   ERR_CSV: { status: 400, meaning: 'a CSV file is not a numeric table' },
   ERR_KMEANS_INPUT: { status: 400, meaning: 'k-means parameters do not fit the data' },
   ERR_STATS_QUERY: { status: 400, meaning: 'a DP query is malformed' },
@@ -40,6 +41,7 @@ export const ERROR_CODES = {
   ERR_INTERNAL: { status: 500, meaning: 'an internal error (details in the server log)' },
   ERR_WORKER: { status: 500, meaning: 'a worker thread failed' },
   ERR_UNREACHABLE: { status: 503, meaning: 'a server cannot be reached' },
+  ERR_CHANNEL_KEY: { status: 502, meaning: "the key server refused the compute server's requests: the two servers' channel keys differ" },
   ERR_REMOTE: { status: 502, meaning: 'the other server answered with an error of its own' },
   ERR_BAD_RESPONSE: { status: 502, meaning: 'a server answered with something that is not its protocol' },
 } as const satisfies Record<string, { status: number; meaning: string }>;

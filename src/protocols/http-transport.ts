@@ -75,10 +75,11 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   // Error answers are MACed like replies, so nobody on the network can fake a failure.
-  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number; detail?: unknown }, req, reply) => {
     const code = err.code ?? 'ERR_INTERNAL';
     const status = httpStatusOf(err);
-    const body = Buffer.from(JSON.stringify({ code, message: status >= 500 ? 'internal error' : err.message }));
+    const detail = status < 500 ? err.detail : undefined;
+    const body = Buffer.from(JSON.stringify({ code, message: status >= 500 ? 'internal error' : err.message, detail }));
     const nonce = String(req.headers['x-cm-nonce'] ?? '');
     reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', nonce, sha(body)));
     reply.status(status).type('application/json').send(body);
@@ -109,32 +110,50 @@ export class HttpTransport implements Transport {
     private readonly hmacKey: Uint8Array,
   ) {}
 
+  /** One POST; a connection failure becomes ERR_UNREACHABLE naming the key server (jobs wait for it). */
+  private async post(method: string, body: Uint8Array, headers: Record<string, string>): Promise<Response> {
+    try {
+      return await fetch(`${this.baseUrl}/rpc/${encodeURIComponent(method)}`, {
+        method: 'POST',
+        headers,
+        body: body as unknown as BodyInit,
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      });
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      const cause = (e as { cause?: { code?: string } }).cause?.code;
+      throw new RemoteError('ERR_UNREACHABLE', `the key server at ${this.baseUrl} is unreachable${cause ? ` (${cause})` : ''}`, 503);
+    }
+  }
+
   async call(method: string, body: Uint8Array): Promise<Uint8Array> {
     const ts = String(Date.now());
     const nonce = randomBytes(16).toString('hex');
-    const res = await fetch(`${this.baseUrl}/rpc/${encodeURIComponent(method)}`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/octet-stream',
-        'x-cm-timestamp': ts,
-        'x-cm-nonce': nonce,
-        'x-cm-signature': mac(this.hmacKey, 'request', method, ts, nonce, sha(body)),
-      },
-      body: body as unknown as BodyInit,
-      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    const res = await this.post(method, body, {
+      'content-type': 'application/octet-stream',
+      'x-cm-timestamp': ts,
+      'x-cm-nonce': nonce,
+      'x-cm-signature': mac(this.hmacKey, 'request', method, ts, nonce, sha(body)),
     });
     const out = Buffer.from(await res.arrayBuffer());
     const authentic = macEqual(String(res.headers.get('x-cm-signature') ?? ''), mac(this.hmacKey, 'reply', nonce, sha(out)));
     if (!res.ok) {
       // An unauthenticated error (wrong channel key, or not from the key server) is reported as such.
       if (!authentic && res.status !== 401) throw new RemoteError('ERR_UNAUTHENTICATED', `unauthenticated ${res.status} answer`, 502);
-      let info: { code?: string; message?: string } = {};
+      let info: { code?: string; message?: string; detail?: { index?: number } } = {};
       try {
         info = JSON.parse(out.toString('utf8'));
       } catch {
         // not JSON: keep the status alone
       }
-      throw new RemoteError(info.code ?? 'ERR_REMOTE', info.message ?? `key server answered ${res.status}`, res.status);
+      if (res.status === 401 && info.code === 'ERR_UNAUTHENTICATED') {
+        throw new RemoteError(
+          'ERR_CHANNEL_KEY',
+          `the key server at ${this.baseUrl} refused this compute server's signature: the two servers' channel keys differ (give the compute server the key server's channel.key), or their clocks are minutes apart`,
+          502,
+        );
+      }
+      throw new RemoteError(info.code ?? 'ERR_REMOTE', info.message ?? `key server answered ${res.status}`, res.status, info.detail);
     }
     if (!authentic) throw new RemoteError('ERR_UNAUTHENTICATED', 'reply signature does not verify', 502);
     return out;

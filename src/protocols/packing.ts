@@ -10,6 +10,19 @@ import { keyWire, type Pair } from '../crypto/kernels.js';
 import { BitBudgetError } from './bit-budget.js';
 import { kernel, type ComputeSideContext } from './round-trip.js';
 import { ProtocolError } from './messages.js';
+import { CiphermineError } from '../crypto/errors.js';
+
+/**
+ * A value outside the range its sender declared (an owner who encoded beyond maxAbs). `index` is
+ * its position in the batch, so the compute server can name the dataset and column.
+ */
+export class ValueRangeError extends CiphermineError {
+  readonly detail: { index: number };
+  constructor(index: number) {
+    super('ERR_VALUE_RANGE', `value ${index} of the batch exceeds its declared range`);
+    this.detail = { index };
+  }
+}
 
 export function slotsPerPack(N: bigint, slotBits: number): number {
   const s = Math.floor((bitLength(N) - 2) / slotBits);
@@ -34,10 +47,10 @@ export function unpack(packs: readonly bigint[], N: bigint, slotBits: number, co
   for (let p = 0; p < packs.length; p++) {
     let v = packs[p]!;
     const used = Math.min(per, count - p * per);
-    if (v >> BigInt(used * slotBits) !== 0n) throw new ProtocolError('a packed value exceeds its declared range');
+    if (v >> BigInt(used * slotBits) !== 0n) throw new ValueRangeError(p * per + used - 1);
     for (let s = 0; s < used; s++, v >>= BigInt(slotBits)) {
       const x = v & mask;
-      if (x < low || x >= high) throw new ProtocolError('a packed value exceeds its declared range');
+      if (x < low || x >= high) throw new ValueRangeError(p * per + s);
       out.push(x);
     }
   }

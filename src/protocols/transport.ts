@@ -19,6 +19,8 @@ export class RemoteError extends CiphermineError {
     code: string,
     message: string,
     readonly status: number,
+    /** Structured detail the far side attached (the position of a value out of range). */
+    readonly detail?: { index?: number },
   ) {
     super(isErrorCode(code) ? code : 'ERR_REMOTE', message);
   }
@@ -31,8 +33,8 @@ export class InMemoryTransport implements Transport {
     try {
       return Buffer.from(await this.handler(method, Buffer.from(body)));
     } catch (e) {
-      const err = e as CiphermineError;
-      throw new RemoteError(err.code ?? 'ERR_INTERNAL', err.message, httpStatusOf(err));
+      const err = e as CiphermineError & { detail?: { index?: number } };
+      throw new RemoteError(err.code ?? 'ERR_INTERNAL', err.message, httpStatusOf(err), err.detail);
     }
   }
 }

@@ -100,7 +100,11 @@ const registerBody = z.object({
 });
 const datasetBody = z.object({
   name: z.string().min(1).max(200),
-  columns: z.array(z.string().min(1).max(200)).min(1).max(1000),
+  columns: z
+    .array(z.string().min(1).max(200))
+    .min(1)
+    .max(1000)
+    .refine((cs) => new Set(cs).size === cs.length, 'column names must be distinct'),
   fractionBits: z.number().int().min(0).max(52),
   maxAbs: z.number().positive().finite(),
   rows: z.number().int().min(1).max(10_000_000),
@@ -114,6 +118,7 @@ const chunkBody = z.object({
 });
 const grantBody = z.object({ clientId: z.string().min(1).max(200) });
 const idParam = z.object({ id: z.string().min(1).max(200) });
+const grantParam = z.object({ id: z.string().min(1).max(200), clientId: z.string().min(1).max(200) });
 const chunkParam = z.object({ id: z.string().min(1).max(200), idx: z.coerce.number().int().min(0).max(1_000_000) });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
@@ -145,10 +150,12 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES });
   app.setErrorHandler((err: Error & { code?: string }, _req, reply) => {
     const status = httpStatusOf(err);
+    // Errors about the key server are the operator's to fix and say so; other 5xx details stay in the log.
+    const operational = err.code === 'ERR_UNREACHABLE' || err.code === 'ERR_CHANNEL_KEY';
     reply.status(status).send({
       error: {
         code: isErrorCode(err.code) ? err.code : status >= 500 ? 'ERR_INTERNAL' : 'ERR_BAD_REQUEST',
-        message: status >= 500 ? 'internal error' : err.message,
+        message: status >= 500 && !operational ? 'internal error' : err.message,
       },
     });
     if (status >= 500) opts.log?.(`internal error: ${err.stack ?? err.message}`);
@@ -244,6 +251,36 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     const client = await store.party(clientId);
     if (!client || client.role !== 'client') throw notFound(`no query client ${clientId}`);
     await store.grant(id, clientId);
+    return { ok: true };
+  });
+
+  app.delete('/v1/datasets/:id/grants/:clientId', async (req) => {
+    const owner = await auth(req, 'owner');
+    const { id, clientId } = parse(grantParam, req.params);
+    await ownDataset(owner, id);
+    if (!(await store.revoke(id, clientId))) throw notFound(`dataset ${id} is not granted to ${clientId}`);
+    return { ok: true };
+  });
+
+  /** The owner's view of one dataset: its state, the chunks stored so far (to resume), its grants. */
+  app.get('/v1/datasets/:id', async (req) => {
+    const owner = await auth(req, 'owner');
+    const { id } = parse(idParam, req.params);
+    const d = await ownDataset(owner, id);
+    return { ...d, chunks: await store.chunkSizes(id), grantees: await store.grantees(id) };
+  });
+
+  // Finished jobs keep their results; a job still reading the dataset would fail half-way, so wait.
+  app.delete('/v1/datasets/:id', async (req) => {
+    const owner = await auth(req, 'owner');
+    const { id } = parse(idParam, req.params);
+    await ownDataset(owner, id);
+    for (const jobId of await store.unfinishedJobs()) {
+      const spec = (await store.job(jobId))?.spec as { datasets?: unknown } | undefined;
+      if (Array.isArray(spec?.datasets) && spec.datasets.includes(id))
+        throw conflict(`job ${jobId} is still using dataset ${id}; delete it when the job ends`);
+    }
+    await store.deleteDataset(id);
     return { ok: true };
   });
 

@@ -14,6 +14,7 @@ import {
   type BcpParams,
   type Ciphertext,
 } from '../crypto/index.js';
+import { RemoteError } from '../protocols/index.js';
 import type { DatasetRow, Store } from './store/index.js';
 
 /** The ciphertexts of each chunk of a dataset, row-major, under its owner's key. */
@@ -30,4 +31,36 @@ export async function* datasetChunks(store: Store, d: DatasetRow, params: BcpPar
     checkCiphertextTag(tagKey, context, bytes, c.tag);
     yield deserializeCiphertexts(bytes, ownerKey);
   }
+}
+
+/**
+ * Names the dataset and column of a value the key server found outside its declared range, given
+ * the failed batch's first value position in the dataset (row-major) or the column it was taken
+ * from. Any other error passes through unchanged.
+ */
+export function withDatasetContext(e: unknown, d: DatasetRow, at: { firstValue: number } | { column: string }): unknown {
+  if (!(e instanceof RemoteError) || e.code !== 'ERR_VALUE_RANGE') return e;
+  const index = e.detail?.index ?? 0;
+  const column = 'column' in at ? at.column : d.columns[(at.firstValue + index) % d.columns.length];
+  return new RemoteError(
+    'ERR_VALUE_RANGE',
+    `dataset '${d.name}' (${d.id}), column '${column}': a value exceeds the declared range ±${d.maxAbs}; its owner must upload it again with a larger --max-abs`,
+    400,
+  );
+}
+
+/**
+ * The same for a value found out of range later, inside a comparison of distances or clipped
+ * values: the comparison mixes a record's columns, so the error names the datasets (and the column
+ * when the job reads only one) rather than a position.
+ */
+export function withDatasetsContext(e: unknown, ds: readonly DatasetRow[], column?: string): unknown {
+  if (!(e instanceof RemoteError) || e.code !== 'ERR_VALUE_RANGE') return e;
+  const names = ds.map((d) => `'${d.name}' (${d.id}, ±${d.maxAbs})`).join(', ');
+  const where = ds.length === 1 ? `dataset ${names}` : `one of the datasets ${names}`;
+  return new RemoteError(
+    'ERR_VALUE_RANGE',
+    `${where}${column ? `, column '${column}'` : ''}: a value exceeds the declared range (found by a comparison${column ? '' : ', which mixes the columns'}); its owner must upload it again with a larger --max-abs`,
+    400,
+  );
 }

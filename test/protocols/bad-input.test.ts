@@ -108,10 +108,10 @@ describe('key server endpoints refuse bad input and keep serving', () => {
     assert.equal(r.status, 401, 'replay');
     r = await post('sct', Buffer.from('y'), signed(h.hmacKey, 'sct', body));
     assert.equal(r.status, 401, 'body swapped under a valid signature');
-    // A client with the wrong key is refused too, with a typed error.
+    // A client with the wrong key is refused too, with a typed error that says what to fix.
     await assert.rejects(
       new HttpTransport(h.server!.url, randomBytes(32)).call('sct', body),
-      (e: unknown) => e instanceof RemoteError && e.status === 401,
+      (e: unknown) => e instanceof RemoteError && e.code === 'ERR_CHANNEL_KEY' && /channel keys differ/.test(e.message),
     );
     await still();
   });

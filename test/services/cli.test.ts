@@ -11,6 +11,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { startServices, type Services } from './services-harness.js';
+import { DataOwner } from '../../src/clients/data-owner.js';
+import { QueryClient, JobFailedError } from '../../src/clients/query-client.js';
+import { ComputeServerApi } from '../../src/clients/api.js';
+import { loadIdentity } from '../../src/clients/identity.js';
+import { FixedPointCodec } from '../../src/crypto/index.js';
 
 const main = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
@@ -35,7 +40,10 @@ describe('ciphermine CLI', () => {
     await fails(['owner', 'register', '--identity', owner], /already holds an identity/);
     const { dataset } = JSON.parse((await cli('owner', 'upload', '--identity', owner, '--csv', csv)).stdout);
     await cli('owner', 'grant', '--identity', owner, '--dataset', dataset, '--client', clientId);
-    await fails(['client', 'kmeans', '--identity', analyst, '--datasets', dataset, '--k', 'abc'], /expected an integer, got 'abc'/);
+    await fails(
+      ['client', 'kmeans', '--identity', analyst, '--datasets', dataset, '--k', 'abc'],
+      /--k must be a whole number of at least 2, got 'abc'/,
+    );
     await fails(['owner', 'upload', '--identity', analyst, '--csv', csv], /query client's; data owner commands need a data owner's identity/);
     const run = await cli('client', 'kmeans', '--identity', analyst, '--datasets', dataset, '--k', '2', '--init-indices', '0,2');
     assert.match(run.stderr, /job job-[0-9a-f-]+ submitted/);
@@ -45,5 +53,139 @@ describe('ciphermine CLI', () => {
     assert.deepEqual(again, first);
     const jobs = JSON.parse((await cli('client', 'jobs', '--identity', analyst)).stdout);
     assert.equal(jobs[0].id, first.job);
+  });
+
+  it('refuses each bad flag with a message naming it', async () => {
+    const id = join(s.dir, 'flags.id');
+    await cli('client', 'register', '--identity', id);
+    const kmeans = ['client', 'kmeans', '--identity', id, '--datasets', 'ds-x'];
+    await fails([...kmeans, '--k', 'abc'], /--k must be a whole number of at least 2, got 'abc'/);
+    await fails([...kmeans, '--k', '1'], /--k must be a whole number of at least 2, got '1'/);
+    await fails([...kmeans, '--k', '3', '--init-indices', '0,x'], /--init-indices must be a whole number of at least 0, got 'x'/);
+    const stats = ['query', 'stats', '--identity', id, '--datasets', 'ds-x', '--column', 'c'];
+    await fails([...stats, '--kind', 'mean', '--epsilon', '1', '--lo', 'abc'], /--lo must be a decimal number, got 'abc'/);
+    await fails([...stats, '--kind', 'histogram', '--epsilon', '1', '--edges', '1,x'], /--edges must be a decimal number, got 'x'/);
+    await fails([...stats, '--kind', 'median', '--epsilon', '1'], /--kind must be one of count, sum, mean, histogram, mode, got 'median'/);
+    await fails([...stats, '--kind', 'sum', '--epsilon', '0'], /--epsilon must be a decimal number above 0, got '0'/);
+    const owner = join(s.dir, 'flags-owner.id');
+    await cli('owner', 'register', '--identity', owner);
+    await fails(
+      ['owner', 'upload', '--identity', owner, '--csv', 'x.csv', '--epsilon-budget', '-1'],
+      /--epsilon-budget must be a decimal number of at least 0, got '-1'/,
+    );
+    const hex = join(s.dir, 'hex.csv');
+    writeFileSync(hex, 'x,y\n1,2\n3,0x10\n');
+    await fails(['owner', 'upload', '--identity', owner, '--csv', hex], /line 3, column y: '0x10' is not a finite number/);
+    const thousands = join(s.dir, 'thousands.csv');
+    writeFileSync(thousands, 'x,y\n1,"1,000"\n');
+    await fails(['owner', 'upload', '--identity', owner, '--csv', thousands], /line 2, column y: '1,000' is not a finite number/);
+  });
+
+  it('uploads 1,707 x 30 through the CLI with progress, resumes an interrupted upload, revokes and deletes', async () => {
+    const ownerId = join(s.dir, 'wide-owner.id');
+    const analystId = join(s.dir, 'wide-analyst.id');
+    await cli('owner', 'register', '--identity', ownerId);
+    const { id: clientId } = JSON.parse((await cli('client', 'register', '--identity', analystId)).stdout);
+    const csv = join(s.dir, 'wide.csv');
+    const header = Array.from({ length: 30 }, (_, j) => `c${j}`).join(',');
+    const rows = Array.from({ length: 1707 }, (_, i) => Array.from({ length: 30 }, (_, j) => ((i * 31 + j * 17) % 2000) / 100 - 10).join(','));
+    writeFileSync(csv, `${header}\n${rows.join('\n')}\n`);
+    const up = await cli('owner', 'upload', '--identity', ownerId, '--csv', csv, '--name', 'wide');
+    const wide = JSON.parse(up.stdout);
+    assert.equal(wide.rows, 1707);
+    assert.match(up.stderr, /rows encrypted and sent 1707\/1707/);
+
+    // An upload that stops after its first chunk (the process died, say) is finished by --resume.
+    const owner = await DataOwner.fromIdentity(loadIdentity(ownerId));
+    let stopped = '';
+    await assert.rejects(
+      owner.uploadCsvFile(csv, {
+        chunkRows: 500,
+        onProgress: () => {
+          throw new Error('interrupted');
+        },
+      }),
+      /interrupted/,
+    );
+    for (const d of await owner.datasets()) if (d.state === 'uploading') stopped = d.id;
+    assert.ok(stopped, 'the interrupted dataset is listed as uploading');
+    const resumed = await cli('owner', 'upload', '--identity', ownerId, '--csv', csv, '--resume', stopped, '--chunk-rows', '500');
+    assert.equal(JSON.parse(resumed.stdout).dataset, stopped);
+    const listed = JSON.parse((await cli('owner', 'datasets', '--identity', ownerId)).stdout) as Array<{
+      id: string;
+      state: string;
+      chunks: unknown[];
+    }>;
+    assert.deepEqual(
+      listed.map((d) => [d.id, d.state]),
+      [
+        [wide.dataset, 'ready'],
+        [stopped, 'ready'],
+      ],
+    );
+    assert.equal(listed[1]!.chunks.length, 4, 'the resumed upload kept its 500-row chunks');
+
+    await cli('owner', 'grant', '--identity', ownerId, '--dataset', stopped, '--client', clientId);
+    assert.equal(JSON.parse((await cli('client', 'datasets', '--identity', analystId)).stdout).length, 1);
+    await cli('owner', 'revoke', '--identity', ownerId, '--dataset', stopped, '--client', clientId);
+    assert.deepEqual(JSON.parse((await cli('client', 'datasets', '--identity', analystId)).stdout), []);
+    await fails(['client', 'kmeans', '--identity', analystId, '--datasets', stopped, '--k', '2'], /not granted|may not use/);
+    await fails(['owner', 'revoke', '--identity', ownerId, '--dataset', stopped, '--client', clientId], /is not granted to/);
+    await cli('owner', 'delete', '--identity', ownerId, '--dataset', stopped);
+    await cli('owner', 'delete', '--identity', ownerId, '--dataset', wide.dataset);
+    assert.deepEqual(JSON.parse((await cli('owner', 'datasets', '--identity', ownerId)).stdout), []);
+    await fails(['owner', 'delete', '--identity', ownerId, '--dataset', stopped], /no dataset/);
+  });
+
+  it('the API refuses duplicate columns, and a value beyond its declared range names the dataset and column', async () => {
+    const owner = await DataOwner.register(s.cs.url, 'careless owner');
+    const api = new ComputeServerApi(s.cs.url, owner.identity().token);
+    await assert.rejects(
+      api.request('POST', '/v1/datasets', { name: 'd', columns: ['a', 'a'], fractionBits: 16, maxAbs: 1, rows: 1 }),
+      /column names must be distinct/,
+    );
+    // An owner (through the API, not the CLI, which checks) declares |x| <= 1 but encodes 50.
+    const real = new FixedPointCodec({ fractionBits: 16, maxAbs: 100 });
+    const lying = { fractionBits: 16, maxAbs: 1, encodeRow: (r: number[]) => real.encodeRow(r) } as unknown as FixedPointCodec;
+    const ds = await owner.upload(
+      'readings',
+      {
+        columns: ['a', 'b'],
+        rows: [
+          [0, 0],
+          [0.5, 50],
+          [1, 1],
+        ],
+      },
+      lying,
+    );
+    const client = await QueryClient.register(s.cs.url, 'analyst');
+    await owner.grant(ds, client.id);
+    await assert.rejects(
+      client.kmeans({ datasets: [ds], k: 2 }),
+      (e: Error) =>
+        (e instanceof JobFailedError && /dataset 'readings' \(ds-[0-9a-f-]+, ±1\): a value exceeds the declared range/.test(e.message)) ||
+        assert.fail(e.message),
+    );
+    // A DP query reads one column, and names it.
+    const stats = await owner.upload(
+      'more readings',
+      {
+        columns: ['a', 'b'],
+        rows: [
+          [0, 0],
+          [0.5, 50],
+          [1, 1],
+        ],
+      },
+      lying,
+      { epsilonBudget: 1 },
+    );
+    await owner.grant(stats, client.id);
+    await assert.rejects(
+      client.stats({ datasets: [stats], column: 'b', kind: 'sum', lo: -1, hi: 1, epsilon: 0.5 }),
+      (e: Error) =>
+        /dataset 'more readings' \(ds-[0-9a-f-]+, ±1\), column 'b': a value exceeds the declared range/.test(e.message) || assert.fail(e.message),
+    );
   });
 });

@@ -16,6 +16,11 @@ import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { startComputeServer, type ComputeServerHandle } from '../../src/services/compute-server.js';
 import { startKeyServer, type KeyServerHandle } from '../../src/services/key-server.js';
 import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
+import { saveIdentity } from '../../src/clients/identity.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 import { testDatabase } from './test-database.js';
 
 const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
@@ -189,5 +194,39 @@ describe('compute server killed mid-job', () => {
     const exact = rows.reduce((a, [x]) => a + Math.min(100, Math.max(10, x!)), 0);
     // Laplace noise of scale 100 / 0.5 = 200: far beyond 4000 with probability e^-20.
     assert.ok(Math.abs(r.value! - exact) < 4000, `${r.value} vs ${exact}`);
+  });
+
+  it('`client kmeans` follows its job through the restart and prints the result', async () => {
+    const table = iris();
+    const owner = await DataOwner.register(cs.url, 'owner');
+    const client = await QueryClient.register(cs.url, 'client');
+    const ds = await owner.upload('iris', table, irisCodec);
+    await owner.grant(ds, client.id);
+    const identity = join(mkdtempSync(join(tmpdir(), 'cm-cli-kill-')), 'analyst.id');
+    saveIdentity(identity, client.identity());
+    const init = [0, 1, 2];
+    const cli = spawn(
+      process.execPath,
+      [MAIN, 'client', 'kmeans', '--identity', identity, '--datasets', ds, '--k', '3', '--init-indices', init.join(',')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    cli.stdout.on('data', (d) => (stdout += d));
+    cli.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => cli.once('exit', r));
+    while (!/job (job-[0-9a-f-]+) submitted/.test(stderr)) await sleep(20);
+    const job = /job (job-[0-9a-f-]+) submitted/.exec(stderr)![1]!;
+    const st = await until(client, job, (s) => iterationsDone(s) >= 2);
+    assert.equal(st.state, 'running', 'the job must still be running when the compute server dies');
+    await killAndRestart();
+
+    assert.equal(await exited, 0, stderr);
+    const printed = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    assert.equal(printed.job, job);
+    await assertEqualsLloyd(client, job, table, init);
+    assert.deepEqual(printed.assignments, (await client.kmeansResult(job)).assignments);
   });
 });

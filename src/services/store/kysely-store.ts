@@ -159,6 +159,10 @@ export class KyselyStore implements Store {
     return rows.map((r) => r.idx);
   }
 
+  async chunkSizes(datasetId: string): Promise<Array<{ idx: number; rows: number }>> {
+    return this.db.selectFrom('chunks').select(['idx', 'rows']).where('dataset_id', '=', datasetId).orderBy('idx').execute();
+  }
+
   async chunk(datasetId: string, idx: number): Promise<ChunkRow | undefined> {
     const r = await this.db
       .selectFrom('chunks')
@@ -194,6 +198,24 @@ export class KyselyStore implements Store {
       .values({ dataset_id: datasetId, client_id: clientId })
       .onConflict((oc) => oc.columns(['dataset_id', 'client_id']).doNothing())
       .execute();
+  }
+
+  async deleteDataset(datasetId: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('chunks').where('dataset_id', '=', datasetId).execute();
+      await trx.deleteFrom('grants').where('dataset_id', '=', datasetId).execute();
+      await trx.deleteFrom('datasets').where('id', '=', datasetId).execute();
+    });
+  }
+
+  async revoke(datasetId: string, clientId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('grants').where('dataset_id', '=', datasetId).where('client_id', '=', clientId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async grantees(datasetId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('grants').select('client_id').where('dataset_id', '=', datasetId).orderBy('client_id').execute();
+    return rows.map((r) => r.client_id);
   }
 
   async isGranted(datasetId: string, clientId: string): Promise<boolean> {

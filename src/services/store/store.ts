@@ -107,13 +107,25 @@ export interface Store {
   putChunk(datasetId: string, declaredRows: number, chunk: ChunkRow): Promise<number | null>;
   /** Indices of the stored chunks, in order, without reading the envelopes. */
   chunkIndices(datasetId: string): Promise<number[]>;
+  /** Index and row count of each stored chunk, in order (what an interrupted upload resumes from). */
+  chunkSizes(datasetId: string): Promise<Array<{ idx: number; rows: number }>>;
   chunk(datasetId: string, idx: number): Promise<ChunkRow | undefined>;
   uploadedRows(datasetId: string): Promise<number>;
   /** Marks the dataset ready when exactly the declared rows are stored; returns the rows stored. */
   completeUpload(datasetId: string, declaredRows: number): Promise<number>;
 
+  /**
+   * Deletes a dataset with its chunks and grants, in one transaction. Jobs already finished keep
+   * their results (under their clients' keys); the caller refuses while an unfinished job reads it.
+   */
+  deleteDataset(datasetId: string): Promise<void>;
+
   grant(datasetId: string, clientId: string): Promise<void>;
+  /** Removes a grant; false when there was none. */
+  revoke(datasetId: string, clientId: string): Promise<boolean>;
   isGranted(datasetId: string, clientId: string): Promise<boolean>;
+  /** The query clients a dataset is granted to. */
+  grantees(datasetId: string): Promise<string[]>;
 
   /**
    * Creates a job; with a charge, every listed dataset pays epsilonMicro in the same transaction,

@@ -15,7 +15,7 @@ import {
 } from '../../../crypto/index.js';
 import { sct, sctBounded, checkDistanceBudget, dropShare, newShareId, MAX_SHARED_VALUES, type RecordShare } from '../../../protocols/index.js';
 import { secureKMeans, validateKMeansInput, type SecureCheckpoint, type SecureKMeansOptions } from '../../../analytics/kmeans-secure.js';
-import { datasetChunks } from '../../dataset-reader.js';
+import { datasetChunks, withDatasetContext, withDatasetsContext } from '../../dataset-reader.js';
 import { badRequest } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets } from '../datasets.js';
@@ -79,6 +79,9 @@ export const kmeansKind = defineJobKind({
     };
     const result = await ctx
       .phase('iterations', () => secureKMeans(ctx.services.compute, chunk(records, dims), loop))
+      .catch((e) => {
+        throw withDatasetsContext(e, datasets);
+      })
       .finally(() => {
         // The key server's share is no longer needed (best effort: its store is bounded anyway).
         if (loop.share) dropShare(ctx.services.compute, jobKey, loop.share.id).catch(() => undefined);
@@ -146,7 +149,11 @@ async function convert(ctx: JobContext<Spec>, datasets: DatasetRow[], jobKey: Bc
         for (let j = 0; j < cts.length; j += SCT_CHUNK) {
           const batch = cts.slice(j, j + SCT_CHUNK);
           const opts = { kms: true, share: share && { ...share, offset: at } };
-          parts.push(serializeCiphertexts(jobKey, await sctBounded(compute, batch, jobKey, valueBits, opts)));
+          const firstValue = at - starts[i]!;
+          const converted = await sctBounded(compute, batch, jobKey, valueBits, opts).catch((e) => {
+            throw withDatasetContext(e, d, { firstValue });
+          });
+          parts.push(serializeCiphertexts(jobKey, converted));
           at += batch.length;
           await ctx.progress((done += batch.length), total, 'value converted');
         }

@@ -18,7 +18,7 @@ import {
 import { parseRational, type Rational } from '../../../crypto/noise/rational.js';
 import { sctBounded, sdcBlindBits } from '../../../protocols/index.js';
 import { secureStats, validateQuery, type StatsQuery } from '../../../analytics/stats-secure.js';
-import { datasetChunks } from '../../dataset-reader.js';
+import { datasetChunks, withDatasetContext, withDatasetsContext } from '../../dataset-reader.js';
 import { badRequest } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets } from '../datasets.js';
@@ -100,7 +100,10 @@ export const statsKind = defineJobKind({
           const a = d.columns.indexOf(ctx.spec.column);
           for await (const cts of datasetChunks(store, d, params, x25519)) {
             const mine = cts.filter((_, i) => i % d.columns.length === a);
-            out.push(serializeCiphertexts(jobKey, await sctBounded(compute, mine, jobKey, q.valueBits)));
+            const converted = await sctBounded(compute, mine, jobKey, q.valueBits).catch((e) => {
+              throw withDatasetContext(e, d, { column: ctx.spec.column });
+            });
+            out.push(serializeCiphertexts(jobKey, converted));
           }
         }
         return out;
@@ -112,7 +115,9 @@ export const statsKind = defineJobKind({
     const [released, extra] = await ctx.once('released', () =>
       ctx.phase('computation', async () => {
         const column: Ciphertext[] = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
-        const r = await secureStats(compute, column, q, clientKey, noise);
+        const r = await secureStats(compute, column, q, clientKey, noise).catch((e) => {
+          throw withDatasetsContext(e, ds, ctx.spec.column);
+        });
         const meta = { divisor: r.divisor?.toString(), choice: r.choice };
         return [serializeCiphertexts(clientKey, r.released), Buffer.from(JSON.stringify(meta))];
       }),
