@@ -1,0 +1,152 @@
+/**
+ * The `dealer` provider: a trusted third party (seed 002's KGC, the trusted authority seed 001
+ * already assumes) that never sees data. It gives each server a PRG seed once; party 0 then draws
+ * all of its material from its seed, party 1 draws a and b from its own, and only party 1's c, the
+ * correction that makes c = a * b hold, crosses the wire: a fraction of the data's size.
+ *
+ * Trust: the dealer knows every triple, so a dealer that colludes with either server, or that a
+ * server impersonates, breaks privacy; with an honest dealer each server's view is independent of
+ * the data (Beaver 1991; the ABY and SecureML offline phases).
+ */
+import { ParameterError } from '../../crypto/errors.js';
+import { Prg, SEED_BYTES } from '../prg.js';
+import * as ring from '../ring.js';
+import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTriple, ProviderCounters } from './provider.js';
+
+/** One request to the dealer: what party 1 needs a correction for. */
+export type DealerRequest =
+  | { kind: 'triple'; n: number }
+  | { kind: 'matmul'; m: number; k: number; n: number }
+  | { kind: 'and'; words: number }
+  | { kind: 'dabits'; n: number };
+
+/** How party 1 reaches the dealer: in memory, or over the network. */
+export interface DealerLink {
+  correction(request: DealerRequest): Promise<Uint8Array>;
+}
+
+export const MAX_DEALER_ELEMENTS = 1 << 26;
+
+function checkSize(r: DealerRequest): void {
+  const size = r.kind === 'matmul' ? Math.max(r.m * r.k, r.k * r.n, r.m * r.n) : r.kind === 'and' ? r.words : r.n;
+  const dims = r.kind === 'matmul' ? [r.m, r.k, r.n] : [size];
+  if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0) || size > MAX_DEALER_ELEMENTS) {
+    throw new ParameterError(`a dealer request of ${JSON.stringify(r)} is malformed or larger than ${MAX_DEALER_ELEMENTS} elements`);
+  }
+}
+
+const bytes = (a: BigUint64Array | Uint32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Bit i of packed words. */
+const bitAt = (w: Uint32Array, i: number) => (w[i >>> 5]! >>> (i & 31)) & 1;
+
+/**
+ * The dealer's state: both seeds, and both parties' PRG streams, replayed in the order party 1
+ * asks (party 0 asks for the same material in the same order, from its seed alone).
+ */
+export class TrustedDealer implements DealerLink {
+  private readonly prg0: Prg;
+  private readonly prg1: Prg;
+
+  constructor(
+    readonly seed0: Buffer = Prg.fresh().seed,
+    readonly seed1: Buffer = Prg.fresh().seed,
+  ) {
+    if (seed0.length !== SEED_BYTES || seed1.length !== SEED_BYTES) throw new ParameterError('dealer seeds are 32 bytes');
+    this.prg0 = new Prg(seed0);
+    this.prg1 = new Prg(seed1);
+  }
+
+  async correction(r: DealerRequest): Promise<Uint8Array> {
+    checkSize(r);
+    switch (r.kind) {
+      case 'triple': {
+        const [a0, b0, c0] = [this.prg0.ring(r.n), this.prg0.ring(r.n), this.prg0.ring(r.n)];
+        const [a1, b1] = [this.prg1.ring(r.n), this.prg1.ring(r.n)];
+        return bytes(ring.sub(ring.mul(ring.add(a0, a1), ring.add(b0, b1)), c0));
+      }
+      case 'matmul': {
+        const [a0, b0, c0] = [this.prg0.ring(r.m * r.k), this.prg0.ring(r.k * r.n), this.prg0.ring(r.m * r.n)];
+        const [a1, b1] = [this.prg1.ring(r.m * r.k), this.prg1.ring(r.k * r.n)];
+        return bytes(ring.sub(ring.matmul(ring.add(a0, a1), ring.add(b0, b1), r.m, r.k, r.n), c0));
+      }
+      case 'and': {
+        const [a0, b0, c0] = [this.prg0.words(r.words), this.prg0.words(r.words), this.prg0.words(r.words)];
+        const [a1, b1] = [this.prg1.words(r.words), this.prg1.words(r.words)];
+        const c1 = new Uint32Array(r.words);
+        for (let i = 0; i < r.words; i++) c1[i] = ((a0[i]! ^ a1[i]!) & (b0[i]! ^ b1[i]!)) ^ c0[i]!;
+        return bytes(c1);
+      }
+      case 'dabits': {
+        const words = Math.ceil(r.n / 32);
+        const [bits0, arith0] = [this.prg0.words(words), this.prg0.ring(r.n)];
+        const bits1 = this.prg1.words(words);
+        const arith1 = new BigUint64Array(r.n);
+        for (let i = 0; i < r.n; i++) arith1[i] = BigInt(bitAt(bits0, i) ^ bitAt(bits1, i)) - arith0[i]!;
+        return bytes(arith1);
+      }
+    }
+  }
+}
+
+/** One party's end of the dealer provider. */
+export class DealerProvider implements CorrelatedRandomness {
+  readonly name = 'dealer' as const;
+  readonly counters: ProviderCounters = { offlineBytes: 0, offlineSeconds: 0 };
+  private readonly prg: Prg;
+
+  /** Party 1 needs a link to the dealer; party 0 needs only its seed. */
+  constructor(
+    readonly party: 0 | 1,
+    seed: Uint8Array,
+    private readonly link?: DealerLink,
+  ) {
+    if (party === 1 && !link) throw new ParameterError('party 1 of the dealer provider needs a link to the dealer');
+    this.prg = new Prg(seed);
+  }
+
+  private async fetchCorrection(r: DealerRequest): Promise<Uint8Array> {
+    const t = performance.now();
+    const c = await this.link!.correction(r);
+    this.counters.offlineBytes += c.length;
+    this.counters.offlineSeconds += (performance.now() - t) / 1000;
+    return c;
+  }
+
+  private ringOf(c: Uint8Array, n: number): BigUint64Array {
+    if (c.length !== 8 * n) throw new ParameterError(`the dealer sent ${c.length} bytes where ${8 * n} were due`);
+    return new BigUint64Array(new Uint8Array(c).buffer, 0, n);
+  }
+
+  async triple(n: number): Promise<BeaverTriple> {
+    const [a, b] = [this.prg.ring(n), this.prg.ring(n)];
+    const c = this.party === 0 ? this.prg.ring(n) : this.ringOf(await this.fetchCorrection({ kind: 'triple', n }), n);
+    return { a, b, c };
+  }
+
+  async matmulTriple(m: number, k: number, n: number): Promise<MatmulTriple> {
+    const [a, b] = [this.prg.ring(m * k), this.prg.ring(k * n)];
+    const c = this.party === 0 ? this.prg.ring(m * n) : this.ringOf(await this.fetchCorrection({ kind: 'matmul', m, k, n }), m * n);
+    return { a, b, c };
+  }
+
+  async andTriple(words: number): Promise<AndTriple> {
+    const [a, b] = [this.prg.words(words), this.prg.words(words)];
+    if (this.party === 0) return { a, b, c: this.prg.words(words) };
+    const c = await this.fetchCorrection({ kind: 'and', words });
+    if (c.length !== 4 * words) throw new ParameterError(`the dealer sent ${c.length} bytes where ${4 * words} were due`);
+    return { a, b, c: new Uint32Array(new Uint8Array(c).buffer, 0, words) };
+  }
+
+  async daBits(n: number): Promise<DaBits> {
+    const bits = this.prg.words(Math.ceil(n / 32));
+    const arith = this.party === 0 ? this.prg.ring(n) : this.ringOf(await this.fetchCorrection({ kind: 'dabits', n }), n);
+    return { bits, arith };
+  }
+}
+
+/** Both parties' providers around one in-memory dealer (tests, single-process use). */
+export function dealerProviders(): [DealerProvider, DealerProvider] {
+  const dealer = new TrustedDealer();
+  return [new DealerProvider(0, dealer.seed0), new DealerProvider(1, dealer.seed1, dealer)];
+}

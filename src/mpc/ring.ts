@@ -1,0 +1,107 @@
+/**
+ * The ring Z_2^64 that arithmetic shares live in, on BigUint64Array: assignment into the array
+ * reduces modulo 2^64, so every operation wraps exactly as machine arithmetic does. Fixed-point
+ * reals are signed two's complement integers scaled by 2^f (f = 16 by default).
+ */
+import { ParameterError } from '../crypto/errors.js';
+
+export type RingArray = BigUint64Array;
+
+export const RING_BITS = 64;
+export const DEFAULT_FRACTION_BITS = 16;
+
+export function zeros(n: number): RingArray {
+  return new BigUint64Array(n);
+}
+
+function sameLength(a: RingArray, b: RingArray): void {
+  if (a.length !== b.length) throw new ParameterError(`ring arrays of ${a.length} and ${b.length} elements`);
+}
+
+export function add(a: RingArray, b: RingArray): RingArray {
+  sameLength(a, b);
+  const out = new BigUint64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
+
+export function sub(a: RingArray, b: RingArray): RingArray {
+  sameLength(a, b);
+  const out = new BigUint64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! - b[i]!;
+  return out;
+}
+
+export function neg(a: RingArray): RingArray {
+  const out = new BigUint64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = -a[i]!;
+  return out;
+}
+
+/** Elementwise product modulo 2^64. */
+export function mul(a: RingArray, b: RingArray): RingArray {
+  sameLength(a, b);
+  const out = new BigUint64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! * b[i]!;
+  return out;
+}
+
+export function scale(a: RingArray, c: bigint): RingArray {
+  const out = new BigUint64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! * c;
+  return out;
+}
+
+/** (m x k) times (k x n), row-major, modulo 2^64. */
+export function matmul(a: RingArray, b: RingArray, m: number, k: number, n: number): RingArray {
+  if (a.length !== m * k || b.length !== k * n) throw new ParameterError(`matmul of ${a.length} and ${b.length} elements as ${m}x${k} by ${k}x${n}`);
+  const out = new BigUint64Array(m * n);
+  const row = new BigUint64Array(n);
+  for (let i = 0; i < m; i++) {
+    row.fill(0n);
+    for (let t = 0; t < k; t++) {
+      const x = a[i * k + t]!;
+      if (x === 0n) continue;
+      const off = t * n;
+      for (let j = 0; j < n; j++) row[j] = row[j]! + x * b[off + j]!;
+    }
+    out.set(row, i * n);
+  }
+  return out;
+}
+
+/** The signed value of a ring element (two's complement). */
+export function toSigned(x: bigint): bigint {
+  return BigInt.asIntN(RING_BITS, x);
+}
+
+/** Arithmetic shift right by f of each element read as signed. */
+export function shiftRightSigned(a: RingArray, f: number): RingArray {
+  const out = new BigUint64Array(a.length);
+  const s = BigInt(f);
+  for (let i = 0; i < a.length; i++) out[i] = BigInt.asIntN(RING_BITS, a[i]!) >> s;
+  return out;
+}
+
+/** Reals to fixed point: round(x * 2^f), refused when not finite or beyond 2^62 in magnitude. */
+export function encodeFixed(xs: readonly number[], fractionBits = DEFAULT_FRACTION_BITS): RingArray {
+  const out = new BigUint64Array(xs.length);
+  const limit = 2 ** 62;
+  for (let i = 0; i < xs.length; i++) {
+    const v = Math.round(xs[i]! * 2 ** fractionBits);
+    if (!Number.isFinite(v) || Math.abs(v) >= limit)
+      throw new ParameterError(`value ${xs[i]} does not fit the ring with ${fractionBits} fraction bits`);
+    out[i] = BigInt(v);
+  }
+  return out;
+}
+
+export function decodeFixed(a: RingArray, fractionBits = DEFAULT_FRACTION_BITS): number[] {
+  return Array.from(a, (x) => Number(toSigned(x)) / 2 ** fractionBits);
+}
+
+export function fromBigints(xs: readonly bigint[]): RingArray {
+  const out = new BigUint64Array(xs.length);
+  for (let i = 0; i < xs.length; i++) out[i] = xs[i]!;
+  return out;
+}
