@@ -188,4 +188,36 @@ describe('ciphermine CLI', () => {
         /dataset 'more readings' \(ds-[0-9a-f-]+, ±1\), column 'b': a value exceeds the declared range/.test(e.message) || assert.fail(e.message),
     );
   });
+
+  it('every command has a description, every option a help text, and an example', async () => {
+    const commands = [
+      ['key-server', 'start'],
+      ['compute-server', 'start'],
+      ['owner', 'register'],
+      ['owner', 'upload'],
+      ['owner', 'datasets'],
+      ['owner', 'grant'],
+      ['owner', 'revoke'],
+      ['owner', 'delete'],
+      ['client', 'register'],
+      ['client', 'datasets'],
+      ['client', 'kmeans'],
+      ['client', 'status'],
+      ['client', 'result'],
+      ['client', 'jobs'],
+      ['query', 'stats'],
+      ['demo'],
+    ];
+    for (const c of commands) {
+      const help = (await cli(...c, '--help')).stdout;
+      const [usage, description] = help.split('\n').filter((l) => l.trim() !== '');
+      assert.match(usage!, /^Usage: ciphermine/);
+      assert.ok(description && !description.startsWith('Options:'), `${c.join(' ')} has a description`);
+      assert.match(help, /Example:\n {2}\$ ciphermine /, `${c.join(' ')} has an example`);
+      const options = help.slice(help.indexOf('Options:')).split('\n').slice(1);
+      for (const line of options.filter((l) => /^ {2}-/.test(l)))
+        assert.match(line, /^ {2}\S.*\S {2,}\S/, `${c.join(' ')}: '${line.trim()}' has help`);
+    }
+    assert.match((await cli('--help')).stdout, /Roles \(each its own command group\):/);
+  });
 });
