@@ -353,6 +353,52 @@ static napi_value Multipow(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * Z_2^64 matrix product for the secret-sharing engine (src/mpc/ring.ts): out (m x n) = a (m x k)
+ * times b (k x n), row-major BigUint64Arrays, wrapping modulo 2^64 as uint64_t arithmetic does.
+ * The TypeScript fallback computes the same bits.
+ */
+static int u64_array(napi_env env, napi_value v, uint64_t **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value buf;
+  size_t offset;
+  void *ptr;
+  if (napi_get_typedarray_info(env, v, &type, len, &ptr, &buf, &offset) != napi_ok || type != napi_biguint64_array) {
+    napi_throw_type_error(env, NULL, "expected a BigUint64Array");
+    return 0;
+  }
+  *data = (uint64_t *)ptr;
+  return 1;
+}
+
+static napi_value RingMatmul(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  uint64_t *a, *b, *out;
+  size_t la, lb, lo;
+  uint32_t m, k, n;
+  if (!u64_array(env, argv[0], &a, &la) || !u64_array(env, argv[1], &b, &lb) || !u64_array(env, argv[2], &out, &lo)) return NULL;
+  if (napi_get_value_uint32(env, argv[3], &m) != napi_ok || napi_get_value_uint32(env, argv[4], &k) != napi_ok ||
+      napi_get_value_uint32(env, argv[5], &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "dimensions must be unsigned integers");
+    return NULL;
+  }
+  if (la != (size_t)m * k || lb != (size_t)k * n || lo != (size_t)m * n) {
+    napi_throw_range_error(env, NULL, "array lengths do not match the dimensions");
+    return NULL;
+  }
+  for (size_t i = 0; i < m; i++) {
+    uint64_t *row = out + i * n;
+    for (size_t j = 0; j < n; j++) row[j] = 0;
+    for (size_t t = 0; t < k; t++) {
+      const uint64_t x = a[i * k + t];
+      const uint64_t *brow = b + t * n;
+      for (size_t j = 0; j < n; j++) row[j] += x * brow[j];
+    }
+  }
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"powm", NULL, Powm, NULL, NULL, NULL, napi_default, NULL},
@@ -362,6 +408,7 @@ NAPI_MODULE_INIT() {
     {"fixedBasePow", NULL, FixedBasePow, NULL, NULL, NULL, napi_default, NULL},
     {"powm2", NULL, Powm2, NULL, NULL, NULL, napi_default, NULL},
     {"multipow", NULL, Multipow, NULL, NULL, NULL, napi_default, NULL},
+    {"ringMatmul", NULL, RingMatmul, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return exports;

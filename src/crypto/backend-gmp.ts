@@ -9,7 +9,7 @@ import { bitLength } from './bigint.js';
 import { opensslModPow } from './backend-openssl.js';
 import { ParameterError } from './errors.js';
 
-interface NativeGmp {
+export interface NativeGmp {
   powm(base: bigint, exp: bigint, m: bigint, secret: boolean): bigint;
   powm2(b1: bigint, e1: bigint, b2: bigint, e2: bigint, m: bigint): bigint;
   mulmod(a: bigint, b: bigint, m: bigint): bigint;
@@ -17,6 +17,8 @@ interface NativeGmp {
   fixedBaseTable(base: bigint, m: bigint, bits: number, window: number): object;
   fixedBasePow(table: object, exp: bigint): bigint;
   multipow(bases: bigint[], exps: bigint[], m: bigint): bigint;
+  /** Z_2^64 matrix product into `out` (the secret-sharing engine's kernel; absent in older builds). */
+  ringMatmul?(a: BigUint64Array, b: BigUint64Array, out: BigUint64Array, m: number, k: number, n: number): void;
 }
 
 /** Below this modulus size GMP's own powm wins (OpenSSL's DH setup overhead dominates). */

@@ -4,6 +4,14 @@
  * reals are signed two's complement integers scaled by 2^f (f = 16 by default).
  */
 import { ParameterError } from '../crypto/errors.js';
+import { loadNativeGmp } from '../crypto/backend-gmp.js';
+
+/**
+ * The native kernel (native/gmp_addon.c) when built and not switched off: CIPHERMINE_BACKEND=js
+ * forces the TypeScript code, which gives the same bits.
+ */
+const native = process.env.CIPHERMINE_BACKEND === 'js' ? undefined : loadNativeGmp();
+export const nativeRingKernels = typeof native?.ringMatmul === 'function';
 
 export type RingArray = BigUint64Array;
 
@@ -52,9 +60,17 @@ export function scale(a: RingArray, c: bigint): RingArray {
   return out;
 }
 
-/** (m x k) times (k x n), row-major, modulo 2^64. */
+/** (m x k) times (k x n), row-major, modulo 2^64: the native kernel when there is one. */
 export function matmul(a: RingArray, b: RingArray, m: number, k: number, n: number): RingArray {
   if (a.length !== m * k || b.length !== k * n) throw new ParameterError(`matmul of ${a.length} and ${b.length} elements as ${m}x${k} by ${k}x${n}`);
+  if (!nativeRingKernels) return matmulJs(a, b, m, k, n);
+  const out = new BigUint64Array(m * n);
+  native!.ringMatmul!(a, b, out, m, k, n);
+  return out;
+}
+
+/** The TypeScript matrix product, bit for bit what the native kernel computes. */
+export function matmulJs(a: RingArray, b: RingArray, m: number, k: number, n: number): RingArray {
   const out = new BigUint64Array(m * n);
   const row = new BigUint64Array(n);
   for (let i = 0; i < m; i++) {

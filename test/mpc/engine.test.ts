@@ -12,6 +12,7 @@ import { mpcParty, type MpcParty } from '../../src/mpc/party.js';
 import * as ring from '../../src/mpc/ring.js';
 import { open, mul, matmul, mulFixed, splitSecret, type ArithmeticShare } from '../../src/mpc/primitives/arithmetic.js';
 import { isNegative, lessThan, relu, reluDerivative } from '../../src/mpc/primitives/binary.js';
+import { argmin } from '../../src/mpc/primitives/argmin.js';
 
 const MIN = 1n << 63n; // -2^63 as a ring element
 const MAX = MIN - 1n; // 2^63 - 1
@@ -63,6 +64,14 @@ describe('secret-sharing engine (dealer provider)', () => {
     assert.deepEqual(prod, ring.matmul(a, b, m, k, nn));
   });
 
+  it('the native matrix kernel and the TypeScript fallback give the same bits', () => {
+    const [m, k, n] = [9, 33, 17];
+    const a = interesting(m * k);
+    const b = randomRing(k * n);
+    assert.deepEqual(ring.matmul(a, b, m, k, n), ring.matmulJs(a, b, m, k, n));
+    assert.throws(() => ring.matmul(a, b, m, k + 1, n), /matmul of/);
+  });
+
   it('fixed-point products are within one unit in the last place (16 fraction bits)', async () => {
     const xs = Array.from({ length: 2000 }, (_, i) => (i === 0 ? 0 : (Math.random() - 0.5) * 20));
     const ys = Array.from({ length: 2000 }, (_, i) => (i === 1 ? 0 : (Math.random() - 0.5) * 20));
@@ -109,6 +118,30 @@ describe('secret-sharing engine (dealer provider)', () => {
       Array.from(d),
       Array.from(x, (v) => (signed(v) >= 0n ? 1n : 0n)),
     );
+  });
+
+  it('argmin over k candidates gives the one-hot of the first minimum and the minimum, for k = 1 to 7', async () => {
+    const n = 200;
+    for (let k = 1; k <= 7; k++) {
+      // Small signed values, so ties are common; row 0 is all equal, row 1 has the extremes.
+      const x = BigUint64Array.from({ length: n * k }, () => BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 9) - 4)));
+      for (let c = 0; c < k; c++) [x[c], x[k + c]] = [7n, BigInt.asUintN(64, c % 2 ? -(1n << 61n) : 1n << 61n)];
+      const sx = await shared([n, k], x);
+      const [[onehot, min]] = await both(async (p, i) => {
+        const r = await argmin(p, sx[i]);
+        return [await open(p, r.onehot), await open(p, r.min)];
+      });
+      for (let r = 0; r < n; r++) {
+        const row = Array.from(x.subarray(r * k, (r + 1) * k), signed);
+        const best = row.indexOf(row.reduce((a, b) => (b < a ? b : a)));
+        assert.deepEqual(
+          Array.from(onehot!.subarray(r * k, (r + 1) * k)),
+          row.map((_, c) => (c === best ? 1n : 0n)),
+          `k = ${k}, row ${r}`,
+        );
+        assert.equal(signed(min![r]!), row[best]);
+      }
+    }
   });
 
   it('a sign costs 8 rounds for the whole tensor, a ReLU 9', async () => {

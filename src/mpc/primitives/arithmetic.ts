@@ -91,9 +91,9 @@ export async function matmul(p: MpcParty, x: ArithmeticShare, y: ArithmeticShare
   if (x.shape.length !== 2 || y.shape.length !== 2 || k !== k2) throw new ParameterError(`cannot multiply [${x.shape}] by [${y.shape}]`);
   const t = await p.provider.matmulTriple(m, k, n);
   const [d, e] = await openMany(p, [ring.sub(x.data, t.a), ring.sub(y.data, t.b)]);
-  let z = ring.add(t.c, ring.add(ring.matmul(d!, t.b, m, k, n), ring.matmul(t.a, e!, m, k, n)));
-  if (p.id === 0) z = ring.add(z, ring.matmul(d!, e!, m, k, n));
-  return share([m, n], z);
+  // Z = C + D B + A E + D E; party 0 folds its D E into D (B_0 + E): two products per party.
+  const right = p.id === 0 ? ring.add(t.b, e!) : t.b;
+  return share([m, n], ring.add(t.c, ring.add(ring.matmul(d!, right, m, k, n), ring.matmul(t.a, e!, m, k, n))));
 }
 
 /**
