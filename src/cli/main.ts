@@ -15,6 +15,7 @@ const program = new Command('ciphermine')
 Roles (each its own command group):
   key-server      the key server (KMS): holds the master key; one process, its own terminal
   compute-server  the compute server (CCS): stores uploads, runs jobs; the only server clients talk to
+  dealer          optional trusted third party giving the servers correlated randomness (never data)
   owner           a data owner (DO): encrypts and uploads tables under its own key, grants clients
   client, query   a query client (QC): runs k-means and DP statistics on granted data, decrypts results
   demo            everything above in one command, on temporary state

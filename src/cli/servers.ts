@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { startKeyServer } from '../services/key-server.js';
 import { startComputeServer } from '../services/compute-server.js';
+import { startDealerServer } from '../services/dealer-server.js';
 import { readKeyFile } from '../crypto/keyfile.js';
 import { integerFlag } from './parse.js';
 
@@ -92,5 +93,35 @@ export function addServerCommands(program: Command): void {
       });
       announce({ role: 'compute-server', url: cs.url });
       onSignals(cs.close);
+    });
+
+  program
+    .command('dealer')
+    .description(
+      'the dealer: a trusted third party that hands the two servers correlated randomness for the secret-sharing engine; it never sees data, but a dealer that colludes with either server breaks privacy',
+    )
+    .command('start')
+    .description(
+      'run the dealer in the foreground (its own terminal): one listener per server, each under a key file made on first start (give compute-server.dealer.key to the compute server, key-server.dealer.key to the key server)',
+    )
+    .option('--data-dir <dir>', 'the two key files live here (git-ignored default)', env.CIPHERMINE_DEALER_DATA_DIR ?? '.ciphermine/dealer')
+    .option('--host <host>', 'address to listen on', env.CIPHERMINE_DEALER_HOST ?? '127.0.0.1')
+    .option(
+      '--port <port>',
+      "the compute server's endpoint (0: any free port)",
+      integerFlag('--port', 0, 65535),
+      Number(env.CIPHERMINE_DEALER_PORT ?? 7402),
+    )
+    .option(
+      '--key-server-port <port>',
+      "the key server's endpoint (0: any free port)",
+      integerFlag('--key-server-port', 0, 65535),
+      Number(env.CIPHERMINE_DEALER_KEY_SERVER_PORT ?? 7403),
+    )
+    .addHelpText('after', '\nExample:\n  $ ciphermine dealer start --data-dir .ciphermine/dealer --port 7402 --key-server-port 7403\n')
+    .action(async (o) => {
+      const d = await startDealerServer({ dataDir: o.dataDir, host: o.host, port: o.port, keyServerPort: o.keyServerPort, log });
+      announce({ role: 'dealer', url: d.computeServerUrl, keyServerUrl: d.keyServerUrl, ...d.keyFiles });
+      onSignals(d.close);
     });
 }

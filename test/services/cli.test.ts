@@ -163,6 +163,7 @@ describe('ciphermine CLI', () => {
     const commands = [
       ['key-server', 'start'],
       ['compute-server', 'start'],
+      ['dealer', 'start'],
       ['owner', 'register'],
       ['owner', 'upload'],
       ['owner', 'datasets'],

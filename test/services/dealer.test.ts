@@ -1,0 +1,57 @@
+/**
+ * The dealer as its own process: each server reaches it under its own key, gets its own seed and
+ * (the key server) its corrections; the engine's products and ReLUs computed with it equal their
+ * plaintext; a server cannot fetch the other's seed or corrections with its key; the dealer's log
+ * of what it served holds request sizes only.
+ */
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readKeyFile } from '../../src/crypto/index.js';
+import { HttpTransport } from '../../src/protocols/index.js';
+import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
+import { remoteDealerProvider } from '../../src/mpc/provider/dealer-http.js';
+import { channelPair } from '../../src/mpc/channel.js';
+import { mpcParty } from '../../src/mpc/party.js';
+import * as ring from '../../src/mpc/ring.js';
+import { mul, open, splitSecret } from '../../src/mpc/primitives/arithmetic.js';
+import { relu } from '../../src/mpc/primitives/binary.js';
+
+describe('the dealer process', () => {
+  let dealer: ChildServer;
+  after(() => dealer?.stop());
+
+  it('serves each server its own seed and the key server its corrections; products and ReLUs are exact', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cm-dealer-'));
+    dealer = await startChildServer(['dealer', 'start', '--data-dir', dir, '--port', '0', '--key-server-port', '0']);
+    const csKey = readKeyFile(dealer.info.computeServer!);
+    const ksKey = readKeyFile(dealer.info.keyServer!);
+    assert.equal((statSync(dealer.info.computeServer!).mode & 0o777).toString(8), '600');
+    const session = `job-${randomBytes(8).toString('hex')}`;
+    const p0 = await remoteDealerProvider(0, dealer.url, csKey, session);
+    const p1 = await remoteDealerProvider(1, dealer.info.keyServerUrl!, ksKey, session);
+    const [c0, c1] = channelPair();
+    const [a, b] = [mpcParty(0, c0, p0), mpcParty(1, c1, p1)];
+    const x = BigUint64Array.from([0n, 1n, 5n, (1n << 64n) - 3n, 1n << 63n, (1n << 63n) - 1n]);
+    const [x0, x1] = splitSecret([x.length], x);
+    const [sq] = await Promise.all([mul(a, x0, x0).then((s) => open(a, s)), mul(b, x1, x1).then((s) => open(b, s))]);
+    assert.deepEqual(sq, ring.mul(x, x));
+    const [r] = await Promise.all([relu(a, x0).then((s) => open(a, s)), relu(b, x1).then((s) => open(b, s))]);
+    assert.deepEqual(
+      Array.from(r),
+      Array.from(x, (v) => (ring.toSigned(v) > 0n ? v : 0n)),
+    );
+    assert.ok(p1.counters.offlineBytes > 0, 'the key server received corrections');
+
+    // The compute server's key opens neither the key server's endpoint nor its corrections.
+    await assert.rejects(new HttpTransport(dealer.info.keyServerUrl!, csKey).call('seed', Buffer.from(session)), /channel keys differ/);
+    await assert.rejects(
+      new HttpTransport(dealer.url, csKey).call('correction', Buffer.from(JSON.stringify({ session, request: { kind: 'triple', n: 1 } }))),
+      /no method correction for party 0/,
+    );
+    await assert.rejects(new HttpTransport(dealer.url, csKey).call('seed', Buffer.from('bad id!')), /malformed session id/);
+  });
+});
