@@ -31,6 +31,7 @@ import { ComputeServerApi, isTransient } from './api.js';
 import { csvRowBatches, scanCsvFile } from './csv-file.js';
 import type { NumericTable } from './csv.js';
 import type { IdentityFile } from './identity.js';
+import type { DatasetRow } from '../services/store/store.js';
 
 interface Info {
   params: string;
@@ -66,19 +67,10 @@ export interface CsvUploadOptions extends UploadOptions {
 }
 
 /** What an owner sees of its dataset: the stored metadata, the chunks uploaded, the grants. */
-export interface OwnedDataset {
-  id: string;
-  name: string;
-  columns: string[];
-  fractionBits: number;
-  maxAbs: number;
-  rows: number;
-  state: 'uploading' | 'ready';
-  epsilonBudgetMicro: number | null;
-  epsilonSpentMicro: number;
+export type OwnedDataset = DatasetRow & {
   chunks?: Array<{ idx: number; rows: number }>;
   grantees?: string[];
-}
+};
 
 export interface UploadOutcome {
   dataset: string;

@@ -17,6 +17,7 @@ import { ApiError, ComputeServerApi } from './api.js';
 import type { IdentityFile } from './identity.js';
 
 import type { z } from 'zod';
+import type { DatasetRow } from '../services/store/store.js';
 import { jobStatusSchema, type JobStatus } from '../services/jobs/job-status.js';
 import { kmeansResult, type KMeansSpec, type KMeansRawResult } from '../services/jobs/kinds/kmeans-schema.js';
 import { statsResult, type StatsSpec, type StatsRawResult } from '../services/jobs/kinds/stats-schema.js';
@@ -71,15 +72,8 @@ export class JobFailedError extends ApiError {
   }
 }
 
-export interface GrantedDataset {
-  id: string;
-  ownerId: string;
-  name: string;
-  columns: string[];
-  fractionBits: number;
-  maxAbs: number;
-  state: 'uploading' | 'ready';
-}
+/** A granted dataset as a client sees it: no row counts and no budget spent (see datasets()). */
+export type GrantedDataset = Omit<DatasetRow, 'rows' | 'epsilonSpentMicro'>;
 
 export class QueryClient {
   private constructor(
