@@ -1,83 +1,116 @@
 /**
- * `npm run bench:mpc -- --json [--scale 0.1]`: the secret-sharing engine with the dealer provider,
- * offline (correlated randomness obtained in advance, from a plan) and online apart, for the
- * issue's workloads: 1,000,000 elementwise products, a 128x784 by 784x128 matrix product,
- * 1,000,000 comparisons of 64-bit values and 1,000,000 ReLUs (`--scale` shrinks the counts).
- * Both parties and the dealer run in this process over in-memory channels, so the times are
- * computation, with rounds and bytes counted for a network. Baseline from the same run: the same
- * operation on plaintext ring arrays.
+ * `npm run bench:mpc -- --json [--scale 0.1] [--providers dealer,ot] [--ops mul,lt130]`: the
+ * secret-sharing engine with both servers as separate processes on loopback, talking over the
+ * servers' HMAC-authenticated HTTP channel, and the dealer as a third process
+ * (`ciphermine dealer start`). Per provider and op: the offline phase (all planned correlated
+ * randomness obtained, both parties at once) and the online phase apart, with rounds and bytes.
+ * Workloads: 1,000,000 elementwise products, a 128x784 by 784x128 matrix product, 1,000,000
+ * comparisons of 64-bit values, 1,000,000 ReLUs, 100,000 comparisons of 130-bit values (Z_2^132);
+ * `--scale` shrinks the counts. Baseline from the same run: the op on plaintext (one process).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { channelPair } from '../src/mpc/channel.js';
-import { DealerProvider, TrustedDealer } from '../src/mpc/provider/dealer.js';
-import { PlanningProvider, PreprocessedProvider } from '../src/mpc/provider/preprocessed.js';
-import { mpcParty, type MpcParty } from '../src/mpc/party.js';
+import { mpcParty } from '../src/mpc/party.js';
+import { PlanningProvider } from '../src/mpc/provider/preprocessed.js';
+import { startRemote, TransportChannel } from '../src/mpc/server-channel.js';
+import { HttpTransport } from '../src/protocols/http-transport.js';
 import * as ring from '../src/mpc/ring.js';
-import { mul, matmul, splitSecret, type ArithmeticShare } from '../src/mpc/primitives/arithmetic.js';
-import { lessThan, relu } from '../src/mpc/primitives/binary.js';
+import { nativeRingKernels } from '../src/mpc/ring.js';
+import { nativeBitTranspose } from '../src/mpc/bit-matrix.js';
+import { inputs, runOp, shapes, type OpName } from './mpc-ops.js';
+import { runParty, type PartyStats, type SessionArgs } from './mpc-party.js';
 import { parseFlags, round } from './measure.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const scale = Number(flags.get('scale') ?? 1);
 const json = flags.has('json');
 const log = (s: string) => json || console.error(s);
+const list = (name: string, all: string[]) => (typeof flags.get(name) === 'string' ? String(flags.get(name)).split(',') : all);
+const providers = list('providers', ['dealer', 'ot']) as Array<'dealer' | 'ot'>;
+const ops = list('ops', ['mul', 'matmul', 'lt64', 'relu', 'lt130']) as OpName[];
 
-type Op = (p: MpcParty, x: ArithmeticShare, y: ArithmeticShare) => Promise<unknown>;
-const random = (n: number) => new BigUint64Array(new Uint8Array(randomBytes(8 * n)).buffer);
+const children: ChildProcess[] = [];
+process.on('exit', () => children.forEach((c) => c.kill()));
 
-async function measureOp(op: string, f: Op, xShape: number[], yShape: number[], plain: (x: BigUint64Array, y: BigUint64Array) => unknown) {
-  const [x, y] = [random(xShape.reduce((a, b) => a * b)), random(yShape.reduce((a, b) => a * b))];
-  if (op === 'lt64') for (let i = 0; i < x.length; i++) [x[i], y[i]] = [x[i]! >> 2n, y[i]! >> 2n]; // |x - y| < 2^63
-  const [x0, x1] = splitSecret(xShape, x);
-  const [y0, y1] = splitSecret(yShape, y);
-  // Plan: run once on zero material to learn what the computation consumes.
-  const [pc0, pc1] = channelPair();
-  const [plan0, plan1] = [new PlanningProvider(0), new PlanningProvider(1)];
-  await Promise.all([f(mpcParty(0, pc0, plan0), x0, y0), f(mpcParty(1, pc1, plan1), x1, y1)]);
-  // Offline: both parties obtain the planned material (party 1 from the dealer).
-  const dealer = new TrustedDealer();
-  let t = performance.now();
-  const [pre0, pre1] = await Promise.all([
-    PreprocessedProvider.prepare(new DealerProvider(0, dealer.seed0), plan0.plan),
-    PreprocessedProvider.prepare(new DealerProvider(1, dealer.seed1, dealer), plan1.plan),
-  ]);
-  const offlineSeconds = (performance.now() - t) / 1000;
-  // Online.
-  const [c0, c1] = channelPair();
-  t = performance.now();
-  await Promise.all([f(mpcParty(0, c0, pre0), x0, y0), f(mpcParty(1, c1, pre1), x1, y1)]);
-  const onlineSeconds = (performance.now() - t) / 1000;
-  t = performance.now();
-  plain(x, y);
-  const plaintextSeconds = (performance.now() - t) / 1000;
-  const row = {
-    provider: 'dealer',
-    op,
-    elements: op === 'matmul' ? xShape[0]! * yShape[1]! : x.length,
-    onlineSeconds: round(onlineSeconds),
-    offlineSeconds: round(offlineSeconds),
-    rounds: c0.counters.rounds,
-    bytes: c0.counters.bytesSent + c1.counters.bytesSent,
-    offlineBytes: pre1.counters.offlineBytes,
-    plaintextSeconds: round(plaintextSeconds),
-  };
-  log(JSON.stringify(row));
-  return row;
+/** Starts a process and waits for its first JSON line on stdout. */
+async function spawnJson(args: string[], env: Record<string, string> = {}): Promise<Record<string, string>> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  for await (const line of createInterface({ input: child.stdout! })) {
+    if (line.startsWith('{')) return JSON.parse(line);
+  }
+  throw new Error(`${args.join(' ')} exited before announcing itself`);
 }
 
-const n = Math.max(64, Math.round(1_000_000 * scale));
-const results = [
-  await measureOp('mul', mul, [n], [n], ring.mul),
-  await measureOp('matmul', matmul, [128, 784], [784, 128], (a, b) => ring.matmul(a, b, 128, 784, 128)),
-  await measureOp('lt64', lessThan, [n], [n], (a, b) => a.map((v, i) => (ring.toSigned(v) < ring.toSigned(b[i]!) ? 1n : 0n))),
-  await measureOp(
-    'relu',
-    (p, x) => relu(p, x),
-    [n],
-    [n],
-    (a) => a.map((v) => (ring.toSigned(v) > 0n ? v : 0n)),
-  ),
-];
+const hmacKey = randomBytes(32);
+const party1 = await spawnJson([join(import.meta.dirname, 'mpc-party.js')], { CIPHERMINE_BENCH_KEY: hmacKey.toString('hex') });
+const transport = new HttpTransport(party1.url!, hmacKey);
+const dealerDir = mkdtempSync(join(tmpdir(), 'cm-dealer-'));
+const dealer = providers.includes('dealer')
+  ? await spawnJson([join(import.meta.dirname, '..', 'src', 'cli', 'main.js'), 'dealer', 'start', '--data-dir', dealerDir, '--port', '0', '--key-server-port', '0'])
+  : undefined;
+
+/** What the op consumes, learned by running both halves once in memory on planning providers. */
+async function plan(op: OpName, provider: 'dealer' | 'ot', base: Omit<SessionArgs, 'plan' | 'provider' | 'session'>) {
+  const [c0, c1] = channelPair();
+  const [p0, p1] = [new PlanningProvider(0, provider), new PlanningProvider(1, provider)];
+  const [x0, y0] = inputs(0, base);
+  const [x1, y1] = inputs(1, base);
+  await Promise.all([runOp(op, mpcParty(0, c0, p0), x0, y0), runOp(op, mpcParty(1, c1, p1), x1, y1)]);
+  return p0.plan;
+}
+
+function plaintextSeconds(op: OpName): number {
+  const s = shapes(op, scale);
+  const [x, y] = [ring.random(s.x.reduce((a, b) => a * b)), ring.random(s.y.reduce((a, b) => a * b))];
+  const t = performance.now();
+  if (op === 'mul') ring.mul(x, y);
+  else if (op === 'matmul') ring.matmul(x, y, 128, 784, 128);
+  else if (op === 'relu') x.map((v) => (ring.toSigned(v) > 0n ? v : 0n));
+  else x.map((v, i) => (ring.toSigned(v) < ring.toSigned(y[i]!) ? 1n : 0n));
+  return (performance.now() - t) / 1000;
+}
+
+const results = [];
+for (const provider of providers) {
+  for (const op of ops) {
+    const base = { op, scale, seedX: randomBytes(32).toString('hex'), seedR: randomBytes(32).toString('hex') };
+    const session = `bench-${op}-${provider}-${randomBytes(6).toString('hex')}`;
+    const args: SessionArgs = { ...base, provider, session, plan: await plan(op, provider, base) };
+    const mine = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.url!, keyFile: dealer.computeServer! } } : args;
+    const theirs = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.keyServerUrl!, keyFile: dealer.keyServer! } } : args;
+    await startRemote(transport, 'bench.op', session, theirs);
+    const main = new TransportChannel(transport, session);
+    const stats0 = await runParty(0, main, () => new TransportChannel(transport, `${session}:ot`), mine);
+    const stats1 = JSON.parse(Buffer.from(await main.exchange(new Uint8Array(0))).toString('utf8')) as PartyStats;
+    const row = {
+      provider,
+      op,
+      elements: shapes(op, scale).elements,
+      onlineSeconds: round(Math.max(stats0.onlineSeconds, stats1.onlineSeconds)),
+      offlineSeconds: round(Math.max(stats0.offlineSeconds, stats1.offlineSeconds)),
+      rounds: stats0.rounds,
+      bytes: stats0.bytesSent + stats1.bytesSent,
+      offlineBytes: stats0.offlineBytes + stats1.offlineBytes,
+      plaintextSeconds: round(op === 'lt130' ? NaN : plaintextSeconds(op)),
+    };
+    log(JSON.stringify(row));
+    results.push(row);
+  }
+}
+rmSync(dealerDir, { recursive: true, force: true });
 console.log(
-  JSON.stringify({ results, scale, date: new Date().toISOString(), note: 'both parties and the dealer in one process, in-memory channels' }),
+  JSON.stringify({
+    results,
+    scale,
+    date: new Date().toISOString(),
+    native: { ringMatmul: nativeRingKernels, bitTranspose: nativeBitTranspose },
+    note: 'party 0 (this process) and party 1 (a child process) over the HMAC-authenticated HTTP channel on loopback; the dealer a third process',
+  }),
 );
+process.exit(0);

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <openssl/evp.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define CHECK(call)                                                            \
   do {                                                                         \
@@ -399,6 +403,139 @@ static napi_value RingMatmul(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static int u8_array(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value buf;
+  size_t offset;
+  void *ptr;
+  if (napi_get_typedarray_info(env, v, &type, len, &ptr, &buf, &offset) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "expected a Uint8Array");
+    return 0;
+  }
+  *data = (uint8_t *)ptr;
+  return 1;
+}
+
+/*
+ * Bit-matrix transpose for OT extension (IKNP): in is rows x cols bits, row-major, bits LSB first
+ * within each byte; out is cols x rows bits in the same layout. rows must be a multiple of 16 and
+ * cols of 8. With SSE2 each 16 x 8 block is 16 byte loads and 8 movemasks (the byte's top bit of
+ * sixteen rows at once); without it, the same result bit by bit.
+ */
+static void bit_transpose(const uint8_t *in, uint8_t *out, size_t rows, size_t cols) {
+  const size_t in_stride = cols / 8, out_stride = rows / 8;
+  /* Tiles of 16 rows x 64 column bytes are first copied together: rows of a large matrix lie a
+     multiple of 4 KB apart and would otherwise evict each other from the same L1 set. */
+  uint8_t tile[16 * 64];
+  for (size_t t0 = 0; t0 < in_stride; t0 += 64) {
+    const size_t width = t0 + 64 < in_stride ? 64 : in_stride - t0;
+    for (size_t r = 0; r < rows; r += 16) {
+      /* Stored column-major (16 rows of one column byte together) for one 128-bit load each. */
+      for (int i = 0; i < 16; i++) {
+        const uint8_t *row = in + (r + i) * in_stride + t0;
+        for (size_t c = 0; c < width; c++) tile[c * 16 + i] = row[c];
+      }
+      for (size_t c = 0; c < width; c++) {
+        const size_t cb = t0 + c;
+#ifdef __SSE2__
+        __m128i x = _mm_loadu_si128((const __m128i *)(tile + c * 16));
+        for (int i = 7; i >= 0; i--) {
+          uint16_t mask = (uint16_t)_mm_movemask_epi8(x);
+          uint8_t *o = out + (cb * 8 + i) * out_stride + r / 8;
+          o[0] = (uint8_t)mask;
+          o[1] = (uint8_t)(mask >> 8);
+          x = _mm_slli_epi64(x, 1);
+        }
+#else
+        for (int i = 0; i < 8; i++) {
+          uint16_t mask = 0;
+          for (int k = 0; k < 16; k++) mask |= (uint16_t)((tile[c * 16 + k] >> i) & 1) << k;
+          uint8_t *o = out + (cb * 8 + i) * out_stride + r / 8;
+          o[0] = (uint8_t)mask;
+          o[1] = (uint8_t)(mask >> 8);
+        }
+#endif
+      }
+    }
+  }
+}
+
+static napi_value BitTranspose(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  uint8_t *in, *out;
+  size_t lin, lout;
+  uint32_t rows, cols;
+  if (!u8_array(env, argv[0], &in, &lin) || !u8_array(env, argv[1], &out, &lout)) return NULL;
+  if (napi_get_value_uint32(env, argv[2], &rows) != napi_ok || napi_get_value_uint32(env, argv[3], &cols) != napi_ok) {
+    napi_throw_type_error(env, NULL, "dimensions must be unsigned integers");
+    return NULL;
+  }
+  if (rows % 16 != 0 || cols % 8 != 0 || lin != (size_t)rows * cols / 8 || lout != lin) {
+    napi_throw_range_error(env, NULL, "a bit transpose needs rows divisible by 16, columns by 8, and matching lengths");
+    return NULL;
+  }
+  bit_transpose(in, out, rows, cols);
+  return NULL;
+}
+
+/*
+ * The tweakable correlation-robust hash of IKNP rows, H(j, x) = pi(pi(y) ^ j) ^ pi(y) with
+ * y = x ^ mask and pi fixed-key AES-128 (OpenSSL's EVP, exported by Node itself), for rows
+ * j = tweak, tweak + 1, ...: the TypeScript fallback (src/mpc/ot/iknp.ts) gives the same bytes.
+ */
+#define OT_HASH_BLOCKS 4096
+static napi_value OtHash(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  uint8_t *rows, *out, *key, *mask;
+  size_t lrows, lout, lkey, lmask;
+  double tweak;
+  if (!u8_array(env, argv[0], &rows, &lrows) || !u8_array(env, argv[1], &out, &lout) || !u8_array(env, argv[2], &key, &lkey) ||
+      !u8_array(env, argv[4], &mask, &lmask)) return NULL;
+  if (napi_get_value_double(env, argv[3], &tweak) != napi_ok || lrows % 16 != 0 || lout != lrows || lkey != 16 || lmask != 16) {
+    napi_throw_range_error(env, NULL, "otHash needs 16-byte rows, an output of the same length, a 16-byte key and mask");
+    return NULL;
+  }
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_128_ecb(), NULL, key, NULL) != 1) {
+    if (ctx) EVP_CIPHER_CTX_free(ctx);
+    napi_throw_error(env, "ERR_CIPHERMINE_NATIVE", "AES initialisation failed");
+    return NULL;
+  }
+  EVP_CIPHER_CTX_set_padding(ctx, 0);
+  /* Per call, not static: worker threads may hash at the same time. */
+  uint8_t *y = malloc(OT_HASH_BLOCKS * 16), *z = malloc(OT_HASH_BLOCKS * 16);
+  if (!y || !z) {
+    free(y);
+    free(z);
+    EVP_CIPHER_CTX_free(ctx);
+    napi_throw_error(env, "ERR_CIPHERMINE_NATIVE", "out of memory");
+    return NULL;
+  }
+  uint64_t m0, m1, j = (uint64_t)tweak;
+  memcpy(&m0, mask, 8);
+  memcpy(&m1, mask + 8, 8);
+  const size_t total = lrows / 16;
+  for (size_t at = 0; at < total; at += OT_HASH_BLOCKS) {
+    const size_t n = total - at < OT_HASH_BLOCKS ? total - at : OT_HASH_BLOCKS;
+    uint64_t *src = (uint64_t *)z;
+    memcpy(z, rows + at * 16, n * 16);
+    for (size_t i = 0; i < n; i++) { src[2 * i] ^= m0; src[2 * i + 1] ^= m1; }
+    int len;
+    EVP_EncryptUpdate(ctx, y, &len, z, (int)(n * 16));
+    uint64_t *yw = (uint64_t *)y, *zw = (uint64_t *)z;
+    for (size_t i = 0; i < n; i++) { zw[2 * i] = yw[2 * i] ^ (j + at + i); zw[2 * i + 1] = yw[2 * i + 1]; }
+    EVP_EncryptUpdate(ctx, z, &len, z, (int)(n * 16));
+    uint64_t *o = (uint64_t *)(out + at * 16);
+    for (size_t i = 0; i < 2 * n; i++) o[i] = zw[i] ^ yw[i];
+  }
+  free(y);
+  free(z);
+  EVP_CIPHER_CTX_free(ctx);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"powm", NULL, Powm, NULL, NULL, NULL, napi_default, NULL},
@@ -409,6 +546,8 @@ NAPI_MODULE_INIT() {
     {"powm2", NULL, Powm2, NULL, NULL, NULL, napi_default, NULL},
     {"multipow", NULL, Multipow, NULL, NULL, NULL, napi_default, NULL},
     {"ringMatmul", NULL, RingMatmul, NULL, NULL, NULL, napi_default, NULL},
+    {"bitTranspose", NULL, BitTranspose, NULL, NULL, NULL, napi_default, NULL},
+    {"otHash", NULL, OtHash, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return exports;

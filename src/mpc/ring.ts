@@ -3,6 +3,7 @@
  * reduces modulo 2^64, so every operation wraps exactly as machine arithmetic does. Fixed-point
  * reals are signed two's complement integers scaled by 2^f (f = 16 by default).
  */
+import { randomBytes } from 'node:crypto';
 import { ParameterError } from '../crypto/errors.js';
 import { loadNativeGmp } from '../crypto/backend-gmp.js';
 
@@ -24,6 +25,11 @@ export function zeros(n: number): RingArray {
 
 function sameLength(a: RingArray, b: RingArray): void {
   if (a.length !== b.length) throw new ParameterError(`ring arrays of ${a.length} and ${b.length} elements`);
+}
+
+/** n uniform elements from the operating system's randomness. */
+export function random(n: number): RingArray {
+  return new BigUint64Array(new Uint8Array(randomBytes(8 * n)).buffer, 0, n);
 }
 
 export function add(a: RingArray, b: RingArray): RingArray {

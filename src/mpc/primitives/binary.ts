@@ -8,7 +8,7 @@
 import { asWords, bytesOf } from '../channel.js';
 import type { MpcParty } from '../party.js';
 import * as ring from '../ring.js';
-import { concat, split, toPlanes, wordsFor, xor, type Plane, bitOf } from '../bits.js';
+import { concat, split, toPlanes, xor, type Plane, bitOf } from '../bits.js';
 import { mul, share, sub, addPublic, type ArithmeticShare } from './arithmetic.js';
 
 /** AND of XOR-shared planes, pairwise, in one round (one AND triple per bit). */
@@ -33,19 +33,22 @@ export async function and(p: MpcParty, xs: readonly Plane[], ys: readonly Plane[
 }
 
 /**
- * XOR shares of the sign bit of x = x_0 + x_1 (bit 63 of the sum). Bit j of the sum is
- * a_j ^ b_j ^ carry_j with a = x_0 and b = x_1; the carry into bit 63 is the "generate" of the
- * group of bits 0..62 under the carry operator (g, p) o (g', p') = (g ^ p g', p p'), evaluated as
- * a balanced tree: one round for the generates, then six rounds.
+ * XOR shares of the most significant bit of x_0 + x_1 mod 2^l, each party giving the l bit planes
+ * of its own share. Bit l-1 of the sum is a_{l-1} ^ b_{l-1} ^ carry with a = x_0 and b = x_1; the
+ * carry into it is the "generate" of bits 0..l-2 under the carry operator
+ * (g, p) o (g', p') = (g ^ p g', p p'), evaluated as a balanced tree: one round for the
+ * generates, then ceil(log2(l - 1)) rounds (six for Z_2^64).
  */
-export async function signBit(p: MpcParty, x: ArithmeticShare): Promise<Plane> {
-  const mine = toPlanes(x.data);
-  const zero = new Uint32Array(wordsFor(x.data.length));
+export async function msbOfSum(p: MpcParty, mine: readonly Plane[], circuit: CarryCircuit = 'tree'): Promise<Plane> {
+  if (circuit === 'ripple') return msbOfSumRipple(p, mine);
+  const l = mine.length;
+  const zero = new Uint32Array(mine[0]!.length);
   // As XOR shares, a = x_0 is (x_0, 0) and b = x_1 is (0, x_1); their XOR is each party's own bits.
-  const a = p.id === 0 ? mine.slice(0, 63) : mine.slice(0, 63).map(() => zero);
-  const b = p.id === 1 ? mine.slice(0, 63) : mine.slice(0, 63).map(() => zero);
+  const low = mine.slice(0, l - 1);
+  const a = p.id === 0 ? low : low.map(() => zero);
+  const b = p.id === 1 ? low : low.map(() => zero);
   let g = await and(p, a, b);
-  let prop = mine.slice(0, 63);
+  let prop = low;
   while (g.length > 1) {
     const pairs = Math.floor(g.length / 2);
     const hiP = Array.from({ length: pairs }, (_, i) => prop[2 * i + 1]!);
@@ -62,8 +65,36 @@ export async function signBit(p: MpcParty, x: ArithmeticShare): Promise<Plane> {
     g = nextG;
     prop = nextP;
   }
-  return xor(mine[63]!, g[0]!);
+  return xor(mine[l - 1]!, g[0]!);
 }
+
+/**
+ * How the carry is computed: `tree` in about 3 l AND gates and log2(l) + 1 rounds; `ripple` in
+ * l - 1 gates and as many rounds. Gates are what an OT-based provider pays for, rounds what a
+ * network pays for: ripple suits `ot` on a short link, tree suits a dealer.
+ */
+export type CarryCircuit = 'tree' | 'ripple';
+
+/**
+ * The same bit by a ripple of majorities, one AND gate per bit:
+ * c_{i+1} = maj(a_i, b_i, c_i) = c_i ^ ((a_i ^ c_i) & (b_i ^ c_i)).
+ */
+async function msbOfSumRipple(p: MpcParty, mine: readonly Plane[]): Promise<Plane> {
+  const l = mine.length;
+  const zero = new Uint32Array(mine[0]!.length);
+  // Shares of a_i: party 0 holds a_i, party 1 zero; of b_i: the other way round.
+  const a = (i: number) => (p.id === 0 ? mine[i]! : zero);
+  const b = (i: number) => (p.id === 1 ? mine[i]! : zero);
+  let carry: Plane = zero;
+  for (let i = 0; i < l - 1; i++) {
+    const [t] = await and(p, [xor(a(i), carry)], [xor(b(i), carry)]);
+    carry = xor(carry, t!);
+  }
+  return xor(mine[l - 1]!, carry);
+}
+
+/** XOR shares of the sign bit of x (bit 63 of x_0 + x_1). */
+export const signBit = (p: MpcParty, x: ArithmeticShare): Promise<Plane> => msbOfSum(p, toPlanes(x.data));
 
 /** XOR-shared bits (one per element) to arithmetic shares of 0 or 1, with daBits: one round. */
 export async function bitsToArithmetic(p: MpcParty, bits: Plane, n: number): Promise<ArithmeticShare> {

@@ -12,10 +12,13 @@ type Material = BeaverTriple | AndTriple | DaBits;
 
 /** Records requests; its material is all zeros (correct shapes, no secrecy: planning only). */
 export class PlanningProvider implements CorrelatedRandomness {
-  readonly name = 'dealer' as const;
   readonly counters: ProviderCounters = { offlineBytes: 0, offlineSeconds: 0 };
   readonly plan: DealerRequest[] = [];
-  constructor(readonly party: 0 | 1) {}
+  /** `name`: the provider the plan is for (protocols may pick circuits by its cost model). */
+  constructor(
+    readonly party: 0 | 1,
+    readonly name: 'dealer' | 'ot' = 'dealer',
+  ) {}
 
   async triple(n: number): Promise<BeaverTriple> {
     this.plan.push({ kind: 'triple', n });
@@ -34,6 +37,10 @@ export class PlanningProvider implements CorrelatedRandomness {
     return { bits: new Uint32Array(Math.ceil(n / 32)), arith: new BigUint64Array(n) };
   }
 }
+
+/** The largest batch of AND triples fetched at once (2^26 triples, 24 MB of material). */
+const AND_BATCH_WORDS = 1 << 21;
+const sumWords = (rs: readonly DealerRequest[]) => rs.reduce((n, r) => n + (r.kind === 'and' ? r.words : 0), 0);
 
 export class PreprocessedProvider implements CorrelatedRandomness {
   readonly counters: ProviderCounters;
@@ -54,15 +61,30 @@ export class PreprocessedProvider implements CorrelatedRandomness {
   /** Obtains everything the plan needs from `inner`, in order (the offline phase). */
   static async prepare(inner: CorrelatedRandomness, plan: readonly DealerRequest[]): Promise<PreprocessedProvider> {
     const queue: Array<{ request: DealerRequest; material: Material }> = [];
-    for (const r of plan) {
+    for (let i = 0; i < plan.length; i++) {
+      const r = plan[i]!;
+      if (r.kind === 'and') {
+        // A run of AND requests (one per round of a circuit) is fetched as one batch: an OT
+        // provider then runs one extension for all of them instead of one per round.
+        let j = i;
+        while (j + 1 < plan.length && plan[j + 1]!.kind === 'and' && AND_BATCH_WORDS > sumWords(plan.slice(i, j + 2))) j++;
+        const run = plan.slice(i, j + 1) as Array<{ kind: 'and'; words: number }>;
+        const all = await inner.andTriple(sumWords(run));
+        let at = 0;
+        for (const req of run) {
+          const part = (x: Uint32Array) => x.subarray(at, at + req.words);
+          queue.push({ request: req, material: { a: part(all.a), b: part(all.b), c: part(all.c) } });
+          at += req.words;
+        }
+        i = j;
+        continue;
+      }
       const material =
         r.kind === 'triple'
           ? await inner.triple(r.n)
           : r.kind === 'matmul'
             ? await inner.matmulTriple(r.m, r.k, r.n)
-            : r.kind === 'and'
-              ? await inner.andTriple(r.words)
-              : await inner.daBits(r.n);
+            : await inner.daBits(r.n);
       queue.push({ request: r, material });
     }
     return new PreprocessedProvider(inner, queue);

@@ -1,0 +1,228 @@
+/**
+ * The `ot` provider: no third party, the same two-server trust as seed 000. The servers run base
+ * OTs once (Chou-Orlandi over ristretto255), then IKNP extension in both directions at once, and
+ * turn the random OTs into correlated randomness:
+ *
+ * - AND triples: a0 b1 from the OT where party 0 sends (its a0 = x0 ^ x1, party 1's b1 = its
+ *   choice), a1 b0 from the other direction; c = a0 b0 ^ a1 b1 ^ both cross shares (ABY, NDSS 2015).
+ * - arithmetic triples: Gilboa's product (CRYPTO 1999): 64 correlated OTs per cross term, the
+ *   receiver's choices being the bits of its share of b and the sender correcting each pair by
+ *   2^k a; matrix triples the same with vector messages (a column of A per OT).
+ * - daBits: one bit each side, their product shared by one correlated OT.
+ *
+ * Trust: semi-honest, non-colluding servers; each server's view is the other's IKNP matrices and
+ * corrections, which are uniformly random given its own outputs. No one else is involved.
+ */
+import { randomBytes } from 'node:crypto';
+import { bytesOf, MpcChannelError, type PartyChannel } from '../channel.js';
+import { baseOts, BASE_OTS } from '../ot/base-ot.js';
+import { IknpReceiver, IknpSender, roundUp, ROW_BYTES } from '../ot/iknp.js';
+import * as ring from '../ring.js';
+import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTriple, ProviderCounters } from './provider.js';
+
+/** Random OTs per exchange (the IKNP matrix is then 16 MB), and per piece of local work. */
+const EXCHANGE_OTS = 1 << 20;
+const PIECE_OTS = 1 << 18;
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, (at += p.length) - p.length);
+  return out;
+}
+
+const aligned = (b: Uint8Array): Uint8Array => (b.byteOffset % 8 === 0 ? b : Uint8Array.from(b));
+const u32 = (b: Uint8Array) => new Uint32Array(b.buffer, b.byteOffset, b.byteLength >>> 2);
+
+/** A batch of m random OTs each way: this party's two messages as sender, its choices and chosen messages as receiver. */
+interface RandomOts {
+  m: number;
+  zero: Buffer;
+  one: Buffer;
+  choices: Uint8Array;
+  chosen: Buffer;
+}
+
+export class OtProvider implements CorrelatedRandomness {
+  readonly name = 'ot' as const;
+  readonly counters: ProviderCounters = { offlineBytes: 0, offlineSeconds: 0 };
+  private ready?: Promise<{ sender: IknpSender; receiver: IknpReceiver }>;
+
+  /** `channel` links this party to the other server's OtProvider (its own session, apart from the online one). */
+  constructor(
+    readonly party: 0 | 1,
+    private readonly channel: PartyChannel,
+  ) {}
+
+  private setup() {
+    this.ready ??= (async () => {
+      const s = randomBytes(BASE_OTS / 8);
+      const base = await baseOts(this.channel, s);
+      return { sender: new IknpSender(s, base.received), receiver: new IknpReceiver(base.sent) };
+    })();
+    return this.ready;
+  }
+
+  private async exchange(message: Uint8Array): Promise<Uint8Array> {
+    const before = this.channel.counters.bytesSent;
+    const theirs = aligned(await this.channel.exchange(message));
+    this.counters.offlineBytes += this.channel.counters.bytesSent - before;
+    return theirs;
+  }
+
+  /**
+   * `count` random OTs in each direction (rounded up to a multiple of 128), handed to `consume`
+   * piece by piece (2^16 OTs, 1 MB of rows, so nothing large is held), one exchange per 2^20.
+   */
+  private async eachRandomOts(count: number, consume: (at: number, ots: RandomOts) => void): Promise<void> {
+    const { sender, receiver } = await this.setup();
+    const m = roundUp(count);
+    for (let group = 0; group < m; group += EXCHANGE_OTS) {
+      const pieces: number[] = [];
+      for (let at = group; at < Math.min(m, group + EXCHANGE_OTS); at += PIECE_OTS) pieces.push(Math.min(PIECE_OTS, m - at));
+      const mine = pieces.map((size) => receiver.extend(size));
+      const theirs = await this.exchange(concatBytes(mine.map((x) => x.u)));
+      let offset = 0;
+      let at = group;
+      pieces.forEach((size, i) => {
+        const bytes = (size / 8) * 128;
+        if (theirs.length < offset + bytes) throw new MpcChannelError(`the OT extension matrix is ${theirs.length} bytes, short of ${offset + bytes}`);
+        const sent = sender.extend(size, theirs.subarray(offset, offset + bytes));
+        offset += bytes;
+        consume(at, { m: size, zero: sent.zero, one: sent.one, choices: mine[i]!.choices, chosen: mine[i]!.chosen });
+        at += size;
+      });
+      if (offset !== theirs.length) throw new MpcChannelError(`the OT extension matrix has ${theirs.length - offset} bytes too many`);
+    }
+  }
+
+  /** All of `count` random OTs at once (for small batches). */
+  private async randomOts(count: number): Promise<RandomOts> {
+    const m = roundUp(count);
+    const out: RandomOts = { m, zero: Buffer.alloc(m * ROW_BYTES), one: Buffer.alloc(m * ROW_BYTES), choices: new Uint8Array(m / 8), chosen: Buffer.alloc(m * ROW_BYTES) };
+    await this.eachRandomOts(m, (at, ots) => {
+      out.zero.set(ots.zero, at * ROW_BYTES);
+      out.one.set(ots.one, at * ROW_BYTES);
+      out.chosen.set(ots.chosen, at * ROW_BYTES);
+      out.choices.set(ots.choices, at / 8);
+    });
+    return out;
+  }
+
+  private async timed<T>(f: () => Promise<T>): Promise<T> {
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      this.counters.offlineSeconds += (performance.now() - t) / 1000;
+    }
+  }
+
+  andTriple(words: number): Promise<AndTriple> {
+    return this.timed(async () => {
+      const [a, b, c] = [new Uint32Array(words), new Uint32Array(words), new Uint32Array(words)];
+      await this.eachRandomOts(32 * words, (at, ots) => {
+        const choices = u32(ots.choices);
+        const end = Math.min(words, (at + ots.m) / 32);
+        for (let w = at / 32; w < end; w++) {
+          const local = w - at / 32;
+          let x0 = 0;
+          let x1 = 0;
+          let xc = 0;
+          for (let k = 31, row = (32 * local + 31) * ROW_BYTES; k >= 0; k--, row -= ROW_BYTES) {
+            x0 = (x0 << 1) | (ots.zero[row]! & 1);
+            x1 = (x1 << 1) | (ots.one[row]! & 1);
+            xc = (xc << 1) | (ots.chosen[row]! & 1);
+          }
+          // As sender: a = x0 ^ x1, and x0 is this party's share of a & b_other. As receiver:
+          // b = the choices, and the chosen message is its share of a_other & b.
+          a[w] = x0 ^ x1;
+          b[w] = choices[local]!;
+          c[w] = (a[w]! & b[w]!) ^ x0 ^ xc;
+        }
+      });
+      return { a, b, c };
+    });
+  }
+
+  daBits(n: number): Promise<DaBits> {
+    return this.timed(async () => {
+      const ots = await this.randomOts(n);
+      // Each party's bit is its receiver choice; the product r0 r1 comes from the OTs party 0
+      // sends, corrected by y = x1 - x0 - r0, so that party 1's chosen message minus c y is x0 + c r0.
+      const bits = u32(ots.choices).slice(0, Math.ceil(n / 32));
+      const r = (i: number) => BigInt((bits[i >>> 5]! >>> (i & 31)) & 1);
+      const arith = new BigUint64Array(n);
+      if (this.party === 0) {
+        const [x0, x1] = [lows(ots.zero, n), lows(ots.one, n)];
+        const y = new BigUint64Array(n);
+        for (let i = 0; i < n; i++) y[i] = x1[i]! - x0[i]! - r(i);
+        ringOf(await this.exchange(bytesOf(y)), 0);
+        // r = r0 + r1 - 2 r0 r1, and party 0's share of r0 r1 is -x0.
+        for (let i = 0; i < n; i++) arith[i] = r(i) + 2n * x0[i]!;
+      } else {
+        const y = ringOf(await this.exchange(new Uint8Array(0)), n);
+        const xc = lows(ots.chosen, n);
+        for (let i = 0; i < n; i++) arith[i] = r(i) - 2n * (r(i) ? xc[i]! - y[i]! : xc[i]!);
+      }
+      return { bits, arith };
+    });
+  }
+
+  triple(n: number): Promise<BeaverTriple> {
+    return this.timed(async () => {
+      const a = ring.random(n);
+      const { mine: b, share } = await this.gilboa(a, n);
+      return { a, b, c: ring.add(ring.mul(a, b), share) };
+    });
+  }
+
+  /**
+   * Gilboa's product in both directions: this party sends correlation a (its own), receives with
+   * choices forming b (its own, random), and returns b and its share of a * b_other + a_other * b.
+   */
+  private async gilboa(a: BigUint64Array, n: number): Promise<{ mine: BigUint64Array; share: BigUint64Array }> {
+    const ots = await this.randomOts(64 * n);
+    const b = new BigUint64Array(new Uint8Array(ots.choices.slice(0, 8 * n)).buffer);
+    const [x0, x1, xc] = [lows(ots.zero, 64 * n), lows(ots.one, 64 * n), lows(ots.chosen, 64 * n)];
+    const y = new BigUint64Array(64 * n);
+    const share = new BigUint64Array(n);
+    for (let e = 0; e < n; e++) {
+      let s = 0n;
+      for (let k = 0; k < 64; k++) {
+        const j = 64 * e + k;
+        y[j] = x1[j]! - x0[j]! - (a[e]! << BigInt(k));
+        s -= x0[j]!;
+      }
+      share[e] = s;
+    }
+    const theirY = ringOf(await this.exchange(bytesOf(y)), 64 * n);
+    for (let e = 0; e < n; e++) {
+      let s = share[e]!;
+      const be = b[e]!;
+      for (let k = 0; k < 64; k++) {
+        const j = 64 * e + k;
+        s += (be >> BigInt(k)) & 1n ? xc[j]! - theirY[j]! : xc[j]!;
+      }
+      share[e] = s;
+    }
+    return { mine: b, share };
+  }
+
+  async matmulTriple(m: number, k: number, n: number): Promise<MatmulTriple> {
+    throw new MpcChannelError(`matrix triples ${m}x${k}x${n} are not yet available from the ot provider`);
+  }
+}
+
+/** The low 64 bits of each 16-byte OT row, as ring elements. */
+function lows(rows: Buffer, n: number): BigUint64Array {
+  const all = new BigUint64Array(rows.buffer, rows.byteOffset, rows.length / 8);
+  const out = new BigUint64Array(n);
+  for (let i = 0; i < n; i++) out[i] = all[2 * i]!;
+  return out;
+}
+
+function ringOf(message: Uint8Array, n: number): BigUint64Array {
+  if (message.length !== 8 * n) throw new MpcChannelError(`expected ${8 * n} bytes of OT corrections, got ${message.length}`);
+  return new BigUint64Array(aligned(message).buffer.slice(message.byteOffset, message.byteOffset + message.length));
+}

@@ -1,0 +1,210 @@
+/**
+ * The parties' channel over the servers' authenticated link (protocols/http-transport.ts: HMAC over
+ * every request and reply, replays refused). The compute server (party 0) is the HTTP client: each
+ * round it POSTs its message, and the key server (party 1) answers with its own message of the same
+ * round, so one round is one request. Frames carry the session and round number; a message for
+ * another round or session is refused, and a party that goes silent fails the other's next round
+ * with a clear error instead of hanging.
+ */
+import { CiphermineError } from '../crypto/errors.js';
+import type { Transport } from '../protocols/transport.js';
+import { MAX_MESSAGE_BYTES, MpcChannelError, type ChannelCounters, type PartyChannel } from './channel.js';
+
+export const MPC_METHOD = 'mpc.exchange';
+export const MPC_START_METHOD = 'mpc.start';
+export const SESSION_PATTERN = /^[A-Za-z0-9_.:-]{1,80}$/;
+/** How long a party waits for the other's message of a round. */
+export const DEFAULT_ROUND_TIMEOUT_MS = 120_000;
+
+function checkSession(session: string): void {
+  if (!SESSION_PATTERN.test(session)) throw new MpcChannelError('malformed MPC session id');
+}
+
+export function encodeFrame(session: string, round: number, payload: Uint8Array): Uint8Array {
+  const id = Buffer.from(session, 'utf8');
+  const out = new Uint8Array(1 + id.length + 4 + payload.length);
+  out[0] = id.length;
+  out.set(id, 1);
+  new DataView(out.buffer).setUint32(1 + id.length, round);
+  out.set(payload, 5 + id.length);
+  return out;
+}
+
+export function decodeFrame(frame: Uint8Array): { session: string; round: number; payload: Uint8Array } {
+  if (frame.length < 1 || frame.length < 5 + frame[0]!) throw new MpcChannelError('truncated MPC frame');
+  const len = frame[0]!;
+  const session = Buffer.from(frame.subarray(1, 1 + len)).toString('utf8');
+  checkSession(session);
+  const round = new DataView(frame.buffer, frame.byteOffset).getUint32(1 + len);
+  const payload = frame.subarray(5 + len);
+  if (payload.length > MAX_MESSAGE_BYTES) throw new MpcChannelError(`a ${payload.length}-byte message exceeds the ${MAX_MESSAGE_BYTES}-byte limit`);
+  return { session, round, payload };
+}
+
+/** Party 0's end: each exchange is one authenticated request to the key server. */
+export class TransportChannel implements PartyChannel {
+  readonly counters: ChannelCounters = { rounds: 0, bytesSent: 0 };
+  constructor(
+    private readonly transport: Transport,
+    readonly session: string,
+  ) {
+    checkSession(session);
+  }
+
+  async exchange(message: Uint8Array): Promise<Uint8Array> {
+    if (message.length > MAX_MESSAGE_BYTES) throw new MpcChannelError(`a ${message.length}-byte message exceeds the ${MAX_MESSAGE_BYTES}-byte limit`);
+    const round = this.counters.rounds++;
+    this.counters.bytesSent += message.length;
+    try {
+      return await this.transport.call(MPC_METHOD, encodeFrame(this.session, round, message));
+    } catch (e) {
+      const code = (e as CiphermineError).code;
+      if (code === 'ERR_UNREACHABLE') throw new MpcChannelError(`the key server disappeared mid-protocol (session ${this.session}, round ${round})`);
+      throw e;
+    }
+  }
+}
+
+class Deferred<T> {
+  resolve!: (v: T) => void;
+  reject!: (e: Error) => void;
+  readonly promise = new Promise<T>((res, rej) => {
+    this.resolve = res;
+    this.reject = rej;
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new MpcChannelError(what)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Party 1's end of one session: rounds are matched by number with party 0's requests. */
+export class EndpointChannel implements PartyChannel {
+  readonly counters: ChannelCounters = { rounds: 0, bytesSent: 0 };
+  private readonly incoming = new Map<number, Deferred<Uint8Array>>();
+  private readonly outgoing = new Map<number, Deferred<Uint8Array>>();
+  private failed?: Error;
+  private nextDelivery = 0;
+
+  constructor(
+    readonly session: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private slot(map: Map<number, Deferred<Uint8Array>>, round: number): Deferred<Uint8Array> {
+    let d = map.get(round);
+    if (!d) map.set(round, (d = new Deferred()));
+    return d;
+  }
+
+  async exchange(message: Uint8Array): Promise<Uint8Array> {
+    if (this.failed) throw this.failed;
+    if (message.length > MAX_MESSAGE_BYTES) throw new MpcChannelError(`a ${message.length}-byte message exceeds the ${MAX_MESSAGE_BYTES}-byte limit`);
+    const round = this.counters.rounds++;
+    this.counters.bytesSent += message.length;
+    this.slot(this.outgoing, round).resolve(message);
+    const theirs = await withTimeout(this.slot(this.incoming, round).promise, this.timeoutMs, `the compute server went silent mid-protocol (session ${this.session}, round ${round})`);
+    this.incoming.delete(round);
+    return theirs;
+  }
+
+  /** Party 0's message of `round` arrives; the answer is party 1's message of the same round. */
+  async deliver(round: number, payload: Uint8Array): Promise<Uint8Array> {
+    if (this.failed) throw this.failed;
+    // Party 0 awaits each round before the next, so rounds arrive in order; anything else is a
+    // replay or a confused peer.
+    if (round !== this.nextDelivery) throw new MpcChannelError(`session ${this.session} expected round ${this.nextDelivery}, got ${round}`);
+    this.nextDelivery++;
+    this.slot(this.incoming, round).resolve(Uint8Array.from(payload));
+    const mine = await withTimeout(this.slot(this.outgoing, round).promise, this.timeoutMs, `the key server's side of session ${this.session} stopped at round ${round}`);
+    this.outgoing.delete(round);
+    return mine;
+  }
+
+  fail(e: Error): void {
+    this.failed = e;
+    for (const d of [...this.incoming.values(), ...this.outgoing.values()]) d.reject(e);
+  }
+}
+
+/** A key-server program: its half of a computation, run for one session when party 0 starts it. */
+export type MpcProgram = (channel: (suffix?: string) => PartyChannel, args: unknown) => Promise<void>;
+
+/**
+ * The key server's registry of sessions and programs. `mpc.start` names a registered program and a
+ * session; `mpc.exchange` frames then carry the rounds. Sessions are bounded and dropped when done.
+ */
+export class MpcEndpoint {
+  private readonly sessions = new Map<string, EndpointChannel>();
+  private readonly programs = new Map<string, MpcProgram>();
+
+  constructor(
+    private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void } = {},
+  ) {}
+
+  register(name: string, program: MpcProgram): void {
+    this.programs.set(name, program);
+  }
+
+  private channel(session: string): EndpointChannel {
+    checkSession(session);
+    let c = this.sessions.get(session);
+    if (!c) {
+      if (this.sessions.size >= (this.opts.maxSessions ?? 256)) throw new MpcChannelError('too many MPC sessions at once');
+      this.sessions.set(session, (c = new EndpointChannel(session, this.opts.timeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS)));
+    }
+    return c;
+  }
+
+  /** Starts party 1's half of `program` for `session` (subsessions `session:suffix` for providers). */
+  start(program: string, session: string, args: unknown): void {
+    const run = this.programs.get(program);
+    if (!run) throw new MpcChannelError(`the key server has no MPC program ${JSON.stringify(program)}`);
+    checkSession(session);
+    if (this.sessions.has(session)) throw new MpcChannelError(`MPC session ${session} is already running`);
+    const opened: string[] = [];
+    const channel = (suffix?: string) => {
+      const id = suffix ? `${session}:${suffix}` : session;
+      opened.push(id);
+      return this.channel(id);
+    };
+    channel();
+    run(channel, args)
+      .catch((e: Error) => {
+        this.opts.log?.(`MPC session ${session} (${program}) failed: ${e.message}`);
+        for (const id of opened) this.sessions.get(id)?.fail(e instanceof CiphermineError ? e : new MpcChannelError(`the key server's side failed: ${e.message}`));
+      })
+      .finally(() => setTimeout(() => opened.forEach((id) => this.sessions.delete(id)), 1000).unref());
+  }
+
+  /** The key server's RPC handler for the two methods. */
+  async handle(method: string, body: Uint8Array): Promise<Uint8Array | undefined> {
+    if (method === MPC_START_METHOD) {
+      let parsed: { program?: unknown; session?: unknown; args?: unknown };
+      try {
+        parsed = JSON.parse(Buffer.from(body).toString('utf8'));
+      } catch {
+        throw new MpcChannelError('an MPC start request is JSON');
+      }
+      if (typeof parsed.program !== 'string' || typeof parsed.session !== 'string') throw new MpcChannelError('an MPC start request names a program and a session');
+      this.start(parsed.program, parsed.session, parsed.args);
+      return new Uint8Array(0);
+    }
+    if (method === MPC_METHOD) {
+      const { session, round, payload } = decodeFrame(body);
+      const c = this.sessions.get(session);
+      if (!c) throw new MpcChannelError(`no MPC session ${session} at the key server`);
+      return c.deliver(round, payload);
+    }
+    return undefined;
+  }
+}
+
+/** Party 0 asks the key server to run its half of `program` in `session`. */
+export async function startRemote(transport: Transport, program: string, session: string, args: unknown): Promise<void> {
+  await transport.call(MPC_START_METHOD, Buffer.from(JSON.stringify({ program, session, args })));
+}
