@@ -17,6 +17,7 @@ export const LT130_RING_BITS = 131;
 
 export interface OpArgs {
   op: OpName;
+  provider: 'dealer' | 'ot';
   scale: number;
   /** Hex seeds: the secret inputs' and the masks'. */
   seedX: string;
@@ -25,9 +26,14 @@ export interface OpArgs {
 
 type Input = ArithmeticShare | WideShare;
 
-export function shapes(op: OpName, scale: number): { x: number[]; y: number[]; elements: number } {
+/**
+ * The op's input shapes. With `ot` the matrix product has 8 rows, not 128: its triple moves
+ * 64 k n m values (6.4 GB for 128 rows), so the row is measured narrow and says so by its elements.
+ */
+export function shapes(op: OpName, scale: number, provider: 'dealer' | 'ot' = 'dealer'): { x: number[]; y: number[]; elements: number } {
   const n = Math.max(128, Math.round((op === 'lt130' ? 100_000 : 1_000_000) * scale));
-  if (op === 'matmul') return { x: [128, 784], y: [784, 128], elements: 128 * 128 };
+  const rows = provider === 'ot' ? 8 : 128;
+  if (op === 'matmul') return { x: [rows, 784], y: [784, 128], elements: rows * 128 };
   return { x: [n], y: [n], elements: n };
 }
 
@@ -46,7 +52,7 @@ function wideFrom(prg: Prg, n: number): WideArray {
 
 /** This party's shares of the op's two inputs. */
 export function inputs(party: 0 | 1, a: OpArgs): [Input, Input] {
-  const s = shapes(a.op, a.scale);
+  const s = shapes(a.op, a.scale, a.provider);
   const px = new Prg(Buffer.from(a.seedX, 'hex'));
   const pr = new Prg(Buffer.from(a.seedR, 'hex'));
   if (a.op === 'lt130') {
@@ -54,7 +60,11 @@ export function inputs(party: 0 | 1, a: OpArgs): [Input, Input] {
     const [rx, ry] = [wideFrom(pr, n), wideFrom(pr, n)];
     if (party === 1) return [rx, ry];
     // 130-bit operands: the top bit of the 131-bit ring is cleared.
-    const value = () => wide.fromBigints(LT130_RING_BITS, wide.toBigints(wideFrom(px, n)).map((v) => v >> 1n));
+    const value = () =>
+      wide.fromBigints(
+        LT130_RING_BITS,
+        wide.toBigints(wideFrom(px, n)).map((v) => v >> 1n),
+      );
     return [wide.sub(value(), rx), wide.sub(value(), ry)];
   }
   const [rx, ry] = [pr.ring(size(s.x)), pr.ring(size(s.y))];

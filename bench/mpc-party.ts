@@ -16,7 +16,6 @@ import { serveHttp } from '../src/protocols/http-transport.js';
 import { inputs, runOp, type OpArgs } from './mpc-ops.js';
 
 export interface SessionArgs extends OpArgs {
-  provider: 'dealer' | 'ot';
   session: string;
   plan: DealerRequest[];
   /** This party's dealer endpoint and key file (dealer rows). */

@@ -52,11 +52,21 @@ const party1 = await spawnJson([join(import.meta.dirname, 'mpc-party.js')], { CI
 const transport = new HttpTransport(party1.url!, hmacKey);
 const dealerDir = mkdtempSync(join(tmpdir(), 'cm-dealer-'));
 const dealer = providers.includes('dealer')
-  ? await spawnJson([join(import.meta.dirname, '..', 'src', 'cli', 'main.js'), 'dealer', 'start', '--data-dir', dealerDir, '--port', '0', '--key-server-port', '0'])
+  ? await spawnJson([
+      join(import.meta.dirname, '..', 'src', 'cli', 'main.js'),
+      'dealer',
+      'start',
+      '--data-dir',
+      dealerDir,
+      '--port',
+      '0',
+      '--key-server-port',
+      '0',
+    ])
   : undefined;
 
 /** What the op consumes, learned by running both halves once in memory on planning providers. */
-async function plan(op: OpName, provider: 'dealer' | 'ot', base: Omit<SessionArgs, 'plan' | 'provider' | 'session'>) {
+async function plan(op: OpName, provider: 'dealer' | 'ot', base: Omit<SessionArgs, 'plan' | 'session'>) {
   const [c0, c1] = channelPair();
   const [p0, p1] = [new PlanningProvider(0, provider), new PlanningProvider(1, provider)];
   const [x0, y0] = inputs(0, base);
@@ -65,12 +75,12 @@ async function plan(op: OpName, provider: 'dealer' | 'ot', base: Omit<SessionArg
   return p0.plan;
 }
 
-function plaintextSeconds(op: OpName): number {
-  const s = shapes(op, scale);
+function plaintextSeconds(op: OpName, provider: 'dealer' | 'ot'): number {
+  const s = shapes(op, scale, provider);
   const [x, y] = [ring.random(s.x.reduce((a, b) => a * b)), ring.random(s.y.reduce((a, b) => a * b))];
   const t = performance.now();
   if (op === 'mul') ring.mul(x, y);
-  else if (op === 'matmul') ring.matmul(x, y, 128, 784, 128);
+  else if (op === 'matmul') ring.matmul(x, y, s.x[0]!, 784, 128);
   else if (op === 'relu') x.map((v) => (ring.toSigned(v) > 0n ? v : 0n));
   else x.map((v, i) => (ring.toSigned(v) < ring.toSigned(y[i]!) ? 1n : 0n));
   return (performance.now() - t) / 1000;
@@ -79,7 +89,7 @@ function plaintextSeconds(op: OpName): number {
 const results = [];
 for (const provider of providers) {
   for (const op of ops) {
-    const base = { op, scale, seedX: randomBytes(32).toString('hex'), seedR: randomBytes(32).toString('hex') };
+    const base = { op, provider, scale, seedX: randomBytes(32).toString('hex'), seedR: randomBytes(32).toString('hex') };
     const session = `bench-${op}-${provider}-${randomBytes(6).toString('hex')}`;
     const args: SessionArgs = { ...base, provider, session, plan: await plan(op, provider, base) };
     const mine = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.url!, keyFile: dealer.computeServer! } } : args;
@@ -91,13 +101,13 @@ for (const provider of providers) {
     const row = {
       provider,
       op,
-      elements: shapes(op, scale).elements,
+      elements: shapes(op, scale, provider).elements,
       onlineSeconds: round(Math.max(stats0.onlineSeconds, stats1.onlineSeconds)),
       offlineSeconds: round(Math.max(stats0.offlineSeconds, stats1.offlineSeconds)),
       rounds: stats0.rounds,
       bytes: stats0.bytesSent + stats1.bytesSent,
       offlineBytes: stats0.offlineBytes + stats1.offlineBytes,
-      plaintextSeconds: round(op === 'lt130' ? NaN : plaintextSeconds(op)),
+      plaintextSeconds: round(op === 'lt130' ? NaN : plaintextSeconds(op, provider)),
     };
     log(JSON.stringify(row));
     results.push(row);

@@ -12,7 +12,9 @@ export const nativeBitTranspose = typeof native?.bitTranspose === 'function';
 
 function check(input: Uint8Array, rows: number, cols: number): void {
   if (rows % 16 !== 0 || cols % 8 !== 0 || input.length !== (rows * cols) / 8) {
-    throw new ParameterError(`a bit transpose needs rows divisible by 16 and columns by 8, and ${(rows * cols) / 8} bytes; got ${rows} x ${cols} and ${input.length} bytes`);
+    throw new ParameterError(
+      `a bit transpose needs rows divisible by 16 and columns by 8, and ${(rows * cols) / 8} bytes; got ${rows} x ${cols} and ${input.length} bytes`,
+    );
   }
 }
 

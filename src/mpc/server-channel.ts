@@ -107,7 +107,11 @@ export class EndpointChannel implements PartyChannel {
     const round = this.counters.rounds++;
     this.counters.bytesSent += message.length;
     this.slot(this.outgoing, round).resolve(message);
-    const theirs = await withTimeout(this.slot(this.incoming, round).promise, this.timeoutMs, `the compute server went silent mid-protocol (session ${this.session}, round ${round})`);
+    const theirs = await withTimeout(
+      this.slot(this.incoming, round).promise,
+      this.timeoutMs,
+      `the compute server went silent mid-protocol (session ${this.session}, round ${round})`,
+    );
     this.incoming.delete(round);
     return theirs;
   }
@@ -120,7 +124,11 @@ export class EndpointChannel implements PartyChannel {
     if (round !== this.nextDelivery) throw new MpcChannelError(`session ${this.session} expected round ${this.nextDelivery}, got ${round}`);
     this.nextDelivery++;
     this.slot(this.incoming, round).resolve(Uint8Array.from(payload));
-    const mine = await withTimeout(this.slot(this.outgoing, round).promise, this.timeoutMs, `the key server's side of session ${this.session} stopped at round ${round}`);
+    const mine = await withTimeout(
+      this.slot(this.outgoing, round).promise,
+      this.timeoutMs,
+      `the key server's side of session ${this.session} stopped at round ${round}`,
+    );
     this.outgoing.delete(round);
     return mine;
   }
@@ -142,9 +150,7 @@ export class MpcEndpoint {
   private readonly sessions = new Map<string, EndpointChannel>();
   private readonly programs = new Map<string, MpcProgram>();
 
-  constructor(
-    private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void } = {},
-  ) {}
+  constructor(private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void } = {}) {}
 
   register(name: string, program: MpcProgram): void {
     this.programs.set(name, program);
@@ -176,7 +182,8 @@ export class MpcEndpoint {
     run(channel, args)
       .catch((e: Error) => {
         this.opts.log?.(`MPC session ${session} (${program}) failed: ${e.message}`);
-        for (const id of opened) this.sessions.get(id)?.fail(e instanceof CiphermineError ? e : new MpcChannelError(`the key server's side failed: ${e.message}`));
+        for (const id of opened)
+          this.sessions.get(id)?.fail(e instanceof CiphermineError ? e : new MpcChannelError(`the key server's side failed: ${e.message}`));
       })
       .finally(() => setTimeout(() => opened.forEach((id) => this.sessions.delete(id)), 1000).unref());
   }
@@ -190,7 +197,8 @@ export class MpcEndpoint {
       } catch {
         throw new MpcChannelError('an MPC start request is JSON');
       }
-      if (typeof parsed.program !== 'string' || typeof parsed.session !== 'string') throw new MpcChannelError('an MPC start request names a program and a session');
+      if (typeof parsed.program !== 'string' || typeof parsed.session !== 'string')
+        throw new MpcChannelError('an MPC start request names a program and a session');
       this.start(parsed.program, parsed.session, parsed.args);
       return new Uint8Array(0);
     }

@@ -60,7 +60,8 @@ export function random(bits: number, n: number): WideArray {
 }
 
 function sameRing(a: WideArray, b: WideArray): void {
-  if (a.bits !== b.bits || a.length !== b.length) throw new ParameterError(`Z_2^${a.bits} x ${a.length} and Z_2^${b.bits} x ${b.length} do not match`);
+  if (a.bits !== b.bits || a.length !== b.length)
+    throw new ParameterError(`Z_2^${a.bits} x ${a.length} and Z_2^${b.bits} x ${b.length} do not match`);
 }
 
 /** a + sign * b, limb by limb with carries. */

@@ -1,13 +1,15 @@
 /**
  * The secret-sharing engine against its plaintext definitions, both parties running concurrently
- * over an in-memory channel with the dealer provider: random inputs plus zeros, negatives, the
- * ring's extremes and ties.
+ * over an in-memory channel, with each provider (dealer, and OT extension between the parties):
+ * random inputs plus zeros, negatives, the ring's extremes and ties.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { channelPair } from '../../src/mpc/channel.js';
 import { dealerProviders } from '../../src/mpc/provider/dealer.js';
+import { OtProvider } from '../../src/mpc/provider/ot.js';
+import { lessThanWide, splitWide } from '../../src/mpc/primitives/wide.js';
 import { mpcParty, type MpcParty } from '../../src/mpc/party.js';
 import * as ring from '../../src/mpc/ring.js';
 import { open, mul, matmul, mulFixed, splitSecret, type ArithmeticShare } from '../../src/mpc/primitives/arithmetic.js';
@@ -17,10 +19,22 @@ import { argmin } from '../../src/mpc/primitives/argmin.js';
 const MIN = 1n << 63n; // -2^63 as a ring element
 const MAX = MIN - 1n; // 2^63 - 1
 
-/** Runs `f` at both parties (dealer provider, in-memory channel) and returns both outputs. */
+let providerKind: 'dealer' | 'ot' = 'dealer';
+let otPair: [OtProvider, OtProvider] | undefined;
+
+/** One pair of OT providers for the whole file: base OTs once, as two servers would. */
+function otProviders(): [OtProvider, OtProvider] {
+  if (!otPair) {
+    const [o0, o1] = channelPair();
+    otPair = [new OtProvider(0, o0), new OtProvider(1, o1)];
+  }
+  return otPair;
+}
+
+/** Runs `f` at both parties (the current provider, in-memory channel) and returns both outputs. */
 async function both<T>(f: (p: MpcParty, i: 0 | 1) => Promise<T>): Promise<[T, T]> {
   const [c0, c1] = channelPair();
-  const [d0, d1] = dealerProviders();
+  const [d0, d1] = providerKind === 'ot' ? otProviders() : dealerProviders();
   return Promise.all([f(mpcParty(0, c0, d0), 0), f(mpcParty(1, c1, d1), 1)]);
 }
 
@@ -42,129 +56,151 @@ async function shared(shape: number[], secret: BigUint64Array): Promise<[Arithme
   return splitSecret(shape, secret);
 }
 
-describe('secret-sharing engine (dealer provider)', () => {
-  it('opens, multiplies elementwise and as matrices exactly in Z_2^64', async () => {
-    const n = 300;
-    const x = interesting(n);
-    const y = interesting(n).reverse();
-    const xs = await shared([n], x);
-    const ys = await shared([n], y);
-    const [o0, o1] = await both((p, i) => open(p, xs[i]));
-    assert.deepEqual(o0, x);
-    assert.deepEqual(o1, x);
-    const [z0] = await both(async (p, i) => open(p, await mul(p, xs[i], ys[i])));
-    assert.deepEqual(z0, ring.mul(x, y));
-
-    const [m, k, nn] = [7, 11, 5];
-    const a = randomRing(m * k);
-    const b = interesting(k * nn);
-    const as = await shared([m, k], a);
-    const bs = await shared([k, nn], b);
-    const [prod] = await both(async (p, i) => open(p, await matmul(p, as[i], bs[i])));
-    assert.deepEqual(prod, ring.matmul(a, b, m, k, nn));
-  });
-
-  it('the native matrix kernel and the TypeScript fallback give the same bits', () => {
-    const [m, k, n] = [9, 33, 17];
-    const a = interesting(m * k);
-    const b = randomRing(k * n);
-    assert.deepEqual(ring.matmul(a, b, m, k, n), ring.matmulJs(a, b, m, k, n));
-    assert.throws(() => ring.matmul(a, b, m, k + 1, n), /matmul of/);
-  });
-
-  it('fixed-point products are within one unit in the last place (16 fraction bits)', async () => {
-    const xs = Array.from({ length: 2000 }, (_, i) => (i === 0 ? 0 : (Math.random() - 0.5) * 20));
-    const ys = Array.from({ length: 2000 }, (_, i) => (i === 1 ? 0 : (Math.random() - 0.5) * 20));
-    const x = ring.encodeFixed(xs);
-    const y = ring.encodeFixed(ys);
-    const sx = await shared([2000], x);
-    const sy = await shared([2000], y);
-    const [z] = await both(async (p, i) => open(p, await mulFixed(p, sx[i], sy[i])));
-    for (let i = 0; i < xs.length; i++) {
-      const exact = (signed(x[i]!) * signed(y[i]!)) >> 16n; // floor
-      const got = signed(z[i]!);
-      assert.ok(got - exact >= -1n && got - exact <= 1n, `element ${i}: ${got} vs ${exact}`);
-    }
-  });
-
-  it('sign, less-than (with ties), ReLU and its derivative equal their definitions for every input', async () => {
-    const n = 1000;
-    const x = interesting(n);
-    const y = x.slice();
-    for (let i = n / 2; i < n; i++) y[i] = BigInt.asUintN(64, x[i]! + BigInt((i % 7) - 3)); // ties and neighbours
-    const sx = await shared([n], x);
-    const sy = await shared([n], y);
-    const [neg] = await both(async (p, i) => open(p, await isNegative(p, sx[i])));
-    assert.deepEqual(
-      Array.from(neg),
-      Array.from(x, (v) => (signed(v) < 0n ? 1n : 0n)),
-    );
-    // Less-than is defined where x - y does not overflow: the second half.
-    const half = (a: BigUint64Array) => a.slice(n / 2);
-    const lx = await shared([n / 2], half(x));
-    const ly = await shared([n / 2], half(y));
-    const [lt] = await both(async (p, i) => open(p, await lessThan(p, lx[i], ly[i])));
-    assert.deepEqual(
-      Array.from(lt),
-      Array.from(half(x), (v, i) => (signed(v) < signed(half(y)[i]!) ? 1n : 0n)),
-    );
-    const [r] = await both(async (p, i) => open(p, await relu(p, sx[i])));
-    assert.deepEqual(
-      Array.from(r),
-      Array.from(x, (v) => (signed(v) > 0n ? v : 0n)),
-    );
-    const [d] = await both(async (p, i) => open(p, await reluDerivative(p, sx[i])));
-    assert.deepEqual(
-      Array.from(d),
-      Array.from(x, (v) => (signed(v) >= 0n ? 1n : 0n)),
-    );
-  });
-
-  it('argmin over k candidates gives the one-hot of the first minimum and the minimum, for k = 1 to 7', async () => {
-    const n = 200;
-    for (let k = 1; k <= 7; k++) {
-      // Small signed values, so ties are common; row 0 is all equal, row 1 has the extremes.
-      const x = BigUint64Array.from({ length: n * k }, () => BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 9) - 4)));
-      for (let c = 0; c < k; c++) [x[c], x[k + c]] = [7n, BigInt.asUintN(64, c % 2 ? -(1n << 61n) : 1n << 61n)];
-      const sx = await shared([n, k], x);
-      const [[onehot, min]] = await both(async (p, i) => {
-        const r = await argmin(p, sx[i]);
-        return [await open(p, r.onehot), await open(p, r.min)];
-      });
-      for (let r = 0; r < n; r++) {
-        const row = Array.from(x.subarray(r * k, (r + 1) * k), signed);
-        const best = row.indexOf(row.reduce((a, b) => (b < a ? b : a)));
-        assert.deepEqual(
-          Array.from(onehot!.subarray(r * k, (r + 1) * k)),
-          row.map((_, c) => (c === best ? 1n : 0n)),
-          `k = ${k}, row ${r}`,
-        );
-        assert.equal(signed(min![r]!), row[best]);
-      }
-    }
-  });
-
-  it('a sign costs 8 rounds for the whole tensor, a ReLU 9', async () => {
-    const sx = await shared([64], interesting(64));
-    const [rounds] = await both(async (p, i) => {
-      await isNegative(p, sx[i]);
-      const afterSign = p.channel.counters.rounds;
-      await relu(p, sx[i]);
-      return [afterSign, p.channel.counters.rounds - afterSign];
+for (const kind of ['dealer', 'ot'] as const)
+  describe(`secret-sharing engine (${kind} provider)`, () => {
+    it('uses the provider', () => {
+      providerKind = kind;
     });
-    assert.deepEqual(rounds, [8, 9]);
-  });
 
-  it('refuses a message of the wrong size and reports a party that disappears', async () => {
-    const [c0, c1] = channelPair();
-    const [d0] = dealerProviders();
-    const p0 = mpcParty(0, c0, d0);
-    const x = (await shared([4], interesting(4)))[0];
-    const opening = open(p0, x);
-    await c1.exchange(new Uint8Array(5));
-    await assert.rejects(opening, /expected 32 bytes \(4 ring elements\), got 5/);
-    const waiting = open(p0, x);
-    c1.disconnect();
-    await assert.rejects(waiting, /the other party disconnected mid-protocol/);
+    it('opens, multiplies elementwise and as matrices exactly in Z_2^64', async () => {
+      const n = 300;
+      const x = interesting(n);
+      const y = interesting(n).reverse();
+      const xs = await shared([n], x);
+      const ys = await shared([n], y);
+      const [o0, o1] = await both((p, i) => open(p, xs[i]));
+      assert.deepEqual(o0, x);
+      assert.deepEqual(o1, x);
+      const [z0] = await both(async (p, i) => open(p, await mul(p, xs[i], ys[i])));
+      assert.deepEqual(z0, ring.mul(x, y));
+
+      const [m, k, nn] = [7, 11, 5];
+      const a = randomRing(m * k);
+      const b = interesting(k * nn);
+      const as = await shared([m, k], a);
+      const bs = await shared([k, nn], b);
+      const [prod] = await both(async (p, i) => open(p, await matmul(p, as[i], bs[i])));
+      assert.deepEqual(prod, ring.matmul(a, b, m, k, nn));
+    });
+
+    it('the native matrix kernel and the TypeScript fallback give the same bits', () => {
+      const [m, k, n] = [9, 33, 17];
+      const a = interesting(m * k);
+      const b = randomRing(k * n);
+      assert.deepEqual(ring.matmul(a, b, m, k, n), ring.matmulJs(a, b, m, k, n));
+      assert.throws(() => ring.matmul(a, b, m, k + 1, n), /matmul of/);
+    });
+
+    it('fixed-point products are within one unit in the last place (16 fraction bits)', async () => {
+      const xs = Array.from({ length: 2000 }, (_, i) => (i === 0 ? 0 : (Math.random() - 0.5) * 20));
+      const ys = Array.from({ length: 2000 }, (_, i) => (i === 1 ? 0 : (Math.random() - 0.5) * 20));
+      const x = ring.encodeFixed(xs);
+      const y = ring.encodeFixed(ys);
+      const sx = await shared([2000], x);
+      const sy = await shared([2000], y);
+      const [z] = await both(async (p, i) => open(p, await mulFixed(p, sx[i], sy[i])));
+      for (let i = 0; i < xs.length; i++) {
+        const exact = (signed(x[i]!) * signed(y[i]!)) >> 16n; // floor
+        const got = signed(z[i]!);
+        assert.ok(got - exact >= -1n && got - exact <= 1n, `element ${i}: ${got} vs ${exact}`);
+      }
+    });
+
+    it('sign, less-than (with ties), ReLU and its derivative equal their definitions for every input', async () => {
+      const n = 1000;
+      const x = interesting(n);
+      const y = x.slice();
+      for (let i = n / 2; i < n; i++) y[i] = BigInt.asUintN(64, x[i]! + BigInt((i % 7) - 3)); // ties and neighbours
+      const sx = await shared([n], x);
+      const sy = await shared([n], y);
+      const [neg] = await both(async (p, i) => open(p, await isNegative(p, sx[i])));
+      assert.deepEqual(
+        Array.from(neg),
+        Array.from(x, (v) => (signed(v) < 0n ? 1n : 0n)),
+      );
+      // Less-than is defined where x - y does not overflow: the second half.
+      const half = (a: BigUint64Array) => a.slice(n / 2);
+      const lx = await shared([n / 2], half(x));
+      const ly = await shared([n / 2], half(y));
+      const [lt] = await both(async (p, i) => open(p, await lessThan(p, lx[i], ly[i])));
+      assert.deepEqual(
+        Array.from(lt),
+        Array.from(half(x), (v, i) => (signed(v) < signed(half(y)[i]!) ? 1n : 0n)),
+      );
+      const [r] = await both(async (p, i) => open(p, await relu(p, sx[i])));
+      assert.deepEqual(
+        Array.from(r),
+        Array.from(x, (v) => (signed(v) > 0n ? v : 0n)),
+      );
+      const [d] = await both(async (p, i) => open(p, await reluDerivative(p, sx[i])));
+      assert.deepEqual(
+        Array.from(d),
+        Array.from(x, (v) => (signed(v) >= 0n ? 1n : 0n)),
+      );
+    });
+
+    it('argmin over k candidates gives the one-hot of the first minimum and the minimum, for k = 1 to 7', async () => {
+      const n = 200;
+      for (let k = 1; k <= 7; k++) {
+        // Small signed values, so ties are common; row 0 is all equal, row 1 has the extremes.
+        const x = BigUint64Array.from({ length: n * k }, () => BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 9) - 4)));
+        for (let c = 0; c < k; c++) [x[c], x[k + c]] = [7n, BigInt.asUintN(64, c % 2 ? -(1n << 61n) : 1n << 61n)];
+        const sx = await shared([n, k], x);
+        const [[onehot, min]] = await both(async (p, i) => {
+          const r = await argmin(p, sx[i]);
+          return [await open(p, r.onehot), await open(p, r.min)];
+        });
+        for (let r = 0; r < n; r++) {
+          const row = Array.from(x.subarray(r * k, (r + 1) * k), signed);
+          const best = row.indexOf(row.reduce((a, b) => (b < a ? b : a)));
+          assert.deepEqual(
+            Array.from(onehot!.subarray(r * k, (r + 1) * k)),
+            row.map((_, c) => (c === best ? 1n : 0n)),
+            `k = ${k}, row ${r}`,
+          );
+          assert.equal(signed(min![r]!), row[best]);
+        }
+      }
+    });
+
+    it('compares 130-bit values exactly in Z_2^131 (both carry circuits)', async () => {
+      const l = 131;
+      const top = (1n << 130n) - 1n;
+      const rand = () => BigInt('0x' + randomBytes(17).toString('hex')) & top;
+      const xs = [0n, top, 0n, top, 5n, 1n << 129n, ...Array.from({ length: 90 }, rand)];
+      const ys = [0n, top, top, 0n, 5n, (1n << 129n) - 1n, ...Array.from({ length: 90 }, (_, i) => (i % 5 === 0 ? xs[6 + i]! : rand()))];
+      const [x, y] = [splitWide(l, xs), splitWide(l, ys)];
+      for (const circuit of ['tree', 'ripple'] as const) {
+        const [lt] = await both(async (p, i) => open(p, await lessThanWide(p, x[i], y[i], circuit)));
+        assert.deepEqual(
+          [...lt],
+          xs.map((v, i) => (v < ys[i]! ? 1n : 0n)),
+          circuit,
+        );
+      }
+    });
+
+    it('a sign costs 8 rounds for the whole tensor, a ReLU 9', async () => {
+      const sx = await shared([64], interesting(64));
+      const [rounds] = await both(async (p, i) => {
+        await isNegative(p, sx[i]);
+        const afterSign = p.channel.counters.rounds;
+        await relu(p, sx[i]);
+        return [afterSign, p.channel.counters.rounds - afterSign];
+      });
+      assert.deepEqual(rounds, [8, 9]);
+    });
+
+    it('refuses a message of the wrong size and reports a party that disappears', async () => {
+      const [c0, c1] = channelPair();
+      const [d0] = dealerProviders();
+      const p0 = mpcParty(0, c0, d0);
+      const x = (await shared([4], interesting(4)))[0];
+      const opening = open(p0, x);
+      await c1.exchange(new Uint8Array(5));
+      await assert.rejects(opening, /expected 32 bytes \(4 ring elements\), got 5/);
+      const waiting = open(p0, x);
+      c1.disconnect();
+      await assert.rejects(waiting, /the other party disconnected mid-protocol/);
+    });
   });
-});

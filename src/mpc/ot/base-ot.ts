@@ -38,7 +38,10 @@ function point(bytes: Uint8Array, what: string): RPoint {
 
 function key(index: number, a: RPoint, b: RPoint, shared: RPoint): Buffer {
   const h = createHash('sha256').update('ciphermine base OT v1');
-  h.update(Buffer.from(Uint32Array.of(index).buffer)).update(a.toBytes()).update(b.toBytes()).update(shared.toBytes());
+  h.update(Buffer.from(Uint32Array.of(index).buffer))
+    .update(a.toBytes())
+    .update(b.toBytes())
+    .update(shared.toBytes());
   return h.digest().subarray(0, BASE_KEY_BYTES);
 }
 

@@ -7,7 +7,9 @@
  *   choice), a1 b0 from the other direction; c = a0 b0 ^ a1 b1 ^ both cross shares (ABY, NDSS 2015).
  * - arithmetic triples: Gilboa's product (CRYPTO 1999): 64 correlated OTs per cross term, the
  *   receiver's choices being the bits of its share of b and the sender correcting each pair by
- *   2^k a; matrix triples the same with vector messages (a column of A per OT).
+ *   2^k a; matrix triples the same with vector messages (a column of A per OT), which costs
+ *   64 k n m values on the wire: fine for narrow products, heavy for wide ones, where a dealer
+ *   (or homomorphic encryption, as SecureML does) is the better source.
  * - daBits: one bit each side, their product shared by one correlated OT.
  *
  * Trust: semi-honest, non-colluding servers; each server's view is the other's IKNP matrices and
@@ -16,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { bytesOf, MpcChannelError, type PartyChannel } from '../channel.js';
 import { baseOts, BASE_OTS } from '../ot/base-ot.js';
-import { IknpReceiver, IknpSender, roundUp, ROW_BYTES } from '../ot/iknp.js';
+import { hashRows, IknpReceiver, IknpSender, roundUp, ROW_BYTES } from '../ot/iknp.js';
 import * as ring from '../ring.js';
 import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTriple, ProviderCounters } from './provider.js';
 
@@ -86,7 +88,8 @@ export class OtProvider implements CorrelatedRandomness {
       let at = group;
       pieces.forEach((size, i) => {
         const bytes = (size / 8) * 128;
-        if (theirs.length < offset + bytes) throw new MpcChannelError(`the OT extension matrix is ${theirs.length} bytes, short of ${offset + bytes}`);
+        if (theirs.length < offset + bytes)
+          throw new MpcChannelError(`the OT extension matrix is ${theirs.length} bytes, short of ${offset + bytes}`);
         const sent = sender.extend(size, theirs.subarray(offset, offset + bytes));
         offset += bytes;
         consume(at, { m: size, zero: sent.zero, one: sent.one, choices: mine[i]!.choices, chosen: mine[i]!.chosen });
@@ -99,7 +102,13 @@ export class OtProvider implements CorrelatedRandomness {
   /** All of `count` random OTs at once (for small batches). */
   private async randomOts(count: number): Promise<RandomOts> {
     const m = roundUp(count);
-    const out: RandomOts = { m, zero: Buffer.alloc(m * ROW_BYTES), one: Buffer.alloc(m * ROW_BYTES), choices: new Uint8Array(m / 8), chosen: Buffer.alloc(m * ROW_BYTES) };
+    const out: RandomOts = {
+      m,
+      zero: Buffer.alloc(m * ROW_BYTES),
+      one: Buffer.alloc(m * ROW_BYTES),
+      choices: new Uint8Array(m / 8),
+      chosen: Buffer.alloc(m * ROW_BYTES),
+    };
     await this.eachRandomOts(m, (at, ots) => {
       out.zero.set(ots.zero, at * ROW_BYTES);
       out.one.set(ots.one, at * ROW_BYTES);
@@ -209,9 +218,73 @@ export class OtProvider implements CorrelatedRandomness {
     return { mine: b, share };
   }
 
-  async matmulTriple(m: number, k: number, n: number): Promise<MatmulTriple> {
-    throw new MpcChannelError(`matrix triples ${m}x${k}x${n} are not yet available from the ot provider`);
+  matmulTriple(m: number, k: number, n: number): Promise<MatmulTriple> {
+    return this.timed(async () => {
+      const a = ring.random(m * k);
+      const { mine: b, share } = await this.gilboaMatrix(a, m, k, n);
+      return { a, b, c: ring.add(ring.matmul(a, b, m, k, n), share) };
+    });
   }
+
+  /**
+   * Gilboa with vector messages, both directions: this party's B (k x n) is its receiver choices,
+   * 64 per entry; for the OT of bit b of B[t][j] the other party's correlation is 2^b A[:, t] (m
+   * values), and the chosen message adds it to column j of the product. Returns B and this
+   * party's share of A B_other + A_other B. Cost: 64 k n OTs and 64 k n m values each way.
+   */
+  private async gilboaMatrix(a: BigUint64Array, m: number, k: number, n: number): Promise<{ mine: BigUint64Array; share: BigUint64Array }> {
+    const count = 64 * k * n;
+    const ots = await this.randomOts(count);
+    const b = new BigUint64Array(new Uint8Array(ots.choices.slice(0, 8 * k * n)).buffer);
+    const [x0, x1, xc] = [expand(ots.zero, count, m), expand(ots.one, count, m), expand(ots.chosen, count, m)];
+    const y = new BigUint64Array(count * m);
+    const share = new BigUint64Array(m * n); // row-major m x n
+    for (let t = 0; t < k; t++) {
+      for (let j = 0; j < n; j++) {
+        for (let bit = 0; bit < 64; bit++) {
+          const o = ((t * n + j) * 64 + bit) * m;
+          for (let i = 0; i < m; i++) {
+            y[o + i] = x1[o + i]! - x0[o + i]! - (a[i * k + t]! << BigInt(bit));
+            share[i * n + j]! -= x0[o + i]!;
+          }
+        }
+      }
+    }
+    const theirY = ringOf(await this.exchange(bytesOf(y)), count * m);
+    for (let t = 0; t < k; t++) {
+      for (let j = 0; j < n; j++) {
+        const entry = b[t * n + j]!;
+        for (let bit = 0; bit < 64; bit++) {
+          const o = ((t * n + j) * 64 + bit) * m;
+          const chose = (entry >> BigInt(bit)) & 1n;
+          for (let i = 0; i < m; i++) share[i * n + j]! += chose ? xc[o + i]! - theirY[o + i]! : xc[o + i]!;
+        }
+      }
+    }
+    return { mine: b, share };
+  }
+}
+
+/**
+ * Each OT's 16-byte output stretched to `m` ring elements: element e of row j is the low or high
+ * half of H(j-th row, block e / 2), the same correlation-robust hash with the block index folded
+ * into the row (x ^ e) and a tweak per row, so both holders of a message stretch it alike.
+ */
+function expand(rows: Buffer, count: number, m: number): BigUint64Array {
+  const blocks = Math.ceil(m / 2);
+  const input = Buffer.alloc(count * blocks * ROW_BYTES);
+  for (let j = 0; j < count; j++) {
+    for (let e = 0; e < blocks; e++) {
+      const at = (j * blocks + e) * ROW_BYTES;
+      rows.copy(input, at, j * ROW_BYTES, (j + 1) * ROW_BYTES);
+      input.writeUInt32LE((input.readUInt32LE(at + 8) ^ e) >>> 0, at + 8);
+    }
+  }
+  const hashed = hashRows(input, 0);
+  const all = new BigUint64Array(hashed.buffer, hashed.byteOffset, hashed.length / 8);
+  const out = new BigUint64Array(count * m);
+  for (let j = 0; j < count; j++) for (let i = 0; i < m; i++) out[j * m + i] = all[j * blocks * 2 + i]!;
+  return out;
 }
 
 /** The low 64 bits of each 16-byte OT row, as ring elements. */

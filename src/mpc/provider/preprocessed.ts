@@ -80,11 +80,7 @@ export class PreprocessedProvider implements CorrelatedRandomness {
         continue;
       }
       const material =
-        r.kind === 'triple'
-          ? await inner.triple(r.n)
-          : r.kind === 'matmul'
-            ? await inner.matmulTriple(r.m, r.k, r.n)
-            : await inner.daBits(r.n);
+        r.kind === 'triple' ? await inner.triple(r.n) : r.kind === 'matmul' ? await inner.matmulTriple(r.m, r.k, r.n) : await inner.daBits(r.n);
       queue.push({ request: r, material });
     }
     return new PreprocessedProvider(inner, queue);

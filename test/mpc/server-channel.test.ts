@@ -1,0 +1,73 @@
+/**
+ * The parties' channel over the servers' HMAC-authenticated HTTP link: a real listener, the key
+ * server's half started by name, products equal to plaintext; a frame for the wrong round or an
+ * unknown session is refused; a silent or vanished party gives a clear error, not a hang.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { serveHttp, HttpTransport } from '../../src/protocols/http-transport.js';
+import { encodeFrame, MpcEndpoint, MPC_METHOD, startRemote, TransportChannel } from '../../src/mpc/server-channel.js';
+import { mpcParty } from '../../src/mpc/party.js';
+import { OtProvider } from '../../src/mpc/provider/ot.js';
+import { mul, open, share } from '../../src/mpc/primitives/arithmetic.js';
+import * as ring from '../../src/mpc/ring.js';
+
+async function keyServer(timeoutMs = 60_000) {
+  const key = randomBytes(32);
+  const endpoint = new MpcEndpoint({ timeoutMs });
+  const server = await serveHttp(async (m, b) => (await endpoint.handle(m, b)) ?? new Uint8Array(0), { hmacKey: key, port: 0 });
+  return { endpoint, server, transport: new HttpTransport(server.url, key) };
+}
+
+describe("MPC over the servers' channel", () => {
+  it('runs a product with OT-made triples between party 0 and the key server', async () => {
+    const ks = await keyServer();
+    const n = 100;
+    const [x, y, rx, ry] = [ring.random(n), ring.random(n), ring.random(n), ring.random(n)];
+    ks.endpoint.register('product', async (channel) => {
+      const p = mpcParty(1, channel(), new OtProvider(1, channel('ot')));
+      await open(p, await mul(p, share([n], rx), share([n], ry)));
+    });
+    await startRemote(ks.transport, 'product', 'test-product', {});
+    const p = mpcParty(
+      0,
+      new TransportChannel(ks.transport, 'test-product'),
+      new OtProvider(0, new TransportChannel(ks.transport, 'test-product:ot')),
+    );
+    const z = await open(p, await mul(p, share([n], ring.sub(x, rx)), share([n], ring.sub(y, ry))));
+    assert.deepEqual(z, ring.mul(x, y));
+    await ks.server.close();
+  });
+
+  it('refuses unknown programs, unknown sessions and out-of-order rounds', async () => {
+    const ks = await keyServer();
+    await assert.rejects(startRemote(ks.transport, 'nope', 'test-x', {}), /no MPC program "nope"/);
+    await assert.rejects(ks.transport.call(MPC_METHOD, encodeFrame('missing', 0, new Uint8Array(1))), /no MPC session missing/);
+    ks.endpoint.register('echo', async (channel) => {
+      await channel().exchange(new Uint8Array(1));
+    });
+    await startRemote(ks.transport, 'echo', 'test-echo', {});
+    await assert.rejects(ks.transport.call(MPC_METHOD, encodeFrame('test-echo', 3, new Uint8Array(1))), /expected round 0, got 3/);
+    await assert.rejects(ks.transport.call(MPC_METHOD, new Uint8Array([200, 1])), /truncated MPC frame/);
+    await ks.server.close();
+  });
+
+  it("a silent compute server fails the key server's round; a vanished key server fails party 0 clearly", async () => {
+    const ks = await keyServer(300);
+    let failure: Error | undefined;
+    ks.endpoint.register('wait', async (channel) => {
+      try {
+        await channel().exchange(new Uint8Array(1));
+      } catch (e) {
+        failure = e as Error;
+      }
+    });
+    await startRemote(ks.transport, 'wait', 'test-wait', {});
+    await new Promise((r) => setTimeout(r, 500));
+    assert.match(String(failure?.message), /the compute server went silent mid-protocol/);
+    ks.endpoint.register('never', async () => new Promise(() => {}));
+    await ks.server.close();
+    await assert.rejects(new TransportChannel(ks.transport, 'test-gone').exchange(new Uint8Array(1)), /the key server disappeared mid-protocol/);
+  });
+});
