@@ -24,7 +24,9 @@ import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTripl
 
 /** Random OTs per exchange (the IKNP matrix is then 16 MB), and per piece of local work. */
 const EXCHANGE_OTS = 1 << 20;
-const PIECE_OTS = 1 << 18;
+const PIECE_OTS = 1 << 16;
+/** Elements per Gilboa exchange: 64 corrections of 8 bytes each, 16 MB a message. */
+const GILBOA_PIECE = 1 << 15;
 
 function concatBytes(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -181,7 +183,14 @@ export class OtProvider implements CorrelatedRandomness {
   triple(n: number): Promise<BeaverTriple> {
     return this.timed(async () => {
       const a = ring.random(n);
-      const { mine: b, share } = await this.gilboa(a, n);
+      const [b, share] = [new BigUint64Array(n), new BigUint64Array(n)];
+      // In pieces whose corrections (64 values per element) stay at 16 MB a message.
+      for (let at = 0; at < n; at += GILBOA_PIECE) {
+        const size = Math.min(GILBOA_PIECE, n - at);
+        const part = await this.gilboa(a.subarray(at, at + size), size);
+        b.set(part.mine, at);
+        share.set(part.share, at);
+      }
       return { a, b, c: ring.add(ring.mul(a, b), share) };
     });
   }
@@ -221,7 +230,15 @@ export class OtProvider implements CorrelatedRandomness {
   matmulTriple(m: number, k: number, n: number): Promise<MatmulTriple> {
     return this.timed(async () => {
       const a = ring.random(m * k);
-      const { mine: b, share } = await this.gilboaMatrix(a, m, k, n);
+      const [b, share] = [new BigUint64Array(k * n), new BigUint64Array(m * n)];
+      // Column blocks of B whose corrections (64 k m values per column) stay near 16 MB a message.
+      const cols = Math.max(1, Math.floor((GILBOA_PIECE * 64) / (64 * k * Math.max(m, 1))));
+      for (let j0 = 0; j0 < n; j0 += cols) {
+        const nb = Math.min(cols, n - j0);
+        const part = await this.gilboaMatrix(a, m, k, nb);
+        for (let t = 0; t < k; t++) b.set(part.mine.subarray(t * nb, (t + 1) * nb), t * n + j0);
+        for (let i = 0; i < m; i++) share.set(part.share.subarray(i * nb, (i + 1) * nb), i * n + j0);
+      }
       return { a, b, c: ring.add(ring.matmul(a, b, m, k, n), share) };
     });
   }
