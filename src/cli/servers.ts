@@ -118,7 +118,20 @@ export function addServerCommands(program: Command): void {
       integerFlag('--key-server-port', 0, 65535),
       Number(env.CIPHERMINE_DEALER_KEY_SERVER_PORT ?? 7403),
     )
-    .addHelpText('after', '\nExample:\n  $ ciphermine dealer start --data-dir .ciphermine/dealer --port 7402 --key-server-port 7403\n')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Providers of correlated randomness and the trust each needs:',
+        '  dealer  this process; trusted never to collude with either server (it knows every triple), never sees data',
+        '  ot      no third party: the two servers make it between themselves by OT extension (IKNP over',
+        '          Chou-Orlandi base OTs); the same two non-colluding servers as everything else, no dealer to run',
+        '',
+        'Example:',
+        '  $ ciphermine dealer start --data-dir .ciphermine/dealer --port 7402 --key-server-port 7403',
+        '',
+      ].join('\n'),
+    )
     .action(async (o) => {
       const d = await startDealerServer({ dataDir: o.dataDir, host: o.host, port: o.port, keyServerPort: o.keyServerPort, log });
       announce({ role: 'dealer', url: d.computeServerUrl, keyServerUrl: d.keyServerUrl, ...d.keyFiles });

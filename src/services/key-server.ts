@@ -21,6 +21,7 @@ import {
   deserializeSecretKey,
 } from '../crypto/index.js';
 import { KeyServerCore, serveHttp, type RunningServer } from '../protocols/index.js';
+import { MpcEndpoint } from '../mpc/server-channel.js';
 
 export interface KeyServerOptions {
   dataDir: string;
@@ -35,6 +36,8 @@ export interface KeyServerHandle {
   url: string;
   channelKeyPath: string;
   core: KeyServerCore;
+  /** The secret-sharing engine's sessions: job kinds register the key server's half of their protocols here. */
+  mpc: MpcEndpoint;
   close(): Promise<void>;
 }
 
@@ -79,12 +82,16 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     filesIn(pkDir).map((f) => deserializePublicKey(readKeyFile(f), msk.params)),
     filesIn(jobDir).map((f) => deserializeSecretKey(readKeyFile(f))),
   );
-  const server: RunningServer = await serveHttp(core.handle, { hmacKey, host: opts.host, port: opts.port });
+  // The engine's rounds share the servers' authenticated channel: its two methods first, then the core's.
+  const mpc = new MpcEndpoint({ log });
+  const handler = async (method: string, body: Uint8Array) => (await mpc.handle(method, body)) ?? core.handle(method, body);
+  const server: RunningServer = await serveHttp(handler, { hmacKey, host: opts.host, port: opts.port });
   log(`key server listening on ${server.url}`);
   return {
     url: server.url,
     channelKeyPath: join(opts.dataDir, CHANNEL_KEY_FILE),
     core,
+    mpc,
     close: async () => {
       await server.close();
       await pool.close();

@@ -15,6 +15,20 @@ import * as ring from '../../src/mpc/ring.js';
 import { open, mul, matmul, mulFixed, splitSecret, type ArithmeticShare } from '../../src/mpc/primitives/arithmetic.js';
 import { isNegative, lessThan, relu, reluDerivative } from '../../src/mpc/primitives/binary.js';
 import { argmin } from '../../src/mpc/primitives/argmin.js';
+import { arithmeticToBinary, binaryToArithmetic } from '../../src/mpc/primitives/bit-decomposition.js';
+import { concat, split, bitOf } from '../../src/mpc/bits.js';
+import { asWords, bytesOf } from '../../src/mpc/channel.js';
+
+/** Opens XOR-shared planes to both parties: bit i of plane j as numbers. */
+async function openPlanes(p: MpcParty, planes: Uint32Array[]): Promise<number[][]> {
+  const mine = concat(planes);
+  const theirs = asWords(await p.channel.exchange(bytesOf(mine)), mine.length);
+  const all = split(
+    mine.map((w, i) => w ^ theirs[i]!),
+    planes.length,
+  );
+  return all.map((plane) => Array.from({ length: plane.length * 32 }, (_, i) => bitOf(plane, i)));
+}
 
 const MIN = 1n << 63n; // -2^63 as a ring element
 const MAX = MIN - 1n; // 2^63 - 1
@@ -178,6 +192,18 @@ for (const kind of ['dealer', 'ot'] as const)
           circuit,
         );
       }
+    });
+
+    it('A2B gives every bit of x, and B2A brings them back', async () => {
+      const x = interesting(100);
+      const xs = await shared([100], x);
+      const [[bits, back]] = await both(async (p, i) => {
+        const planes = await arithmeticToBinary(p, xs[i]);
+        const opened = await openPlanes(p, planes);
+        return [opened, await open(p, await binaryToArithmetic(p, planes, 100))] as const;
+      });
+      for (let i = 0; i < 100; i++) for (let j = 0; j < 64; j++) assert.equal(bits[j]![i], Number((x[i]! >> BigInt(j)) & 1n));
+      assert.deepEqual(back, x);
     });
 
     it('a sign costs 8 rounds for the whole tensor, a ReLU 9', async () => {

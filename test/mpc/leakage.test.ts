@@ -3,12 +3,14 @@
  * every message it receives during products, comparisons and ReLUs, once on all-zero inputs and
  * once on inputs near the ring's bounds, and a two-sample KS test cannot tell the two apart. The
  * negative control (the same recording of an opened value) must be told apart. The dealer's view
- * is the sequence of requests it serves, identical for any data.
+ * is the sequence of requests it serves, identical for any data. With the ot provider, party 1's
+ * view also holds every OT extension message it receives.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { channelPair, type PartyChannel } from '../../src/mpc/channel.js';
 import { DealerProvider, TrustedDealer, type DealerRequest } from '../../src/mpc/provider/dealer.js';
+import { OtProvider } from '../../src/mpc/provider/ot.js';
 import { mpcParty, type MpcParty } from '../../src/mpc/party.js';
 import { mul, splitSecret, type ArithmeticShare } from '../../src/mpc/primitives/arithmetic.js';
 import { isNegative, relu } from '../../src/mpc/primitives/binary.js';
@@ -78,6 +80,25 @@ describe('leakage: the engine hides the data from each party', () => {
       assert.deepEqual(a.requests, b.requests);
     });
   }
+
+  it("ot provider: party 1's view, its OT extension messages included, on zeros and on near-bound data is indistinguishable", async () => {
+    const viewOt = async (x: BigUint64Array) => {
+      const [c0, c1] = channelPair();
+      const [o0, o1] = channelPair();
+      const online: Array<[Uint8Array, Uint8Array]> = [];
+      const offline: Array<[Uint8Array, Uint8Array]> = [];
+      const [s0, s1] = splitSecret([x.length], x);
+      await Promise.all([
+        relu(mpcParty(0, c0, new OtProvider(0, o0)), s0),
+        relu(mpcParty(1, recording(c1, online), new OtProvider(1, recording(o1, offline))), s1),
+      ]);
+      // OT messages are read as received (the u matrices and corrections are masks on their own).
+      const ot = offline.flatMap(([, r]) => Array.from(words32(r.subarray(0, r.length - (r.length % 4))), (w) => w / 2 ** 32));
+      return [...online.filter(([m]) => m.length > 0).flatMap(features), ...ot];
+    };
+    const ks = ksSameDistribution(await viewOt(zeros), await viewOt(nearBound));
+    assert.ok(ks.same, `KS d = ${ks.d} > ${ks.critical}`);
+  });
 
   it('negative control: with all-zero triples (a broken provider), the same test tells the data apart', async () => {
     const broken = (p: MpcParty): MpcParty => ({

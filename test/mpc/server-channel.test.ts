@@ -12,6 +12,11 @@ import { mpcParty } from '../../src/mpc/party.js';
 import { OtProvider } from '../../src/mpc/provider/ot.js';
 import { mul, open, share } from '../../src/mpc/primitives/arithmetic.js';
 import * as ring from '../../src/mpc/ring.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startKeyServer } from '../../src/services/key-server.js';
+import { readKeyFile } from '../../src/crypto/keyfile.js';
 
 async function keyServer(timeoutMs = 60_000) {
   const key = randomBytes(32);
@@ -38,6 +43,32 @@ describe("MPC over the servers' channel", () => {
     const z = await open(p, await mul(p, share([n], ring.sub(x, rx)), share([n], ring.sub(y, ry))));
     assert.deepEqual(z, ring.mul(x, y));
     await ks.server.close();
+  });
+
+  it("runs over a real key server process's channel, under its channel key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cm-mpc-ks-'));
+    const ks = await startKeyServer({ dataDir: dir, port: 0, keyBits: 512, workers: 1 });
+    try {
+      const n = 10;
+      const [x, rx] = [ring.random(n), ring.random(n)];
+      ks.mpc.register('square', async (channel) => {
+        const [c1] = [channel()];
+        const p = mpcParty(1, c1, new OtProvider(1, channel('ot')));
+        await open(p, await mul(p, share([n], rx), share([n], rx)));
+      });
+      const transport = new HttpTransport(ks.url, readKeyFile(ks.channelKeyPath));
+      await startRemote(transport, 'square', 'test-square', {});
+      const p = mpcParty(0, new TransportChannel(transport, 'test-square'), new OtProvider(0, new TransportChannel(transport, 'test-square:ot')));
+      const xs = share([n], ring.sub(x, rx));
+      assert.deepEqual(await open(p, await mul(p, xs, xs)), ring.mul(x, x));
+      await assert.rejects(
+        new HttpTransport(ks.url, randomBytes(32)).call(MPC_METHOD, encodeFrame('test-square', 9, new Uint8Array(0))),
+        /channel keys differ/,
+      );
+    } finally {
+      await ks.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses unknown programs, unknown sessions and out-of-order rounds', async () => {
