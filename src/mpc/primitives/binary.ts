@@ -93,8 +93,12 @@ async function msbOfSumRipple(p: MpcParty, mine: readonly Plane[]): Promise<Plan
   return xor(mine[l - 1]!, carry);
 }
 
-/** XOR shares of the sign bit of x (bit 63 of x_0 + x_1). */
-export const signBit = (p: MpcParty, x: ArithmeticShare): Promise<Plane> => msbOfSum(p, toPlanes(x.data));
+/** Fewer gates where gates cost OTs (the `ot` provider); fewer rounds otherwise. */
+export const defaultCircuit = (p: MpcParty): CarryCircuit => (p.provider.name === 'ot' ? 'ripple' : 'tree');
+
+/** XOR shares of the sign bit of x (bit 63 of x_0 + x_1), by the provider's cheaper circuit. */
+export const signBit = (p: MpcParty, x: ArithmeticShare, circuit: CarryCircuit = defaultCircuit(p)): Promise<Plane> =>
+  msbOfSum(p, toPlanes(x.data), circuit);
 
 /** XOR-shared bits (one per element) to arithmetic shares of 0 or 1, with daBits: one round. */
 export async function bitsToArithmetic(p: MpcParty, bits: Plane, n: number): Promise<ArithmeticShare> {

@@ -10,7 +10,7 @@ import { asRing, bytesOf } from '../channel.js';
 import type { MpcParty } from '../party.js';
 import * as wide from '../wide-ring.js';
 import type { Plane } from '../bits.js';
-import { msbOfSum, bitsToArithmetic, type CarryCircuit } from './binary.js';
+import { msbOfSum, bitsToArithmetic, defaultCircuit, type CarryCircuit } from './binary.js';
 import type { ArithmeticShare } from './arithmetic.js';
 
 export type WideShare = wide.WideArray;
@@ -36,8 +36,6 @@ export async function lessThanWideBits(p: MpcParty, x: WideShare, y: WideShare, 
   return msbOfSum(p, wide.planes(wide.sub(x, y)), circuit ?? defaultCircuit(p));
 }
 
-/** Fewer gates where gates cost OTs; fewer rounds otherwise. */
-export const defaultCircuit = (p: MpcParty): CarryCircuit => (p.provider.name === 'ot' ? 'ripple' : 'tree');
 
 /** [x < y] as an arithmetic share of 0 or 1 in Z_2^64, ready for products with ordinary shares. */
 export async function lessThanWide(p: MpcParty, x: WideShare, y: WideShare, circuit?: CarryCircuit): Promise<ArithmeticShare> {
