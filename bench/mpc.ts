@@ -6,7 +6,8 @@
  * randomness obtained, both parties at once) and the online phase apart, with rounds and bytes.
  * Workloads: 1,000,000 elementwise products, a 128x784 by 784x128 matrix product, 1,000,000
  * comparisons of 64-bit values, 1,000,000 ReLUs, 100,000 comparisons of 130-bit values (Z_2^132);
- * `--scale` shrinks the counts. Baseline from the same run: the op on plaintext (one process).
+ * `--scale` shrinks the counts. Dealer rows report the median of three runs (`--repeat`), ot rows
+ * one run. Baseline from the same run: the op on plaintext (one process).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -86,28 +87,41 @@ function plaintextSeconds(op: OpName, provider: 'dealer' | 'ot'): number {
   return (performance.now() - t) / 1000;
 }
 
+/** One measured run of an op: both parties' stats. */
+async function runOnce(provider: 'dealer' | 'ot', op: OpName): Promise<[PartyStats, PartyStats]> {
+  const base = { op, provider, scale, seedX: randomBytes(32).toString('hex'), seedR: randomBytes(32).toString('hex') };
+  const session = `bench-${op}-${provider}-${randomBytes(6).toString('hex')}`;
+  const args: SessionArgs = { ...base, session, plan: await plan(op, provider, base) };
+  const mine = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.url!, keyFile: dealer.computeServer! } } : args;
+  const theirs = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.keyServerUrl!, keyFile: dealer.keyServer! } } : args;
+  await startRemote(transport, 'bench.op', session, theirs);
+  const main = new TransportChannel(transport, session);
+  const stats0 = await runParty(0, main, () => new TransportChannel(transport, `${session}:ot`), mine);
+  const stats1 = JSON.parse(Buffer.from(await main.exchange(new Uint8Array(0))).toString('utf8')) as PartyStats;
+  return [stats0, stats1];
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** Dealer rows take seconds, so each is run three times (fresh session and inputs) and the median reported; ot rows take minutes and run once. */
+const repeats = (provider: 'dealer' | 'ot') => Number(flags.get('repeat') ?? (provider === 'dealer' ? 3 : 1));
+
 const results = [];
 for (const provider of providers) {
   for (const op of ops) {
-    const base = { op, provider, scale, seedX: randomBytes(32).toString('hex'), seedR: randomBytes(32).toString('hex') };
-    const session = `bench-${op}-${provider}-${randomBytes(6).toString('hex')}`;
-    const args: SessionArgs = { ...base, provider, session, plan: await plan(op, provider, base) };
-    const mine = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.url!, keyFile: dealer.computeServer! } } : args;
-    const theirs = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.keyServerUrl!, keyFile: dealer.keyServer! } } : args;
-    await startRemote(transport, 'bench.op', session, theirs);
-    const main = new TransportChannel(transport, session);
-    const stats0 = await runParty(0, main, () => new TransportChannel(transport, `${session}:ot`), mine);
-    const stats1 = JSON.parse(Buffer.from(await main.exchange(new Uint8Array(0))).toString('utf8')) as PartyStats;
+    const runs: Array<[PartyStats, PartyStats]> = [];
+    for (let r = 0; r < repeats(provider); r++) runs.push(await runOnce(provider, op));
+    const [stats0, stats1] = runs[0]!;
     const row = {
       provider,
       op,
       elements: shapes(op, scale, provider).elements,
-      onlineSeconds: round(Math.max(stats0.onlineSeconds, stats1.onlineSeconds)),
-      offlineSeconds: round(Math.max(stats0.offlineSeconds, stats1.offlineSeconds)),
+      onlineSeconds: round(median(runs.map(([a, b]) => Math.max(a.onlineSeconds, b.onlineSeconds)))),
+      offlineSeconds: round(median(runs.map(([a, b]) => Math.max(a.offlineSeconds, b.offlineSeconds)))),
       rounds: stats0.rounds,
       bytes: stats0.bytesSent + stats1.bytesSent,
       offlineBytes: stats0.offlineBytes + stats1.offlineBytes,
       plaintextSeconds: round(op === 'lt130' ? NaN : plaintextSeconds(op, provider)),
+      runs: runs.length,
     };
     log(JSON.stringify(row));
     results.push(row);

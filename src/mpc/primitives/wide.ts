@@ -36,7 +36,6 @@ export async function lessThanWideBits(p: MpcParty, x: WideShare, y: WideShare, 
   return msbOfSum(p, wide.planes(wide.sub(x, y)), circuit ?? defaultCircuit(p));
 }
 
-
 /** [x < y] as an arithmetic share of 0 or 1 in Z_2^64, ready for products with ordinary shares. */
 export async function lessThanWide(p: MpcParty, x: WideShare, y: WideShare, circuit?: CarryCircuit): Promise<ArithmeticShare> {
   return bitsToArithmetic(p, await lessThanWideBits(p, x, y, circuit), x.length);
