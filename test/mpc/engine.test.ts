@@ -103,6 +103,13 @@ for (const kind of ['dealer', 'ot'] as const)
       const b = randomRing(k * n);
       assert.deepEqual(ring.matmul(a, b, m, k, n), ring.matmulJs(a, b, m, k, n));
       assert.throws(() => ring.matmul(a, b, m, k + 1, n), /matmul of/);
+      // Elementwise kernels on arrays large enough to take the native path.
+      const [x, y] = [interesting(10_000), interesting(10_000).reverse()];
+      [ring.add, ring.sub, ring.mul].forEach((f, op) => {
+        const js = new BigUint64Array(x.length);
+        ring.elementwiseJs(op as 0 | 1 | 2, x, y, js);
+        assert.deepEqual(f(x, y), js);
+      });
     });
 
     it('fixed-point products are within one unit in the last place (16 fraction bits)', async () => {
