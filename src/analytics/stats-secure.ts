@@ -18,7 +18,8 @@ import { CiphermineError } from '../crypto/errors.js';
 import { gaussianSpec, gumbelFixedPoint, laplaceSpec, sample, sampleShare, type NoiseKind, type NoiseSpec } from '../crypto/noise/mechanisms.js';
 import { div, rational, toNumber, type Rational } from '../crypto/noise/rational.js';
 import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
-import { keyServerNoiseShares, secureArgmin, secureLessThan, secureMultiply, sct } from '../protocols/index.js';
+import { keyServerNoiseShares, secureArgmin, secureMultiply, sct } from '../protocols/index.js';
+import { hiddenLessThan } from '../mpc/hidden-less-than.js';
 
 export type StatsKind = 'count' | 'sum' | 'mean' | 'histogram' | 'mode';
 export type ReleaseMode = 'pmdp' | 'spmdp';
@@ -112,7 +113,7 @@ async function addNoise(
 export async function secureClip(ctx: ComputeSideContext, xs: Ciphertext[], lo: bigint, hi: bigint, valueBits: number): Promise<Ciphertext[]> {
   const n = xs.length;
   const bits = Math.max(valueBits, bitLength(lo), bitLength(hi)) + 2;
-  const ind = await secureLessThan(ctx, [...xs, ...xs], [...xs.map(() => lo), ...xs.map(() => hi + 1n)], bits);
+  const ind = await hiddenLessThan(ctx, [...xs, ...xs], [...xs.map(() => lo), ...xs.map(() => hi + 1n)], bits);
   const pk = xs[0]!.publicKey;
   const below = ind.slice(0, n);
   const above = ind.slice(n).map((b) => add(pk.trivial(1n), negate(b))); // [x > hi] = 1 - [x < hi + 1]
@@ -129,7 +130,7 @@ async function binCounts(ctx: ComputeSideContext, xs: Ciphertext[], edges: bigin
   const pk = xs[0]!.publicKey;
   const inner = edges.slice(1, -1);
   const bits = Math.max(valueBits, ...edges.map((e) => bitLength(e))) + 2;
-  const ind = await secureLessThan(
+  const ind = await hiddenLessThan(
     ctx,
     inner.flatMap(() => xs),
     inner.flatMap((e) => xs.map(() => e)),

@@ -18,7 +18,6 @@
 import { randomBytes } from 'node:crypto';
 import { ParameterError } from '../crypto/errors.js';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
-import type { BcpMasterKey } from '../crypto/bcp-master.js';
 import { add, addPlain, rerandomize, scalarMultiply, type Ciphertext } from '../crypto/ciphertext.js';
 import { deserializeCiphertexts, serializeCiphertexts } from '../crypto/serialize.js';
 import { bitLength } from '../crypto/bigint.js';
@@ -50,10 +49,17 @@ function uniformMask(boundBits: number): bigint {
  * Party 0's half of ciphertext to shares: `cts` are under `pk` (a BCP key, or the job key carrying
  * KMS-form elements), each |m| < 2^boundBits. Returns its shares, shape [cts.length].
  */
-export async function ciphertextsToShares(p: MpcParty, cts: readonly Ciphertext[], pk: BcpPublicKey, boundBits: number): Promise<ArithmeticShare> {
+export async function ciphertextsToShares(
+  p: MpcParty,
+  cts: readonly Ciphertext[],
+  pk: BcpPublicKey,
+  boundBits: number,
+  encryptMasks: MaskEncryptor = async (ms) => ms.map((r) => pk.encrypt(r)),
+): Promise<ArithmeticShare> {
   checkBound(pk, boundBits);
   const masks = cts.map(() => uniformMask(boundBits));
-  const blinded = cts.map((c, i) => rerandomize(addPlain(c, masks[i]!)));
+  const encrypted = await encryptMasks(masks);
+  const blinded = cts.map((c, i) => add(c, encrypted[i]!));
   await p.channel.exchange(serializeCiphertexts(pk, blinded));
   return share(
     [cts.length],
@@ -61,13 +67,32 @@ export async function ciphertextsToShares(p: MpcParty, cts: readonly Ciphertext[
   );
 }
 
+/**
+ * Fresh encryptions of the masks under the ciphertexts' key. The default is plain BCP; a compute
+ * server whose inputs may be KMS-form elements (whose randomness the key server knows) passes one
+ * that also multiplies in a fresh h_N^rho' (protocols' blindEncrypt), so the key server cannot read
+ * the compute server's scalars off the randomness.
+ */
+export type MaskEncryptor = (masks: readonly bigint[]) => Promise<Ciphertext[]>;
+
+/** What the key server decrypts with: its master key, or its protocol state (which records views in tests). */
+export interface MasterDecryptor {
+  decryptBatch(cts: readonly Ciphertext[]): bigint[] | Promise<bigint[]>;
+}
+
 /** Party 1's half: decrypts the blinded values with the master key and keeps them modulo 2^64. */
-export async function ciphertextsToSharesAtKeyServer(p: MpcParty, master: BcpMasterKey, pk: BcpPublicKey, count: number): Promise<ArithmeticShare> {
+export async function ciphertextsToSharesAtKeyServer(
+  p: MpcParty,
+  master: MasterDecryptor,
+  pk: BcpPublicKey,
+  count: number,
+): Promise<ArithmeticShare> {
   const blinded = deserializeCiphertexts(await p.channel.exchange(new Uint8Array(0)), pk, count);
   if (blinded.length !== count) throw new ParameterError(`expected ${count} ciphertexts, got ${blinded.length}`);
+  const values = await master.decryptBatch(blinded);
   return share(
     [count],
-    BigUint64Array.from(master.decryptBatch(blinded), (v) => BigInt.asUintN(64, v)),
+    BigUint64Array.from(values, (v) => BigInt.asUintN(64, v)),
   );
 }
 

@@ -21,7 +21,8 @@ import {
   deserializeSecretKey,
 } from '../crypto/index.js';
 import { KeyServerCore, serveHttp, type RunningServer } from '../protocols/index.js';
-import { MpcEndpoint } from '../mpc/server-channel.js';
+import type { MpcEndpoint } from '../mpc/server-channel.js';
+import { keyServerEngine } from '../mpc/key-server-engine.js';
 
 export interface KeyServerOptions {
   dataDir: string;
@@ -83,9 +84,8 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     filesIn(jobDir).map((f) => deserializeSecretKey(readKeyFile(f))),
   );
   // The engine's rounds share the servers' authenticated channel: its two methods first, then the core's.
-  const mpc = new MpcEndpoint({ log });
-  const handler = async (method: string, body: Uint8Array) => (await mpc.handle(method, body)) ?? core.handle(method, body);
-  const server: RunningServer = await serveHttp(handler, { hmacKey, host: opts.host, port: opts.port });
+  const { endpoint: mpc, handle } = keyServerEngine(core, core.handle, log);
+  const server: RunningServer = await serveHttp(handle, { hmacKey, host: opts.host, port: opts.port });
   log(`key server listening on ${server.url}`);
   return {
     url: server.url,

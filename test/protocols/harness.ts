@@ -1,4 +1,5 @@
 /** Two servers for protocol tests: a key server core behind an in-memory or HTTP transport. */
+import { keyServerEngine } from '../../src/mpc/key-server-engine.js';
 import { randomBytes } from 'node:crypto';
 import { keyGen, WorkerPool, type BcpSecretKey } from '../../src/crypto/index.js';
 import { createProtocolPool } from '../../src/protocols/index.js';
@@ -38,10 +39,12 @@ export async function harness(kind: 'memory' | 'http', bits: 512 | 2048 = 512, p
   core.register(owner.publicKey);
   core.register(target.publicKey);
   const hmacKey = randomBytes(32);
+  // The key server's engine (hidden comparisons) in front of its homomorphic protocols, as in production.
+  const { handle } = keyServerEngine(core, core.handle);
   if (kind === 'memory') {
-    return { alice: { transport: new InMemoryTransport(core.handle), pool: alicePool }, core, owner, target, hmacKey, close: closePools };
+    return { alice: { transport: new InMemoryTransport(handle), pool: alicePool }, core, owner, target, hmacKey, close: closePools };
   }
-  const server = await serveHttp(core.handle, { hmacKey });
+  const server = await serveHttp(handle, { hmacKey });
   return {
     alice: { transport: new HttpTransport(server.url, hmacKey), pool: alicePool },
     core,

@@ -1,0 +1,97 @@
+/**
+ * Secure less-than on ciphertexts that hides magnitudes: Enc([x < c]) for encrypted x and public
+ * thresholds c, through the engine. It replaces the seed-style comparison (SDC's multiplicative
+ * blinding), which let the key server (KMS) read log2 |x - c| off every comparison.
+ *   CCS: [[x - c]] becomes shares (one blinded decryption, conversion.ts, 40-bit statistical mask);
+ *   both: the sign of the shares by the carry circuit, as XOR shares b_0 ^ b_1 (exact);
+ *   KMS: sends Enc(b_1) under the ciphertexts' key; CCS: Enc(b) = Enc(b_1) or 1 - Enc(b_1) by b_0.
+ * The key server sees x - c + r with r 40 bits wider than |x - c|, and masked openings; the compute
+ * server sees ciphertexts and masked openings. Neither learns the outcome or the magnitude.
+ * Correlated randomness comes from OT extension between the two servers (no third party).
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { add, addPlain, negate, rerandomize, Ciphertext } from '../crypto/ciphertext.js';
+import { KeyMismatchError, ParameterError } from '../crypto/errors.js';
+import { deserializeCiphertexts, serializeCiphertexts } from '../crypto/serialize.js';
+import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
+import type { KeyServerState } from '../protocols/key-server-state.js';
+import { bitOf } from './bits.js';
+import { ciphertextsToShares, ciphertextsToSharesAtKeyServer } from './conversion.js';
+import { mpcParty } from './party.js';
+import { signBit } from './primitives/binary.js';
+import { OtProvider } from './provider/ot.js';
+import { MpcChannelError } from './channel.js';
+import { MpcEndpoint, startRemote, TransportChannel } from './server-channel.js';
+
+export const HIDDEN_LESS_THAN = 'engine.lt';
+/** |x - c| must stay below 2^62 so the sign in Z_2^64 is exact after the mask is removed. */
+export const MAX_COMPARISON_BITS = 62;
+const MAX_BATCH = 1 << 20;
+
+const Args = z.object({
+  key: z.string().min(1).max(128),
+  count: z.number().int().min(1).max(MAX_BATCH),
+  valueBits: z.number().int().min(1).max(MAX_COMPARISON_BITS),
+});
+
+/** The compute server's half; `valueBits` bounds |x - c|. */
+export async function hiddenLessThan(
+  ctx: ComputeSideContext,
+  xs: readonly Ciphertext[],
+  thresholds: readonly bigint[],
+  valueBits: number,
+): Promise<Ciphertext[]> {
+  if (xs.length !== thresholds.length) throw new ParameterError('one threshold per value');
+  if (xs.length === 0) return [];
+  if (valueBits > MAX_COMPARISON_BITS)
+    throw new ParameterError(`comparisons of values up to 2^${valueBits} exceed the engine's ${MAX_COMPARISON_BITS} bits`);
+  const pk = xs[0]!.publicKey;
+  if (xs.some((c) => !c.publicKey.equals(pk))) throw new KeyMismatchError('batch mixes public keys');
+  const out: Ciphertext[] = [];
+  for (let at = 0; at < xs.length; at += MAX_BATCH) {
+    const part = xs.slice(at, at + MAX_BATCH);
+    const session = `lt-${randomBytes(12).toString('hex')}`;
+    await startRemote(ctx.transport, HIDDEN_LESS_THAN, session, { key: pk.fingerprint, count: part.length, valueBits });
+    const p = mpcParty(0, new TransportChannel(ctx.transport, session), new OtProvider(0, new TransportChannel(ctx.transport, `${session}:ot`)));
+    const diffs = part.map((x, i) => addPlain(x, -thresholds[at + i]!));
+    // Masks go out as blinding encryptions (fresh h_N^rho'): inputs may be KMS-form elements.
+    const shares = await ciphertextsToShares(p, diffs, pk, valueBits, (ms) => encryptAll(ctx, pk, ms));
+    const sign = await signBit(p, shares);
+    const theirs = deserializeCiphertexts(await p.channel.exchange(new Uint8Array(0)), pk, part.length);
+    if (theirs.length !== part.length) throw new MpcChannelError(`expected ${part.length} outcome ciphertexts, got ${theirs.length}`);
+    theirs.forEach((e, i) => out.push(rerandomize(bitOf(sign, i) ? add(pk.trivial(1n), negate(e)) : e)));
+  }
+  return out;
+}
+
+/** The key server's half, registered on its engine endpoint. */
+export function registerHiddenLessThan(endpoint: MpcEndpoint, state: KeyServerState): void {
+  endpoint.register(HIDDEN_LESS_THAN, async (channel, raw) => {
+    const parsed = Args.safeParse(raw);
+    if (!parsed.success) throw new ParameterError(`a hidden comparison request is malformed: ${parsed.error.issues[0]?.message}`);
+    const { key, count } = parsed.data;
+    const pk = state.key(key);
+    const p = mpcParty(1, channel(), new OtProvider(1, channel('ot')));
+    const decryptor = {
+      decryptBatch: (cts: readonly Ciphertext[]) =>
+        state.open(
+          HIDDEN_LESS_THAN,
+          pk,
+          cts.map((c) => [c.A, c.B]),
+        ),
+    };
+    const shares = await ciphertextsToSharesAtKeyServer(p, decryptor, pk, count);
+    const sign = await signBit(p, shares);
+    const pairs = await state.seal(
+      pk,
+      Array.from({ length: count }, (_, i) => BigInt(bitOf(sign, i))),
+    );
+    await p.channel.exchange(
+      serializeCiphertexts(
+        pk,
+        pairs.map(([A, B]) => new Ciphertext(pk, A, B)),
+      ),
+    );
+  });
+}
