@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `ciphermine` command. */
+import { checkKeyBits } from '../crypto/params-policy.js';
 import { Command } from 'commander';
 import { integerFlag, list, listOf, numberFlag, oneOf } from './parse.js';
 import { addServerCommands } from './servers.js';
@@ -43,7 +44,7 @@ const demo = program
     listOf('--init-indices', integerFlag('--init-indices', 0)),
   )
   .option('--max-iter <n>', 'iteration limit', integerFlag('--max-iter', 1), 100)
-  .option('--key-bits <bits>', 'size of N (2048 or more outside tests)', integerFlag('--key-bits', 256), 2048)
+  .option('--key-bits <bits>', 'size of N (at least 2048)', (v: string) => checkKeyBits(integerFlag('--key-bits', 256)(v)), 2048)
   .option('--owners <n>', 'data owners the rows are split among', integerFlag('--owners', 1), 3)
   .option('--fraction-bits <f>', 'fixed-point precision', integerFlag('--fraction-bits', 0, 52), 16)
   .option('--database <url>', 'run the compute server on this PostgreSQL (postgres://...; default: SQLite in a temporary directory)')
@@ -62,7 +63,7 @@ demo
   .option('--epsilon <e>', 'privacy loss of the query', numberFlag('--epsilon', 0, true), 1)
   .option('--mode <m>', 'pmdp (one party adds the noise) or spmdp (both servers add a share)', oneOf('--mode', ['pmdp', 'spmdp']), 'pmdp')
   .option('--blocks <b>', 'sample-and-aggregate over this many blocks', integerFlag('--blocks', 2))
-  .option('--key-bits <bits>', 'size of N (2048 or more outside tests)', integerFlag('--key-bits', 256), 2048)
+  .option('--key-bits <bits>', 'size of N (at least 2048)', (v: string) => checkKeyBits(integerFlag('--key-bits', 256)(v)), 2048)
   .option('--owners <n>', 'data owners', integerFlag('--owners', 1), 5)
   .option('--per-owner <n>', 'wages per owner', integerFlag('--per-owner', 1), 40)
   .option('--budget <e>', 'privacy budget each owner sets', numberFlag('--budget', 0), 4)

@@ -3,6 +3,7 @@
  * and query client's (QC) commands, a thin layer over the library's DataOwner and QueryClient.
  * Results go to stdout as one JSON line; progress and job ids go to stderr.
  */
+import { requireFingerprint } from '../clients/pins.js';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ParameterError } from '../crypto/errors.js';
@@ -49,10 +50,15 @@ function addOwnerCommands(program: Command): void {
     .option('--server <url>', 'the compute server', server)
     .option('--name <name>', 'display name the servers show', 'data owner')
     .option('--force', 'replace an existing identity file (its keys, and access to its datasets, are lost)')
+    .option(
+      '--expect-params <fingerprint>',
+      'refuse unless the public parameters have this fingerprint (the key server prints it at start; compare it out of band)',
+      requireFingerprint,
+    )
     .addHelpText('after', example('ciphermine owner register --identity .ciphermine/alice.id --name "Hospital A"'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);
-      const d = await DataOwner.register(o.server, o.name);
+      const d = await DataOwner.register(o.server, o.name, { expectParams: o.expectParams });
       saveIdentity(o.identity, d.identity());
       print({ id: d.id });
     });
@@ -146,10 +152,15 @@ function addClientCommands(program: Command): void {
     .option('--server <url>', 'the compute server', server)
     .option('--name <name>', 'display name the servers show', 'query client')
     .option('--force', 'replace an existing identity file (its key, and the results of its jobs, are lost)')
+    .option(
+      '--expect-params <fingerprint>',
+      'refuse unless the public parameters have this fingerprint (the key server prints it at start; compare it out of band)',
+      requireFingerprint,
+    )
     .addHelpText('after', example('ciphermine client register --identity .ciphermine/analyst.id'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);
-      const q = await QueryClient.register(o.server, o.name);
+      const q = await QueryClient.register(o.server, o.name, { expectParams: o.expectParams });
       saveIdentity(o.identity, q.identity());
       print({ id: q.id });
     });

@@ -1,5 +1,6 @@
 /** `ciphermine key-server start` and `ciphermine compute-server start`. */
 import type { Command } from 'commander';
+import { checkKeyBits } from '../crypto/params-policy.js';
 import { startKeyServer } from '../services/key-server.js';
 import { startComputeServer } from '../services/compute-server.js';
 import { startDealerServer } from '../services/dealer-server.js';
@@ -31,8 +32,8 @@ export function addServerCommands(program: Command): void {
     .option('--port <port>', 'port (0: any free port)', integerFlag('--port', 0, 65535), Number(env.CIPHERMINE_KEY_SERVER_PORT ?? 7401))
     .option(
       '--key-bits <bits>',
-      'size of N for new parameters (2048 or more outside tests)',
-      integerFlag('--key-bits', 256),
+      'size of N for new parameters (at least 2048)',
+      (v: string) => checkKeyBits(integerFlag('--key-bits', 256)(v)),
       Number(env.CIPHERMINE_KEY_BITS ?? 2048),
     )
     .option('--workers <n>', 'worker threads (default: one per core)', integerFlag('--workers', 0))
@@ -46,7 +47,7 @@ export function addServerCommands(program: Command): void {
         workers: o.workers,
         log,
       });
-      announce({ role: 'key-server', url: ks.url, channelKey: ks.channelKeyPath });
+      announce({ role: 'key-server', url: ks.url, channelKey: ks.channelKeyPath, paramsFingerprint: ks.paramsFingerprint });
       onSignals(ks.close);
     });
 

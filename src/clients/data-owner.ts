@@ -4,6 +4,7 @@
  * (seed 000's double encryption), and grants query clients access.
  */
 import type { KeyObject } from 'node:crypto';
+import { checkNewParams, checkPinned } from './pins.js';
 import {
   deserializeParams,
   keyGen,
@@ -120,10 +121,10 @@ export class DataOwner {
     private readonly token: string,
   ) {}
 
-  static async register(serverUrl: string, name: string): Promise<DataOwner> {
+  static async register(serverUrl: string, name: string, opts: { expectParams?: string } = {}): Promise<DataOwner> {
     const api = new ComputeServerApi(serverUrl);
     const info = await api.request<Info>('GET', '/v1/info');
-    const sk = keyGen(deserializeParams(Buffer.from(info.params, 'base64')));
+    const sk = keyGen(checkNewParams(deserializeParams(Buffer.from(info.params, 'base64')), serverUrl, opts.expectParams));
     const x = generateAgreementKeyPair();
     const { id, token } = await api.request<{ id: string; token: string }>('POST', '/v1/register', {
       role: 'owner',
@@ -143,6 +144,8 @@ export class DataOwner {
     const api = new ComputeServerApi(f.server, f.token);
     const info = await api.request<Info>('GET', '/v1/info');
     const sk = deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64'));
+    checkPinned('X25519 key', f.server, info.x25519PublicKey, f.pins?.x25519);
+    checkPinned('public parameters', f.server, deserializeParams(Buffer.from(info.params, 'base64')).fingerprint, f.pins?.params);
     return new DataOwner(f.id, api, sk, importAgreementPrivateKey(Buffer.from(f.x25519PrivateKey!, 'base64')), info.x25519PublicKey, f.token);
   }
 
@@ -154,6 +157,7 @@ export class DataOwner {
       server: this.api.baseUrl,
       bcpSecretKey: serializeSecretKey(this.sk).toString('base64'),
       x25519PrivateKey: exportAgreementPrivateKey(this.x25519).toString('base64'),
+      pins: { params: this.sk.publicKey.params.fingerprint, x25519: this.serverX25519 },
     };
   }
 

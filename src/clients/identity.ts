@@ -14,6 +14,11 @@ export interface IdentityFile {
   bcpSecretKey: string;
   /** X25519 private key (pkcs8 DER), base64; owners only */
   x25519PrivateKey?: string;
+  /**
+   * What was trusted at registration: the public parameters' fingerprint and (owners) the compute
+   * server's X25519 key. A server that later presents others is refused (ERR_PIN_MISMATCH).
+   */
+  pins?: { params: string; x25519?: string };
 }
 
 export function saveIdentity(path: string, id: IdentityFile): void {

@@ -3,6 +3,7 @@
  * granted, follows them, and is the only party that can decrypt the results (they arrive under its
  * own key). `kmeans()` and `stats()` do all three and decode the fixed point.
  */
+import { checkNewParams } from './pins.js';
 import {
   deserializeParams,
   keyGen,
@@ -83,10 +84,10 @@ export class QueryClient {
     private readonly token: string,
   ) {}
 
-  static async register(serverUrl: string, name: string): Promise<QueryClient> {
+  static async register(serverUrl: string, name: string, opts: { expectParams?: string } = {}): Promise<QueryClient> {
     const api = new ComputeServerApi(serverUrl);
     const info = await api.request<{ params: string }>('GET', '/v1/info');
-    const sk = keyGen(deserializeParams(Buffer.from(info.params, 'base64')));
+    const sk = keyGen(checkNewParams(deserializeParams(Buffer.from(info.params, 'base64')), serverUrl, opts.expectParams));
     const { id, token } = await api.request<{ id: string; token: string }>('POST', '/v1/register', {
       role: 'client',
       name,
@@ -101,7 +102,14 @@ export class QueryClient {
   }
 
   identity(): IdentityFile {
-    return { role: 'client', id: this.id, token: this.token, server: this.api.baseUrl, bcpSecretKey: serializeSecretKey(this.sk).toString('base64') };
+    return {
+      role: 'client',
+      id: this.id,
+      token: this.token,
+      server: this.api.baseUrl,
+      bcpSecretKey: serializeSecretKey(this.sk).toString('base64'),
+      pins: { params: this.sk.publicKey.params.fingerprint },
+    };
   }
 
   /** Submits a job of any kind the server runs; returns its id at once. */

@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   ERR_CHANNEL_KEY: { status: 502, meaning: "the key server refused the compute server's requests: the two servers' channel keys differ" },
   ERR_REMOTE: { status: 502, meaning: 'the other server answered with an error of its own' },
   ERR_BAD_RESPONSE: { status: 502, meaning: 'a server answered with something that is not its protocol' },
+  ERR_PIN_MISMATCH: { status: 502, meaning: 'a server presents a key or public parameters other than those pinned at registration' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import { checkParamsPolicy } from '../crypto/params-policy.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPublicKey, type KeyObject } from 'node:crypto';
@@ -84,7 +85,7 @@ async function fetchParams(transport: Transport, waitMs: number): Promise<BcpPar
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      return deserializeParams(await transport.call('params', new Uint8Array(0)));
+      return checkParamsPolicy(deserializeParams(await transport.call('params', new Uint8Array(0))), 'the key server');
     } catch (e) {
       if (!isKeyServerUnavailable(e) || Date.now() > deadline) throw e;
       await new Promise((r) => setTimeout(r, 250));

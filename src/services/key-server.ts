@@ -4,6 +4,7 @@
  * directory, so a restart resumes with the same keys. It only ever talks to the compute server,
  * through the HMAC-authenticated channel; data owners and query clients never reach it.
  */
+import { ParameterError } from '../crypto/errors.js';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -37,6 +38,8 @@ export interface KeyServerHandle {
   url: string;
   channelKeyPath: string;
   core: KeyServerCore;
+  /** The public parameters' fingerprint, which owners and clients may check at registration. */
+  paramsFingerprint: string;
   /** The secret-sharing engine's sessions: job kinds register the key server's half of their protocols here. */
   mpc: MpcEndpoint;
   close(): Promise<void>;
@@ -53,9 +56,18 @@ export function loadOrCreateChannelKey(dataDir: string): Buffer {
   return key;
 }
 
-async function loadOrCreateMasterKey(dataDir: string, keyBits: number, log: (m: string) => void): Promise<BcpMasterKey> {
+async function loadOrCreateMasterKey(dataDir: string, explicitBits: number | undefined, log: (m: string) => void): Promise<BcpMasterKey> {
+  const keyBits = explicitBits ?? 2048;
   const path = join(dataDir, 'master.key');
-  if (existsSync(path)) return deserializeMasterKey(readKeyFile(path));
+  if (existsSync(path)) {
+    const msk = deserializeMasterKey(readKeyFile(path));
+    if (explicitBits !== undefined && msk.params.bits !== explicitBits) {
+      throw new ParameterError(
+        `${dataDir} holds ${msk.params.bits}-bit public parameters, but ${explicitBits} bits were asked for: use the same --key-bits, or another data directory for new parameters`,
+      );
+    }
+    return msk;
+  }
   log(`generating ${keyBits}-bit public parameters (safe primes)...`);
   const { params, p, q } = await setupAsync(keyBits);
   const msk = new BcpMasterKey(params, p, q);
@@ -70,7 +82,10 @@ function filesIn(dir: string): string[] {
 export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerHandle> {
   const log = opts.log ?? (() => {});
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const msk = await loadOrCreateMasterKey(opts.dataDir, opts.keyBits ?? 2048, log);
+  const msk = await loadOrCreateMasterKey(opts.dataDir, opts.keyBits, log);
+  log(
+    `public parameters: ${msk.params.bits}-bit N, fingerprint ${msk.params.fingerprint} (owners and clients can check it at registration with --expect-params)`,
+  );
   const hmacKey = loadOrCreateChannelKey(opts.dataDir);
   const pkDir = join(opts.dataDir, 'public-keys');
   const jobDir = join(opts.dataDir, 'job-keys');
@@ -90,6 +105,7 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   return {
     url: server.url,
     channelKeyPath: join(opts.dataDir, CHANNEL_KEY_FILE),
+    paramsFingerprint: msk.params.fingerprint,
     core,
     mpc,
     close: async () => {
