@@ -43,7 +43,7 @@ export function addServerCommands(program: Command): void {
         dataDir: o.dataDir,
         host: o.host,
         port: o.port,
-        keyBits: o.keyBits,
+        keyBits: checkKeyBits(o.keyBits), // also when the size came from CIPHERMINE_KEY_BITS
         workers: o.workers,
         log,
       });
