@@ -1,9 +1,9 @@
 /**
  * Conversions between the homomorphic world and secret shares over Z_2^64, both halves here.
  *
- * Ciphertext to shares (one blinded decryption): the compute server (CCS, party 0) adds a mask r
- * uniform in [2^l, 2^(l + sigma)) to each [[m]] (|m| < 2^l, sigma = 40) under the ciphertext's own
- * key, rerandomises and sends it; the key server (KMS, party 1) decrypts m + r with its master key
+ * Ciphertext to shares (one blinded decryption): the compute server (CCS, party 0) adds a fresh
+ * encryption of a mask r uniform in [2^l, 2^(l + sigma)) to each [[m]] (|m| < 2^l, sigma = 40)
+ * under the ciphertext's own key and sends it; the key server (KMS, party 1) decrypts m + r with its master key
  * (mDec opens a BCP ciphertext under any key, and a KMS-form one) and keeps m + r mod 2^64, the
  * compute server keeps -r mod 2^64. The key server sees m + r, within statistical distance 2^-40 of
  * r alone whatever m is; the compute server sees nothing new.
@@ -15,12 +15,11 @@
  * homomorphically (shares of m + 2^63 make the sum non-negative) and rerandomises it. The key server
  * never receives a ciphertext back, so its master key opens nothing of the result.
  */
-import { randomBytes } from 'node:crypto';
 import { ParameterError } from '../crypto/errors.js';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { add, addPlain, rerandomize, scalarMultiply, type Ciphertext } from '../crypto/ciphertext.js';
 import { deserializeCiphertexts, serializeCiphertexts } from '../crypto/serialize.js';
-import { bitLength } from '../crypto/bigint.js';
+import { bitLength, randomBelow } from '../crypto/bigint.js';
 import type { MpcParty } from './party.js';
 import { toPlanes, bitOf } from './bits.js';
 import { msbOfSum } from './primitives/binary.js';
@@ -39,10 +38,10 @@ function checkBound(pk: BcpPublicKey, boundBits: number): void {
     throw new ParameterError(`a ${boundBits}-bit bound leaves no room for the mask under this N`);
 }
 
+/** r uniform in [2^l, 2^(l + sigma)): m + r > 0 for |m| < 2^l, and 2^-40-close to r alone. */
 function uniformMask(boundBits: number): bigint {
-  const bytes = Math.ceil((boundBits + CONVERSION_SIGMA) / 8);
-  const r = BigInt('0x' + randomBytes(bytes).toString('hex')) % (1n << BigInt(boundBits + CONVERSION_SIGMA));
-  return r < 1n << BigInt(boundBits) ? r + (1n << BigInt(boundBits)) : r;
+  const low = 1n << BigInt(boundBits);
+  return low + randomBelow((1n << BigInt(boundBits + CONVERSION_SIGMA)) - low);
 }
 
 /**
@@ -54,7 +53,7 @@ export async function ciphertextsToShares(
   cts: readonly Ciphertext[],
   pk: BcpPublicKey,
   boundBits: number,
-  encryptMasks: MaskEncryptor = async (ms) => ms.map((r) => pk.encrypt(r)),
+  encryptMasks: MaskEncryptor,
 ): Promise<ArithmeticShare> {
   checkBound(pk, boundBits);
   const masks = cts.map(() => uniformMask(boundBits));
@@ -68,10 +67,11 @@ export async function ciphertextsToShares(
 }
 
 /**
- * Fresh encryptions of the masks under the ciphertexts' key. The default is plain BCP; a compute
- * server whose inputs may be KMS-form elements (whose randomness the key server knows) passes one
- * that also multiplies in a fresh h_N^rho' (protocols' blindEncrypt), so the key server cannot read
- * the compute server's scalars off the randomness.
+ * Fresh encryptions of the masks under the ciphertexts' key; they also rerandomise the blinded
+ * ciphertexts. Where inputs may be KMS-form elements (whose randomness the key server knows) it
+ * must also multiply in a fresh h_N^rho' (the protocols' blindEncrypt kernel), or the key server
+ * could read the compute server's scalars off the randomness; plain BCP encryption suffices only
+ * for ciphertexts under a user's key.
  */
 export type MaskEncryptor = (masks: readonly bigint[]) => Promise<Ciphertext[]>;
 

@@ -27,7 +27,11 @@ import { MpcEndpoint, startRemote, TransportChannel } from './server-channel.js'
 export const HIDDEN_LESS_THAN = 'engine.lt';
 /** |x - c| must stay below 2^62 so the sign in Z_2^64 is exact after the mask is removed. */
 export const MAX_COMPARISON_BITS = 62;
-const MAX_BATCH = 1 << 20;
+/**
+ * Comparisons per session: a batch of 2048-bit ciphertexts (1 KB each) stays at 16 MB a message,
+ * and the key server's decryptions of one batch take well under the engine's round timeout.
+ */
+const MAX_BATCH = 1 << 14;
 
 const Args = z.object({
   key: z.string().min(1).max(128),

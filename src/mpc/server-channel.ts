@@ -12,9 +12,15 @@ import { MAX_MESSAGE_BYTES, MpcChannelError, type ChannelCounters, type PartyCha
 
 export const MPC_METHOD = 'mpc.exchange';
 export const MPC_START_METHOD = 'mpc.start';
+/** Session ids: a top-level id (no ':') and its subsessions `id:suffix` (the provider's channel). */
 export const SESSION_PATTERN = /^[A-Za-z0-9_.:-]{1,80}$/;
-/** How long a party waits for the other's message of a round. */
-export const DEFAULT_ROUND_TIMEOUT_MS = 120_000;
+const TOP_LEVEL_SESSION = /^[A-Za-z0-9_.-]{1,64}$/;
+/**
+ * How long a party waits for the other's message of a round. A round may include the other
+ * party's local work on a whole batch (decrypting or encrypting thousands of ciphertexts), so this
+ * is generous; it exists so that a vanished peer fails the session instead of hanging it.
+ */
+export const DEFAULT_ROUND_TIMEOUT_MS = 10 * 60_000;
 
 function checkSession(session: string): void {
   if (!SESSION_PATTERN.test(session)) throw new MpcChannelError('malformed MPC session id');
@@ -170,22 +176,33 @@ export class MpcEndpoint {
   start(program: string, session: string, args: unknown): void {
     const run = this.programs.get(program);
     if (!run) throw new MpcChannelError(`the key server has no MPC program ${JSON.stringify(program)}`);
-    checkSession(session);
-    if (this.sessions.has(session)) throw new MpcChannelError(`MPC session ${session} is already running`);
-    const opened: string[] = [];
+    if (!TOP_LEVEL_SESSION.test(session)) throw new MpcChannelError('a session id is 1 to 64 letters, digits, ".", "-" or "_"');
+    if ([...this.sessions.keys()].some((id) => id === session || id.startsWith(`${session}:`))) {
+      throw new MpcChannelError(`MPC session ${session} is already running`);
+    }
+    const opened = new Map<string, EndpointChannel>();
     const channel = (suffix?: string) => {
+      if (suffix !== undefined && !/^[A-Za-z0-9_-]{1,15}$/.test(suffix))
+        throw new MpcChannelError('a subsession suffix is 1 to 15 letters, digits, - or _');
       const id = suffix ? `${session}:${suffix}` : session;
-      opened.push(id);
-      return this.channel(id);
+      let c = opened.get(id);
+      if (!c) {
+        if (this.sessions.has(id)) throw new MpcChannelError(`MPC session ${id} belongs to another computation`);
+        opened.set(id, (c = this.channel(id)));
+      }
+      return c;
     };
     channel();
     run(channel, args)
       .catch((e: Error) => {
         this.opts.log?.(`MPC session ${session} (${program}) failed: ${e.message}`);
-        for (const id of opened)
-          this.sessions.get(id)?.fail(e instanceof CiphermineError ? e : new MpcChannelError(`the key server's side failed: ${e.message}`));
+        for (const c of opened.values()) c.fail(e instanceof CiphermineError ? e : new MpcChannelError(`the key server's side failed: ${e.message}`));
       })
-      .finally(() => setTimeout(() => opened.forEach((id) => this.sessions.delete(id)), 1000).unref());
+      .finally(() =>
+        setTimeout(() => {
+          for (const [id, c] of opened) if (this.sessions.get(id) === c) this.sessions.delete(id);
+        }, 1000).unref(),
+      );
   }
 
   /** The key server's RPC handler for the two methods. */

@@ -35,13 +35,15 @@ describe('ciphertext <-> shares conversions', () => {
   const { msk } = testSystem(512);
   const sk = testKey(512);
   const pk = sk.publicKey;
+  /** Masks as plain BCP encryptions: enough for ciphertexts under a user's key. */
+  const plain = async (ms: readonly bigint[]) => ms.map((r) => pk.encrypt(r));
 
   it('a ciphertext becomes shares of its plaintext (negatives and the bound included)', async () => {
     const top = (1n << BigInt(BOUND)) - 1n;
     const values = [0n, 1n, -1n, top, -top, 123456789n, -987654321n];
     const cts = values.map((m) => pk.encrypt(m));
     const [p0, p1] = parties();
-    const [s0, s1] = await Promise.all([ciphertextsToShares(p0, cts, pk, BOUND), ciphertextsToSharesAtKeyServer(p1, msk, pk, cts.length)]);
+    const [s0, s1] = await Promise.all([ciphertextsToShares(p0, cts, pk, BOUND, plain), ciphertextsToSharesAtKeyServer(p1, msk, pk, cts.length)]);
     const [opened] = await Promise.all([open(p0, s0), open(p1, s1)]);
     assert.deepEqual([...opened].map(ring.toSigned), values);
   });
@@ -59,8 +61,8 @@ describe('ciphertext <-> shares conversions', () => {
 
   it('refuses a bound that leaves no room for the mask, and a wrong count of ciphertexts', async () => {
     const [p0, p1] = parties();
-    await assert.rejects(ciphertextsToShares(p0, [pk.encrypt(1n)], pk, 64), /1\.\.63 bits/);
-    const sending = ciphertextsToShares(p0, [pk.encrypt(1n), pk.encrypt(2n)], pk, BOUND);
+    await assert.rejects(ciphertextsToShares(p0, [pk.encrypt(1n)], pk, 64, plain), /1\.\.63 bits/);
+    const sending = ciphertextsToShares(p0, [pk.encrypt(1n), pk.encrypt(2n)], pk, BOUND, plain);
     await assert.rejects(ciphertextsToSharesAtKeyServer(p1, msk, pk, 1), /exceeds the limit of 1|expected 1/);
     await sending;
   });
@@ -85,6 +87,7 @@ describe('ciphertext <-> shares conversions', () => {
           Array.from({ length: n }, () => pk.encrypt(m)),
           pk,
           BOUND,
+          plain,
         ),
         ciphertextsToSharesAtKeyServer(mpcParty(1, recording, p1.provider), msk, pk, n),
       ]);

@@ -72,6 +72,27 @@ describe('OT extension', () => {
     assert.ok(p0.counters.offlineBytes > 0 && p0.counters.offlineSeconds > 0);
   });
 
+  it('calls started together are served in one order at both parties, however the replies are delayed', async () => {
+    const [c0, c1] = channelPair();
+    // Party 0's replies come back after random delays, so concurrent calls would interleave.
+    const jittery = {
+      counters: c0.counters,
+      exchange: async (m: Uint8Array) => {
+        const r = await c0.exchange(m);
+        await new Promise((done) => setTimeout(done, Math.random() * 5));
+        return r;
+      },
+    };
+    const [p0, p1] = [new OtProvider(0, jittery), new OtProvider(1, c1)];
+    const [d0, d1] = await Promise.all([Promise.all([1, 2, 3, 4].map(() => p0.daBits(40))), Promise.all([1, 2, 3, 4].map(() => p1.daBits(40)))]);
+    d0.forEach((x, j) => {
+      for (let i = 0; i < 40; i++) {
+        assert.equal(BigInt.asUintN(64, x.arith[i]! + d1[j]!.arith[i]!), BigInt(((x.bits[i >>> 5]! ^ d1[j]!.bits[i >>> 5]!) >>> (i & 31)) & 1));
+      }
+    });
+    await assert.rejects(p0.matmulTriple(512, 784, 4), /too wide for the ot provider/);
+  });
+
   it('refuses an extension matrix of the wrong size', async () => {
     const [c0, c1] = channelPair();
     const [p0, p1] = [new OtProvider(0, c0), new OtProvider(1, c1)];

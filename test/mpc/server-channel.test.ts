@@ -81,6 +81,9 @@ describe("MPC over the servers' channel", () => {
     await startRemote(ks.transport, 'echo', 'test-echo', {});
     await assert.rejects(ks.transport.call(MPC_METHOD, encodeFrame('test-echo', 3, new Uint8Array(1))), /expected round 0, got 3/);
     await assert.rejects(ks.transport.call(MPC_METHOD, new Uint8Array([200, 1])), /truncated MPC frame/);
+    // A session cannot be started inside another one's namespace, nor twice.
+    await assert.rejects(startRemote(ks.transport, 'echo', 'test-echo:ot', {}), /a session id is 1 to 64/);
+    await assert.rejects(startRemote(ks.transport, 'echo', 'test-echo', {}), /already running/);
     await ks.server.close();
   });
 

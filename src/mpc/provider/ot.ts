@@ -16,7 +16,8 @@
  * corrections, which are uniformly random given its own outputs. No one else is involved.
  */
 import { randomBytes } from 'node:crypto';
-import { bytesOf, MpcChannelError, type PartyChannel } from '../channel.js';
+import { bytesOf, MAX_MESSAGE_BYTES, MpcChannelError, type PartyChannel } from '../channel.js';
+import { ParameterError } from '../../crypto/errors.js';
 import { baseOts, BASE_OTS } from '../ot/base-ot.js';
 import { hashRows, IknpReceiver, IknpSender, roundUp, ROW_BYTES } from '../ot/iknp.js';
 import * as ring from '../ring.js';
@@ -120,13 +121,21 @@ export class OtProvider implements CorrelatedRandomness {
     return out;
   }
 
-  private async timed<T>(f: () => Promise<T>): Promise<T> {
-    const t = performance.now();
-    try {
-      return await f();
-    } finally {
-      this.counters.offlineSeconds += (performance.now() - t) / 1000;
-    }
+  /** Calls run one at a time: each is several exchanges on one channel, and IKNP's PRG streams and tweaks must advance in the same order at both parties, whatever order callers start them in. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private timed<T>(f: () => Promise<T>): Promise<T> {
+    const run = async () => {
+      const t = performance.now();
+      try {
+        return await f();
+      } finally {
+        this.counters.offlineSeconds += (performance.now() - t) / 1000;
+      }
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
   }
 
   andTriple(words: number): Promise<AndTriple> {
@@ -233,6 +242,12 @@ export class OtProvider implements CorrelatedRandomness {
       const [b, share] = [new BigUint64Array(k * n), new BigUint64Array(m * n)];
       // Column blocks of B whose corrections (64 k m values per column) stay near 16 MB a message.
       const cols = Math.max(1, Math.floor((GILBOA_PIECE * 64) / (64 * k * Math.max(m, 1))));
+      if (64 * k * m * 8 > MAX_MESSAGE_BYTES / 2) {
+        // One column already needs 64 k m corrections; splitting A's rows would need chosen (not random) choices.
+        throw new ParameterError(
+          `a ${m}x${k} by ${k}x${n} matrix triple is too wide for the ot provider (64 k m = ${64 * k * m} values a column); use a dealer`,
+        );
+      }
       for (let j0 = 0; j0 < n; j0 += cols) {
         const nb = Math.min(cols, n - j0);
         const part = await this.gilboaMatrix(a, m, k, nb);
@@ -314,5 +329,5 @@ function lows(rows: Buffer, n: number): BigUint64Array {
 
 function ringOf(message: Uint8Array, n: number): BigUint64Array {
   if (message.length !== 8 * n) throw new MpcChannelError(`expected ${8 * n} bytes of OT corrections, got ${message.length}`);
-  return new BigUint64Array(aligned(message).buffer.slice(message.byteOffset, message.byteOffset + message.length));
+  return new BigUint64Array(Uint8Array.from(message).buffer);
 }
