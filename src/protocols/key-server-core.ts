@@ -109,7 +109,12 @@ export class KeyServerCore implements KeyServerState {
    * them is opened with the master key; a client's key must get real BCP ciphertexts.
    */
   requireJobKey(pk: BcpPublicKey): void {
-    if (!this.jobKeys.has(pk.fingerprint)) throw new CiphermineError('ERR_NOT_JOB_KEY', 'KMS-form answers and shares are only for job keys');
+    if (!this.jobKeys.has(pk.fingerprint)) {
+      throw new CiphermineError(
+        'ERR_NOT_JOB_KEY',
+        'only a job key may be used here (KMS form, shares, the source of a plain SCT, the target of a bounded SCT)',
+      );
+    }
   }
 
   async sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {

@@ -63,6 +63,9 @@ function decodeTransfer(state: KeyServerState, body: Uint8Array) {
 export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, elements, from, to } = decodeTransfer(state, body);
   if (header.slotBits !== undefined || header.kms || header.share) throw new ProtocolError('plain SCT takes no slots, KMS form or share');
+  // Policy (defence in depth against a compromised compute server): plain SCT releases results,
+  // so it starts only from a job key; owners' data moves only by bounded SCT into a job key.
+  state.requireJobKey(from);
   if (elements.length !== 2 * header.count) throw new ProtocolError('element count does not match the header');
   const values = await state.open('sct', from, pairsOf(elements));
   return encodeReply(await state.seal(to, values), to.params.elementBytes);
@@ -120,7 +123,8 @@ export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array
   const { header, elements, from, to } = decodeTransfer(state, body);
   const slotBits = header.slotBits;
   const N = from.params.N;
-  if (header.kms || header.share !== undefined) state.requireJobKey(to);
+  // Policy: owners' data moves only into job keys (never straight to a client's or owner's key).
+  state.requireJobKey(to);
   if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count))
     throw new ProtocolError('pack count does not match the header');
   const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count);

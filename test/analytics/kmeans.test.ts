@@ -44,7 +44,7 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
     const converted: import('../../src/crypto/index.js').Ciphertext[][] = [];
     for (const owner of owners) {
       const mine = encrypted.filter((_, i) => i % 2 === owners.indexOf(owner));
-      const flat = await sct(h.alice, mine.flat(), jobKey);
+      const flat = await sctBounded(h.alice, mine.flat(), jobKey, 32);
       for (let r = 0; r < mine.length; r++) converted.push(flat.slice(r * 4, r * 4 + 4));
     }
     // restore file order: owner 0 had even rows, owner 1 odd rows

@@ -46,7 +46,7 @@ describe('key server endpoints refuse bad input and keep serving', () => {
 
   const still = async () => {
     const ms = [3n, -4n];
-    const out = await sct(h.alice, h.owner.publicKey.encryptBatch(ms), h.target.publicKey);
+    const out = await sct(h.alice, h.core.createJobKey().encryptBatch(ms), h.target.publicKey);
     assert.deepEqual(h.target.decryptBatch(out), ms);
   };
 

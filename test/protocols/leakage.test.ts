@@ -49,11 +49,11 @@ describe('leakage: the key server sees data-independent values', () => {
   const nearBound = () => Array.from({ length: BATCH }, () => bound - randomBelow(1000n));
 
   for (const [name, protocol, run] of [
-    ['SCT', 'sct', (h: Harness, xs: bigint[]) => sct(h.alice, h.owner.publicKey.encryptBatch(xs), h.target.publicKey)],
+    ['SCT', 'sct', (h: Harness, xs: bigint[]) => sct(h.alice, h.core.createJobKey().encryptBatch(xs), h.target.publicKey)],
     [
       'SCT, bounded and packed (the conversion to the job key)',
       'sct-packed',
-      (h: Harness, xs: bigint[]) => sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs), h.target.publicKey, 201),
+      (h: Harness, xs: bigint[]) => sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs), h.core.createJobKey(), 201),
     ],
     ['SM', 'mul', (h: Harness, xs: bigint[]) => secureMultiply(h.alice, h.owner.publicKey.encryptBatch(xs), h.owner.publicKey.encryptBatch(xs))],
     ['secure square', 'square', (h: Harness, xs: bigint[]) => secureSquare(h.alice, h.owner.publicKey.encryptBatch(xs))],

@@ -37,7 +37,8 @@ for (const kind of ['memory', 'http'] as const) {
     it('SCT moves ciphertexts to another key without changing the plaintext', async () => {
       const N = h.owner.publicKey.params.N;
       const ms = [0n, 1n, -1n, N / 2n, -(N / 2n - 1n), ...Array.from({ length: 20 }, () => randomSigned(N))];
-      const out = await sct(h.alice, h.owner.publicKey.encryptBatch(ms), h.target.publicKey);
+      const job = h.core.createJobKey(); // plain SCT starts only from a job key (the key server's policy)
+      const out = await sct(h.alice, job.encryptBatch(ms), h.target.publicKey);
       assert.ok(out.every((c) => c.publicKey.equals(h.target.publicKey)));
       assert.deepEqual(h.target.decryptBatch(out), ms);
     });
@@ -46,8 +47,9 @@ for (const kind of ['memory', 'http'] as const) {
       const bits = 40;
       const B = (1n << BigInt(bits)) - 1n;
       const ms = [0n, 1n, -1n, B, -B, ...Array.from({ length: 40 }, () => randomSmall(B))];
-      const out = await sctBounded(h.alice, h.owner.publicKey.encryptBatch(ms), h.target.publicKey, bits);
-      assert.deepEqual(h.target.decryptBatch(out), ms);
+      const job = h.core.createJobKey(); // bounded SCT goes only into a job key
+      const out = await sctBounded(h.alice, h.owner.publicKey.encryptBatch(ms), job, bits);
+      assert.deepEqual(h.core.msk.decryptBatch(out), ms);
     });
 
     it('SM and secure square equal the plaintext products (mod N), negatives and zeros included', async () => {
@@ -142,6 +144,10 @@ for (const kind of ['memory', 'http'] as const) {
         msk.decrypt(phi0[0]![0]!),
         plainSums[0]!.reduce((acc, x) => acc + x * x, 0n),
       );
+      // The key server's policy: plain SCT only from a job key, bounded SCT only into one.
+      const notJobKey = (e: Error & { code?: string }) => e.code === 'ERR_NOT_JOB_KEY';
+      await assert.rejects(sct(h.alice, [h.owner.publicKey.encrypt(1n)], h.target.publicKey), notJobKey);
+      await assert.rejects(sctBounded(h.alice, [h.owner.publicKey.encrypt(1n)], h.target.publicKey, 8), notJobKey);
       // KMS form is only for job keys.
       await assert.rejects(
         sctBounded(h.alice, [h.owner.publicKey.encrypt(1n)], h.target.publicKey, 8, { kms: true }),
@@ -208,7 +214,7 @@ describe('protocols at 2048-bit N over HTTP, both servers with worker pools', ()
     const pk = h.owner.publicKey;
     const N = pk.params.N;
     const ms = [0n, -1n, N / 2n, ...Array.from({ length: 9 }, () => randomSigned(N))];
-    assert.deepEqual(h.target.decryptBatch(await sct(h.alice, pk.encryptBatch(ms), h.target.publicKey)), ms);
+    assert.deepEqual(h.target.decryptBatch(await sct(h.alice, h.core.createJobKey().encryptBatch(ms), h.target.publicKey)), ms);
     const a = [0n, -5n, 1n << 900n, -(1n << 1000n), 1n, 2n, 3n, 4n, -9n, 0n];
     const b = [7n, -5n, -(1n << 1000n), -(1n << 1000n), -1n, 2n, -3n, 4n, 9n, 0n];
     assert.deepEqual(
