@@ -62,7 +62,7 @@ export class KMeansInputError extends CiphermineError {
 
 export function validateKMeansInput(n: number, m: number, k: number, maxIter: number, initIndices: readonly number[]): void {
   if (!Number.isInteger(k) || k < 2) throw new KMeansInputError('k must be an integer >= 2');
-  if (k > n) throw new KMeansInputError(`k = ${k} is larger than the number of records (${n})`);
+  if (k > n) throw new KMeansInputError(`k = ${k} is larger than the number of records`);
   if (!Number.isInteger(maxIter) || maxIter < 1) throw new KMeansInputError('max iterations must be an integer >= 1');
   if (m < 1) throw new KMeansInputError('records need at least one attribute');
   if (initIndices.length !== k) throw new KMeansInputError(`need ${k} initial records, got ${initIndices.length}`);

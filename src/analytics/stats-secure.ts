@@ -189,7 +189,7 @@ export async function secureStats(
     case 'mean': {
       const clipped = await secureClip(ctx, xs, q.lo, q.hi, q.valueBits);
       if (q.blocks) {
-        if (q.blocks > n) throw new StatsQueryError(`more blocks (${q.blocks}) than records (${n})`);
+        if (q.blocks > n) throw new StatsQueryError(`more blocks (${q.blocks}) than records`);
         // Mean of block means, scaled by b M (M = lcm of block sizes) to stay an integer.
         const blocks = partition(n, q.blocks);
         const M = blocks.reduce((acc, b) => lcm(acc, BigInt(b.length)), 1n);

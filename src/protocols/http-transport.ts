@@ -45,9 +45,12 @@ class Unauthenticated extends CiphermineError {
  */
 class ReplayGuard {
   private readonly seen = new Map<string, number>();
+  /** Nonces seen before a restart are gone, so nothing signed before this listener started is accepted. */
+  private readonly startedAt = Date.now();
   check(nonce: string, ts: number): void {
     const now = Date.now();
     if (!Number.isFinite(ts) || ts < now - WINDOW_MS || ts > now + MAX_FUTURE_MS) throw new Unauthenticated('request timestamp outside the window');
+    if (ts < this.startedAt) throw new Unauthenticated('request signed before this server started (a possible replay across a restart)');
     for (const [n, expiry] of this.seen) if (expiry < now) this.seen.delete(n);
     if (this.seen.has(nonce)) throw new Unauthenticated('replayed request');
     this.seen.set(nonce, ts + WINDOW_MS);

@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import { CiphermineError } from '../crypto/errors.js';
 import { checkParamsPolicy } from '../crypto/params-policy.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -185,7 +186,12 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   }));
 
   /** Process statistics for operators and benchmarks (no data involved). */
-  app.get('/v1/stats', async () => processStats());
+  // Process figures (CPU seconds, memory) tell an observer when jobs run and roughly how large they
+  // are, so only the server's own host may read them (operators and benchmarks).
+  app.get('/v1/stats', async (req) => {
+    if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.ip)) throw new CiphermineError('ERR_FORBIDDEN', 'process statistics are for the server\'s own host');
+    return processStats();
+  });
 
   app.post('/v1/register', async (req) => {
     const b = parse(registerBody, req.body);

@@ -14,6 +14,7 @@ import {
   MAX_SHARED_VALUES,
 } from '../../src/protocols/index.js';
 import { harness, type Harness } from './harness.js';
+import { serveHttp } from '../../src/protocols/http-transport.js';
 
 function signed(key: Buffer, method: string, body: Buffer, ts = String(Date.now()), nonce = randomBytes(16).toString('hex')) {
   const h = createHmac('sha256', key);
@@ -114,6 +115,21 @@ describe('key server endpoints refuse bad input and keep serving', () => {
       (e: unknown) => e instanceof RemoteError && e.code === 'ERR_CHANNEL_KEY' && /channel keys differ/.test(e.message),
     );
     await still();
+  });
+
+  it('a request signed before the key server (re)started is refused: no replay window reopens after a restart', async () => {
+    const key = randomBytes(32);
+    const server = await serveHttp(async () => Buffer.from('ok'), { hmacKey: key });
+    try {
+      const body = Buffer.from('x');
+      const at = (ts: number) => fetch(`${server.url}/rpc/ping`, { method: 'POST', headers: signed(key, 'ping', body, String(ts)), body });
+      const before = await at(Date.now() - 5_000);
+      assert.equal(before.status, 401);
+      assert.match(await before.text(), /signed before this server started/);
+      assert.equal((await at(Date.now())).status, 200);
+    } finally {
+      await server.close();
+    }
   });
 
   it('shares and shared distances: non-job keys, unknown shares, oversized and too-thin requests are refused', async () => {

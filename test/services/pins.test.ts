@@ -82,3 +82,22 @@ describe('pinning and parameter policy', () => {
     );
   });
 });
+
+describe('compute server files', () => {
+  it('compute.db and its WAL files are 0600 even in a directory that already existed', async () => {
+    const { mkdtempSync, writeFileSync, chmodSync, statSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { openStore } = await import('../../src/services/store/open-store.js');
+    const dir = mkdtempSync(join(tmpdir(), 'cm-mode-'));
+    chmodSync(dir, 0o755);
+    const db = join(dir, 'compute.db');
+    writeFileSync(db, '');
+    chmodSync(db, 0o644);
+    const store = await openStore(db);
+    try {
+      for (const f of [db, `${db}-wal`, `${db}-shm`]) if (existsSync(f)) assert.equal(statSync(f).mode & 0o777, 0o600, f);
+    } finally {
+      await store.close();
+    }
+  });
+});

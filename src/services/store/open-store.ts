@@ -2,6 +2,7 @@
  * Opens the compute server's store from a location: a `postgres://` (or `postgresql://`) URL selects
  * PostgreSQL; anything else is the path of an SQLite file (the embedded default).
  */
+import { chmodSync, existsSync } from 'node:fs';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
@@ -21,6 +22,10 @@ export async function openStore(location: string): Promise<Store> {
     return KyselyStore.open(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', () => lock.end());
   }
   const file = new BetterSqlite3(location);
+  // The database holds assignments, sizes and token hashes: owner-only, even in a directory that
+  // already existed with a laxer umask. SQLite gives the WAL and shared-memory files it creates the
+  // database file's mode; ones left by an earlier run are fixed here.
+  for (const f of [location, `${location}-wal`, `${location}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   file.pragma('journal_mode = WAL');
   file.pragma('foreign_keys = ON');
   file.pragma('busy_timeout = 5000');
