@@ -3,6 +3,7 @@
  * and query client's (QC) commands, a thin layer over the library's DataOwner and QueryClient.
  * Results go to stdout as one JSON line; progress and job ids go to stderr.
  */
+import { GRANT_SCOPES } from '../services/store/store.js';
 import { requireFingerprint } from '../clients/pins.js';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -72,6 +73,7 @@ function addOwnerCommands(program: Command): void {
     .option('--fraction-bits <f>', 'fixed-point precision in bits', integerFlag('--fraction-bits', 0, 52), 16)
     .option('--max-abs <x>', "declared largest |value|, which jobs may learn (default: the data's, rounded up)", numberFlag('--max-abs', 0, true))
     .option('--epsilon-budget <e>', 'total epsilon DP queries may spend on this dataset (default: none allowed)', numberFlag('--epsilon-budget', 0))
+    .option('--min-cluster-size <n>', 'k-means results with a cluster smaller than this are not released (default 5)', integerFlag('--min-cluster-size', 1))
     .option('--resume <dataset>', 'finish an interrupted upload of this dataset from the same file (sent chunks are skipped)')
     .option('--chunk-rows <n>', 'rows per uploaded chunk (default: as many as fit 8 MiB of ciphertexts)', integerFlag('--chunk-rows', 1))
     .addHelpText(
@@ -91,6 +93,7 @@ function addOwnerCommands(program: Command): void {
           fractionBits: o.fractionBits,
           maxAbs: o.maxAbs,
           epsilonBudget: o.epsilonBudget,
+          minClusterSize: o.minClusterSize,
           chunkRows: o.chunkRows,
           pool,
           onProgress: uploadReporter(),
@@ -115,10 +118,22 @@ function addOwnerCommands(program: Command): void {
     .requiredOption('--identity <file>', IDENTITY_HELP)
     .requiredOption('--dataset <id>', 'your dataset (printed by upload, listed by owner datasets)')
     .requiredOption('--client <id>', "the query client's id (printed by its client register)")
-    .addHelpText('after', example('ciphermine owner grant --identity .ciphermine/alice.id --dataset ds-... --client qc-...'))
+    .option(
+      '--scope <kinds>',
+      'the job kinds allowed, comma-separated: kmeans (exact centroids and assignments, not DP), stats (DP statistics), train; granting again replaces them',
+      listOf('--scope', oneOf('--scope', GRANT_SCOPES)),
+      ['kmeans', 'stats'],
+    )
+    .addHelpText(
+      'after',
+      example(
+        'ciphermine owner grant --identity .ciphermine/alice.id --dataset ds-... --client qc-... --scope stats   # DP statistics only',
+        'ciphermine owner grant --identity .ciphermine/alice.id --dataset ds-... --client qc-... --scope kmeans,stats',
+      ),
+    )
     .action(async (o) => {
-      await (await owner(o.identity)).grant(o.dataset, o.client);
-      print({ granted: o.client, dataset: o.dataset });
+      await (await owner(o.identity)).grant(o.dataset, o.client, o.scope);
+      print({ granted: o.client, dataset: o.dataset, scopes: o.scope });
     });
   cmd
     .command('revoke')

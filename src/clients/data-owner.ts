@@ -4,6 +4,7 @@
  * (seed 000's double encryption), and grants query clients access.
  */
 import type { KeyObject } from 'node:crypto';
+import type { GrantScope } from '../services/store/store.js';
 import { checkNewParams, checkPinned } from './pins.js';
 import {
   deserializeParams,
@@ -53,6 +54,8 @@ export interface UploadOptions {
   pool?: WorkerPool;
   /** Total epsilon DP queries may spend on this dataset (default: none allowed). */
   epsilonBudget?: number;
+  /** k-means releases refuse clusters with fewer members (default 5). */
+  minClusterSize?: number;
   /** Called after each chunk is stored. */
   onProgress?: (p: UploadProgress) => void;
   /** Attempts per chunk while the compute server is unreachable or restarting (default 6, about a minute). */
@@ -180,7 +183,7 @@ export class DataOwner {
   /** Encodes (range-checked first, so a bad value uploads nothing), encrypts, wraps, uploads. */
   async upload(name: string, table: NumericTable, codec: FixedPointCodec, opts: UploadOptions = {}): Promise<string> {
     for (const r of table.rows) codec.encodeRow(r);
-    const id = await this.createDataset(name, table.columns, table.rows.length, codec, opts.epsilonBudget);
+    const id = await this.createDataset(name, table.columns, table.rows.length, codec, opts);
     const chunkRows = opts.chunkRows ?? defaultChunkRows(table.columns.length, this.sk.publicKey.params.elementBytes);
     await this.sendChunks(id, codec, tableBatches(table.rows, chunkRows), table.rows.length, new Map(), opts);
     return id;
@@ -196,7 +199,7 @@ export class DataOwner {
     const summary = await scanCsvFile(path, ignore);
     const codec = chooseCodec(opts.fractionBits, opts.maxAbs, summary.largestAbs, path);
     const name = opts.name ?? basename(path);
-    const id = await this.createDataset(name, summary.columns, summary.rows, codec, opts.epsilonBudget);
+    const id = await this.createDataset(name, summary.columns, summary.rows, codec, opts);
     const chunkRows = opts.chunkRows ?? defaultChunkRows(summary.columns.length, this.sk.publicKey.params.elementBytes);
     await this.sendChunks(id, codec, csvRowBatches(path, ignore, chunkRows), summary.rows, new Map(), opts);
     return { dataset: id, rows: summary.rows, columns: summary.columns };
@@ -227,14 +230,15 @@ export class DataOwner {
     return { dataset: datasetId, rows: d.rows, columns: d.columns };
   }
 
-  private async createDataset(name: string, columns: string[], rows: number, codec: FixedPointCodec, epsilonBudget?: number): Promise<string> {
+  private async createDataset(name: string, columns: string[], rows: number, codec: FixedPointCodec, opts: UploadOptions): Promise<string> {
     const { id } = await this.api.request<{ id: string }>('POST', '/v1/datasets', {
       name,
       columns,
       fractionBits: codec.fractionBits,
       maxAbs: codec.maxAbs,
       rows,
-      epsilonBudget,
+      epsilonBudget: opts.epsilonBudget,
+      minClusterSize: opts.minClusterSize,
     });
     return id;
   }
@@ -312,7 +316,11 @@ export class DataOwner {
     await this.api.request('DELETE', `/v1/datasets/${encodeURIComponent(datasetId)}`);
   }
 
-  async grant(datasetId: string, clientId: string): Promise<void> {
-    await this.api.request('POST', `/v1/datasets/${datasetId}/grants`, { clientId });
+  /**
+   * Lets a query client run the listed kinds of job on a dataset (default: k-means and DP
+   * statistics); granting again replaces the scopes.
+   */
+  async grant(datasetId: string, clientId: string, scopes: readonly GrantScope[] = ['kmeans', 'stats']): Promise<void> {
+    await this.api.request('POST', `/v1/datasets/${datasetId}/grants`, { clientId, scopes });
   }
 }

@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import { GRANT_SCOPES } from './store/store.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { checkParamsPolicy } from '../crypto/params-policy.js';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -112,13 +113,16 @@ const datasetBody = z.object({
   rows: z.number().int().min(1).max(10_000_000),
   /** Total epsilon the owner allows DP queries to spend on this dataset (absent: none). */
   epsilonBudget: z.number().nonnegative().finite().max(1e6).optional(),
+  /** k-means releases refuse clusters with fewer members than this (default 5). */
+  minClusterSize: z.number().int().min(1).max(1_000_000).optional(),
 });
 const chunkBody = z.object({
   rows: z.number().int().min(1).max(1_000_000),
   envelope: z.string().min(1),
   tag: z.string().regex(/^[0-9a-f]{64}$/, 'an HMAC-SHA256 tag is 64 hex digits'),
 });
-const grantBody = z.object({ clientId: z.string().min(1).max(200) });
+/** Scopes: the job kinds the grant allows; absent, the kinds that release to a client today (k-means and DP statistics). */
+const grantBody = z.object({ clientId: z.string().min(1).max(200), scopes: z.array(z.enum(GRANT_SCOPES)).min(1).max(GRANT_SCOPES.length).optional() });
 const idParam = z.object({ id: z.string().min(1).max(200) });
 const grantParam = z.object({ id: z.string().min(1).max(200), clientId: z.string().min(1).max(200) });
 const chunkParam = z.object({ id: z.string().min(1).max(200), idx: z.coerce.number().int().min(0).max(1_000_000) });
@@ -218,6 +222,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         maxAbs: b.maxAbs,
         rows: b.rows,
         epsilonBudgetMicro,
+        minClusterSize: b.minClusterSize,
       }),
     };
   });
@@ -254,10 +259,10 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     const owner = await auth(req, 'owner');
     const { id } = parse(idParam, req.params);
     await ownDataset(owner, id);
-    const { clientId } = parse(grantBody, req.body);
+    const { clientId, scopes } = parse(grantBody, req.body);
     const client = await store.party(clientId);
     if (!client || client.role !== 'client') throw notFound(`no query client ${clientId}`);
-    await store.grant(id, clientId);
+    await store.grant(id, clientId, scopes ?? ['kmeans', 'stats']);
     return { ok: true };
   });
 

@@ -21,7 +21,7 @@ const countRecords = defineJobKind({
   spec: z.object({ datasets: z.array(z.string()).min(1) }),
   result: z.object({ records: z.number().int(), resumedFrom: z.number().int() }),
   async admit({ services, client }, spec) {
-    await grantedDatasets(services.store, client, spec.datasets);
+    await grantedDatasets(services.store, client, spec.datasets, 'stats');
     return { spec };
   },
   async run(ctx) {

@@ -6,6 +6,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Kysely, Migrator, sql, type Transaction } from 'kysely';
 import { CiphermineError } from '../../crypto/errors.js';
 import { migrations, type Dialect } from './migrations.js';
+import type { GrantScope } from './store.js';
 import type { Database, DatasetsTable, JobsTable, PartiesTable } from './schema.js';
 import type {
   BudgetCharge,
@@ -93,7 +94,7 @@ export class KyselyStore implements Store {
     return r && toParty(r);
   }
 
-  async addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro'>): Promise<string> {
+  async addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize'> & { minClusterSize?: number }): Promise<string> {
     const id = `ds-${randomUUID()}`;
     await this.db
       .insertInto('datasets')
@@ -108,6 +109,7 @@ export class KyselyStore implements Store {
         state: 'uploading',
         created_at: Date.now(),
         epsilon_budget_micro: d.epsilonBudgetMicro,
+        min_cluster_size: d.minClusterSize ?? 5,
       })
       .execute();
     return id;
@@ -192,11 +194,12 @@ export class KyselyStore implements Store {
     });
   }
 
-  async grant(datasetId: string, clientId: string): Promise<void> {
+  async grant(datasetId: string, clientId: string, scopes: readonly GrantScope[]): Promise<void> {
+    const list = [...new Set(scopes)].sort().join(',');
     await this.db
       .insertInto('grants')
-      .values({ dataset_id: datasetId, client_id: clientId })
-      .onConflict((oc) => oc.columns(['dataset_id', 'client_id']).doNothing())
+      .values({ dataset_id: datasetId, client_id: clientId, scopes: list })
+      .onConflict((oc) => oc.columns(['dataset_id', 'client_id']).doUpdateSet({ scopes: list }))
       .execute();
   }
 
@@ -218,14 +221,14 @@ export class KyselyStore implements Store {
     return rows.map((r) => r.client_id);
   }
 
-  async isGranted(datasetId: string, clientId: string): Promise<boolean> {
+  async isGranted(datasetId: string, clientId: string, scope?: GrantScope): Promise<boolean> {
     const r = await this.db
       .selectFrom('grants')
-      .select('dataset_id')
+      .select('scopes')
       .where('dataset_id', '=', datasetId)
       .where('client_id', '=', clientId)
       .executeTakeFirst();
-    return r !== undefined;
+    return r !== undefined && (scope === undefined || r.scopes.split(',').includes(scope));
   }
 
   async createJob(clientId: string, kind: string, spec: unknown, charge?: BudgetCharge): Promise<CreateJobOutcome> {
@@ -389,7 +392,7 @@ function toParty(r: PartiesTable): Party {
   return { id: r.id, role: r.role, name: r.name, bcpPublicKey: Buffer.from(r.bcp_pk), x25519PublicKey: r.x25519_pk };
 }
 
-function toDataset(r: Omit<DatasetsTable, 'epsilon_spent_micro'> & { epsilon_spent_micro: number | string }): DatasetRow {
+function toDataset(r: Omit<DatasetsTable, 'epsilon_spent_micro' | 'min_cluster_size'> & { epsilon_spent_micro: number | string; min_cluster_size: number | string }): DatasetRow {
   return {
     id: r.id,
     ownerId: r.owner_id,
@@ -401,6 +404,7 @@ function toDataset(r: Omit<DatasetsTable, 'epsilon_spent_micro'> & { epsilon_spe
     state: r.state,
     epsilonBudgetMicro: num(r.epsilon_budget_micro),
     epsilonSpentMicro: Number(r.epsilon_spent_micro),
+    minClusterSize: Number(r.min_cluster_size),
   };
 }
 

@@ -93,7 +93,20 @@ function initial(d: Dialect): Migration {
   };
 }
 
+/**
+ * Grants name the job kinds they allow (existing grants keep the two kinds there were); datasets
+ * carry the owner's minimum cluster size for k-means releases.
+ */
+function grantScopes(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('grants').addColumn('scopes', 'text', (c) => c.notNull().defaultTo('kmeans,stats')).execute();
+      await db.schema.alterTable('datasets').addColumn('min_cluster_size', 'integer', (c) => c.notNull().defaultTo(5)).execute();
+    },
+  };
+}
+
 /** Every migration this build knows, by name; names sort in the order they run. */
 export function migrations(d: Dialect): Record<string, Migration> {
-  return { '0001-initial': initial(d) };
+  return { '0001-initial': initial(d), '0002-grant-scopes': grantScopes() };
 }

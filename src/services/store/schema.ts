@@ -32,6 +32,8 @@ export interface DatasetsTable {
   /** Millionths of epsilon; null: the owner allows no DP queries. */
   epsilon_budget_micro: Int64 | null;
   epsilon_spent_micro: Generated<Int64>;
+  /** k-means releases refuse clusters with fewer members (0 < size < this). */
+  min_cluster_size: Generated<number>;
 }
 
 export interface ChunksTable {
@@ -45,6 +47,8 @@ export interface ChunksTable {
 export interface GrantsTable {
   dataset_id: string;
   client_id: string;
+  /** Comma-separated job kinds the grant allows (`kmeans`, `stats`, later `train`). */
+  scopes: Generated<string>;
 }
 
 export interface JobsTable {

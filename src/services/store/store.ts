@@ -30,7 +30,13 @@ export interface DatasetRow {
   /** Privacy budget in millionths of epsilon (null: the owner allows no DP queries). */
   epsilonBudgetMicro: number | null;
   epsilonSpentMicro: number;
+  /** The owner's minimum cluster size for k-means releases. */
+  minClusterSize: number;
 }
+
+/** The job kinds a grant may allow. */
+export const GRANT_SCOPES = ['kmeans', 'stats', 'train'] as const;
+export type GrantScope = (typeof GRANT_SCOPES)[number];
 
 export interface ChunkRow {
   idx: number;
@@ -96,7 +102,7 @@ export interface Store {
   partyByToken(token: string): Promise<Party | undefined>;
   party(id: string): Promise<Party | undefined>;
 
-  addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro'>): Promise<string>;
+  addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize'> & { minClusterSize?: number }): Promise<string>;
   dataset(id: string): Promise<DatasetRow | undefined>;
   datasetsVisibleTo(party: Party): Promise<DatasetRow[]>;
   /**
@@ -120,10 +126,12 @@ export interface Store {
    */
   deleteDataset(datasetId: string): Promise<void>;
 
-  grant(datasetId: string, clientId: string): Promise<void>;
+  /** Grants (or re-grants with these scopes only) the listed job kinds. */
+  grant(datasetId: string, clientId: string, scopes: readonly GrantScope[]): Promise<void>;
   /** Removes a grant; false when there was none. */
   revoke(datasetId: string, clientId: string): Promise<boolean>;
-  isGranted(datasetId: string, clientId: string): Promise<boolean>;
+  /** Whether the client holds a grant on the dataset, for `scope` when given. */
+  isGranted(datasetId: string, clientId: string, scope?: GrantScope): Promise<boolean>;
   /** The query clients a dataset is granted to. */
   grantees(datasetId: string): Promise<string[]>;
 

@@ -4,6 +4,7 @@
  * a restart does not redo it); the iterations, each ending in a checkpoint; the centroid sums moved
  * to the query client's key by SCT.
  */
+import { CiphermineError } from '../../../crypto/errors.js';
 import {
   deserializeCiphertexts,
   serializeCiphertexts,
@@ -39,7 +40,7 @@ export const kmeansKind = defineJobKind({
   result: kmeansResult,
 
   async admit({ services, client }, spec) {
-    const ds = await grantedDatasets(services.store, client, spec.datasets);
+    const ds = await grantedDatasets(services.store, client, spec.datasets, 'kmeans');
     const dims = ds[0]!.columns.length;
     const bad = ds.find((d) => d.columns.length !== dims);
     if (bad) throw badRequest(`dimension mismatch: ${bad.id} has ${bad.columns.length} columns, ${ds[0]!.id} has ${dims}`);
@@ -86,6 +87,13 @@ export const kmeansKind = defineJobKind({
         // The key server's share is no longer needed (best effort: its store is bounded anyway).
         if (loop.share) dropShare(ctx.services.compute, jobKey, loop.share.id).catch(() => undefined);
       });
+    // The owners' floor on cluster sizes: a tiny cluster's sum is nearly a record (k = n with every
+    // record a start would export the data), so no result is released below it.
+    const floor = Math.max(...datasets.map((d) => d.minClusterSize));
+    const small = result.sizes.find((s) => s > 0n && s < BigInt(floor));
+    if (small !== undefined) {
+      throw new CiphermineError('ERR_KMEANS_INPUT', `a cluster of ${small} records is below the owners' minimum cluster size of ${floor}: no result is released (choose a smaller k)`);
+    }
     const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
     const sums = await ctx.phase('result', () => sct(ctx.services.compute, result.sums.flat(), clientKey));
     await ctx.progress(result.iterations, result.iterations, 'iteration');

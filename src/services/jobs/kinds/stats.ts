@@ -68,7 +68,7 @@ export const statsKind = defineJobKind({
   result: statsResult,
 
   async admit({ services, client }, spec) {
-    const ds = await grantedDatasets(services.store, client, spec.datasets);
+    const ds = await grantedDatasets(services.store, client, spec.datasets, 'stats');
     const missing = ds.find((d) => !d.columns.includes(spec.column));
     if (missing) throw badRequest(`dataset ${missing.id} has no column '${spec.column}' (it has ${missing.columns.join(', ')})`);
     if ((spec.kind === 'sum' || spec.kind === 'mean') && (spec.lo === undefined || spec.hi === undefined))
