@@ -85,7 +85,7 @@ describe('compute server refuses bad and unauthorised requests, and keeps servin
     other = await DataOwner.register(s.cs.url, 'other owner');
     client = await QueryClient.register(s.cs.url, 'granted');
     stranger = await QueryClient.register(s.cs.url, 'not granted');
-    dataset = await owner.upload('mine', table, codec);
+    dataset = await owner.upload('mine', table, codec, { minClusterSize: 1 }); // four rows: clusters of one or two
     await owner.grant(dataset, client.id);
   });
   after(() => s.close());

@@ -40,7 +40,7 @@ describe('ciphermine CLI', () => {
     await cli('owner', 'register', '--identity', owner);
     const { id: clientId } = JSON.parse((await cli('client', 'register', '--identity', analyst)).stdout);
     await fails(['owner', 'register', '--identity', owner], /already holds an identity/);
-    const { dataset } = JSON.parse((await cli('owner', 'upload', '--identity', owner, '--csv', csv)).stdout);
+    const { dataset } = JSON.parse((await cli('owner', 'upload', '--identity', owner, '--csv', csv, '--min-cluster-size', '1')).stdout);
     await cli('owner', 'grant', '--identity', owner, '--dataset', dataset, '--client', clientId);
     await fails(
       ['client', 'kmeans', '--identity', analyst, '--datasets', dataset, '--k', 'abc'],
