@@ -73,7 +73,11 @@ function addOwnerCommands(program: Command): void {
     .option('--fraction-bits <f>', 'fixed-point precision in bits', integerFlag('--fraction-bits', 0, 52), 16)
     .option('--max-abs <x>', "declared largest |value|, which jobs may learn (default: the data's, rounded up)", numberFlag('--max-abs', 0, true))
     .option('--epsilon-budget <e>', 'total epsilon DP queries may spend on this dataset (default: none allowed)', numberFlag('--epsilon-budget', 0))
-    .option('--min-cluster-size <n>', 'k-means results with a cluster smaller than this are not released (default 5)', integerFlag('--min-cluster-size', 1))
+    .option(
+      '--min-cluster-size <n>',
+      'k-means results with a cluster smaller than this are not released (default 5)',
+      integerFlag('--min-cluster-size', 1),
+    )
     .option('--resume <dataset>', 'finish an interrupted upload of this dataset from the same file (sent chunks are skipped)')
     .option('--chunk-rows <n>', 'rows per uploaded chunk (default: as many as fit 8 MiB of ciphertexts)', integerFlag('--chunk-rows', 1))
     .addHelpText(

@@ -83,7 +83,8 @@ class Deferred<T> {
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MpcChannelError(what)), ms);
+    // Unreferenced: a session left waiting by a vanished peer must not keep the process alive.
+    timer = setTimeout(() => reject(new MpcChannelError(what)), ms).unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -203,6 +204,13 @@ export class MpcEndpoint {
           for (const [id, c] of opened) if (this.sessions.get(id) === c) this.sessions.delete(id);
         }, 1000).unref(),
       );
+  }
+
+  /** Fails every open session (the key server is shutting down). */
+  close(): void {
+    const e = new MpcChannelError('the key server is shutting down');
+    for (const c of this.sessions.values()) c.fail(e);
+    this.sessions.clear();
   }
 
   /** The key server's RPC handler for the two methods. */

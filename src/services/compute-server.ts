@@ -122,7 +122,10 @@ const chunkBody = z.object({
   tag: z.string().regex(/^[0-9a-f]{64}$/, 'an HMAC-SHA256 tag is 64 hex digits'),
 });
 /** Scopes: the job kinds the grant allows; absent, the kinds that release to a client today (k-means and DP statistics). */
-const grantBody = z.object({ clientId: z.string().min(1).max(200), scopes: z.array(z.enum(GRANT_SCOPES)).min(1).max(GRANT_SCOPES.length).optional() });
+const grantBody = z.object({
+  clientId: z.string().min(1).max(200),
+  scopes: z.array(z.enum(GRANT_SCOPES)).min(1).max(GRANT_SCOPES.length).optional(),
+});
 const idParam = z.object({ id: z.string().min(1).max(200) });
 const grantParam = z.object({ id: z.string().min(1).max(200), clientId: z.string().min(1).max(200) });
 const chunkParam = z.object({ id: z.string().min(1).max(200), idx: z.coerce.number().int().min(0).max(1_000_000) });
@@ -193,7 +196,8 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   // Process figures (CPU seconds, memory) tell an observer when jobs run and roughly how large they
   // are, so only the server's own host may read them (operators and benchmarks).
   app.get('/v1/stats', async (req) => {
-    if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.ip)) throw new CiphermineError('ERR_FORBIDDEN', 'process statistics are for the server\'s own host');
+    if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.ip))
+      throw new CiphermineError('ERR_FORBIDDEN', "process statistics are for the server's own host");
     return processStats();
   });
 

@@ -109,6 +109,7 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     core,
     mpc,
     close: async () => {
+      mpc.close();
       await server.close();
       await pool.close();
     },

@@ -14,7 +14,8 @@ export async function grantedDatasets(store: Store, client: Party, ids: readonly
     const d = await store.dataset(id);
     if (!d) throw notFound(`no dataset ${id}`);
     if (!(await store.isGranted(id, client.id))) throw forbidden(`the owner of ${id} has not granted this client access`);
-    if (!(await store.isGranted(id, client.id, scope))) throw forbidden(`the owner of ${id} has not granted this client ${scope} jobs (grant scope '${scope}')`);
+    if (!(await store.isGranted(id, client.id, scope)))
+      throw forbidden(`the owner of ${id} has not granted this client ${scope} jobs (grant scope '${scope}')`);
     if (d.state !== 'ready') throw conflict(`dataset ${id} is still uploading`);
     out.push(d);
   }

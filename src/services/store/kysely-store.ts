@@ -392,7 +392,9 @@ function toParty(r: PartiesTable): Party {
   return { id: r.id, role: r.role, name: r.name, bcpPublicKey: Buffer.from(r.bcp_pk), x25519PublicKey: r.x25519_pk };
 }
 
-function toDataset(r: Omit<DatasetsTable, 'epsilon_spent_micro' | 'min_cluster_size'> & { epsilon_spent_micro: number | string; min_cluster_size: number | string }): DatasetRow {
+function toDataset(
+  r: Omit<DatasetsTable, 'epsilon_spent_micro' | 'min_cluster_size'> & { epsilon_spent_micro: number | string; min_cluster_size: number | string },
+): DatasetRow {
   return {
     id: r.id,
     ownerId: r.owner_id,

@@ -100,8 +100,14 @@ function initial(d: Dialect): Migration {
 function grantScopes(): Migration {
   return {
     async up(db: Kysely<any>) {
-      await db.schema.alterTable('grants').addColumn('scopes', 'text', (c) => c.notNull().defaultTo('kmeans,stats')).execute();
-      await db.schema.alterTable('datasets').addColumn('min_cluster_size', 'integer', (c) => c.notNull().defaultTo(5)).execute();
+      await db.schema
+        .alterTable('grants')
+        .addColumn('scopes', 'text', (c) => c.notNull().defaultTo('kmeans,stats'))
+        .execute();
+      await db.schema
+        .alterTable('datasets')
+        .addColumn('min_cluster_size', 'integer', (c) => c.notNull().defaultTo(5))
+        .execute();
     },
   };
 }

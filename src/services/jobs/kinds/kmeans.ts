@@ -92,7 +92,10 @@ export const kmeansKind = defineJobKind({
     const floor = Math.max(...datasets.map((d) => d.minClusterSize));
     const small = result.sizes.find((s) => s > 0n && s < BigInt(floor));
     if (small !== undefined) {
-      throw new CiphermineError('ERR_KMEANS_INPUT', `a cluster of ${small} records is below the owners' minimum cluster size of ${floor}: no result is released (choose a smaller k)`);
+      throw new CiphermineError(
+        'ERR_KMEANS_INPUT',
+        `a cluster of ${small} records is below the owners' minimum cluster size of ${floor}: no result is released (choose a smaller k)`,
+      );
     }
     const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
     const sums = await ctx.phase('result', () => sct(ctx.services.compute, result.sums.flat(), clientKey));
