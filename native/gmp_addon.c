@@ -362,17 +362,20 @@ static napi_value Multipow(napi_env env, napi_callback_info info) {
  * times b (k x n), row-major BigUint64Arrays, wrapping modulo 2^64 as uint64_t arithmetic does.
  * The TypeScript fallback computes the same bits.
  */
-static int u64_array(napi_env env, napi_value v, uint64_t **data, size_t *len) {
+/* The data of a typed array of the wanted type, or a thrown TypeError naming it. */
+static int typed_array(napi_env env, napi_value v, napi_typedarray_type want, const char *name, void **data, size_t *len) {
   napi_typedarray_type type;
   napi_value buf;
   size_t offset;
-  void *ptr;
-  if (napi_get_typedarray_info(env, v, &type, len, &ptr, &buf, &offset) != napi_ok || type != napi_biguint64_array) {
-    napi_throw_type_error(env, NULL, "expected a BigUint64Array");
+  if (napi_get_typedarray_info(env, v, &type, len, data, &buf, &offset) != napi_ok || type != want) {
+    napi_throw_type_error(env, NULL, name);
     return 0;
   }
-  *data = (uint64_t *)ptr;
   return 1;
+}
+
+static int u64_array(napi_env env, napi_value v, uint64_t **data, size_t *len) {
+  return typed_array(env, v, napi_biguint64_array, "expected a BigUint64Array", (void **)data, len);
 }
 
 /*
@@ -416,16 +419,7 @@ static napi_value RingMatmul(napi_env env, napi_callback_info info) {
 }
 
 static int u8_array(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  napi_typedarray_type type;
-  napi_value buf;
-  size_t offset;
-  void *ptr;
-  if (napi_get_typedarray_info(env, v, &type, len, &ptr, &buf, &offset) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, NULL, "expected a Uint8Array");
-    return 0;
-  }
-  *data = (uint8_t *)ptr;
-  return 1;
+  return typed_array(env, v, napi_uint8_array, "expected a Uint8Array", (void **)data, len);
 }
 
 /*
