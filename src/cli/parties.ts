@@ -42,6 +42,8 @@ export function addPartyCommands(program: Command): void {
   addQueryCommands(program);
 }
 
+const EXPECT_PARAMS_HELP = 'refuse unless the public parameters have this fingerprint (the key server prints it at start; compare it out of band)';
+
 function addOwnerCommands(program: Command): void {
   const cmd = program.command('owner').description('data owner (DO): encrypt and upload tables under your own key, decide who may use them');
   cmd
@@ -51,11 +53,7 @@ function addOwnerCommands(program: Command): void {
     .option('--server <url>', 'the compute server', server)
     .option('--name <name>', 'display name the servers show', 'data owner')
     .option('--force', 'replace an existing identity file (its keys, and access to its datasets, are lost)')
-    .option(
-      '--expect-params <fingerprint>',
-      'refuse unless the public parameters have this fingerprint (the key server prints it at start; compare it out of band)',
-      requireFingerprint,
-    )
+    .option('--expect-params <fingerprint>', EXPECT_PARAMS_HELP, requireFingerprint)
     .addHelpText('after', example('ciphermine owner register --identity .ciphermine/alice.id --name "Hospital A"'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);
@@ -171,11 +169,7 @@ function addClientCommands(program: Command): void {
     .option('--server <url>', 'the compute server', server)
     .option('--name <name>', 'display name the servers show', 'query client')
     .option('--force', 'replace an existing identity file (its key, and the results of its jobs, are lost)')
-    .option(
-      '--expect-params <fingerprint>',
-      'refuse unless the public parameters have this fingerprint (the key server prints it at start; compare it out of band)',
-      requireFingerprint,
-    )
+    .option('--expect-params <fingerprint>', EXPECT_PARAMS_HELP, requireFingerprint)
     .addHelpText('after', example('ciphermine client register --identity .ciphermine/analyst.id'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);

@@ -12,7 +12,8 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { add, addPlain, negate, rerandomize, Ciphertext } from '../crypto/ciphertext.js';
-import { KeyMismatchError, ParameterError } from '../crypto/errors.js';
+import { ParameterError } from '../crypto/errors.js';
+import { comparisonKey } from '../protocols/secure-less-than.js';
 import { deserializeCiphertexts, serializeCiphertexts } from '../crypto/serialize.js';
 import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
 import type { KeyServerState } from '../protocols/key-server-state.js';
@@ -46,12 +47,10 @@ export async function hiddenLessThan(
   thresholds: readonly bigint[],
   valueBits: number,
 ): Promise<Ciphertext[]> {
-  if (xs.length !== thresholds.length) throw new ParameterError('one threshold per value');
-  if (xs.length === 0) return [];
   if (valueBits > MAX_COMPARISON_BITS)
     throw new ParameterError(`comparisons of values up to 2^${valueBits} exceed the engine's ${MAX_COMPARISON_BITS} bits`);
-  const pk = xs[0]!.publicKey;
-  if (xs.some((c) => !c.publicKey.equals(pk))) throw new KeyMismatchError('batch mixes public keys');
+  const pk = comparisonKey(xs, thresholds);
+  if (!pk) return [];
   const out: Ciphertext[] = [];
   for (let at = 0; at < xs.length; at += MAX_BATCH) {
     const part = xs.slice(at, at + MAX_BATCH);

@@ -9,11 +9,24 @@
  * Bob sees a fair coin and the magnitude leakage of SDC; Alice sees only ciphertexts.
  */
 import { add, negate, type Ciphertext } from '../crypto/ciphertext.js';
+import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { roundTrip, encodeReply, type ComputeSideContext } from './round-trip.js';
 import { ProtocolError } from './messages.js';
 import type { KeyServerState } from './key-server-state.js';
 import { blindSigns, openSigns } from './sign-blinding.js';
+
+/**
+ * The common checks of a comparison batch: one threshold per value, one public key for all.
+ * Returns that key, or undefined for an empty batch.
+ */
+export function comparisonKey(xs: readonly Ciphertext[], thresholds: readonly bigint[]): BcpPublicKey | undefined {
+  if (xs.length !== thresholds.length) throw new ProtocolError('one threshold per value');
+  if (xs.length === 0) return undefined;
+  const pk = xs[0]!.publicKey;
+  if (xs.some((c) => !c.publicKey.equals(pk))) throw new KeyMismatchError('batch mixes public keys');
+  return pk;
+}
 
 /** valueBits bounds |x - c|. */
 export async function secureLessThan(
@@ -22,10 +35,8 @@ export async function secureLessThan(
   thresholds: readonly bigint[],
   valueBits: number,
 ): Promise<Ciphertext[]> {
-  if (xs.length !== thresholds.length) throw new ProtocolError('one threshold per value');
-  if (xs.length === 0) return [];
-  const pk = xs[0]!.publicKey;
-  if (xs.some((c) => !c.publicKey.equals(pk))) throw new KeyMismatchError('batch mixes public keys');
+  const pk = comparisonKey(xs, thresholds);
+  if (!pk) return [];
   const { packs, slotBits, coins } = await blindSigns(
     ctx,
     pk,

@@ -133,7 +133,6 @@ for (const kind of ['dealer', 'ot'] as const)
       const y = x.slice();
       for (let i = n / 2; i < n; i++) y[i] = BigInt.asUintN(64, x[i]! + BigInt((i % 7) - 3)); // ties and neighbours
       const sx = await shared([n], x);
-      const sy = await shared([n], y);
       const [neg] = await both(async (p, i) => open(p, await isNegative(p, sx[i])));
       assert.deepEqual(
         Array.from(neg),

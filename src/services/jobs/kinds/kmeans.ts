@@ -12,7 +12,6 @@ import {
   FixedPointCodec,
   bitLength,
   type BcpPublicKey,
-  type Ciphertext,
 } from '../../../crypto/index.js';
 import { sct, sctBounded, checkDistanceBudget, dropShare, newShareId, MAX_SHARED_VALUES, type RecordShare } from '../../../protocols/index.js';
 import { secureKMeans, validateKMeansInput, type SecureCheckpoint, type SecureKMeansOptions } from '../../../analytics/kmeans-secure.js';
