@@ -1,7 +1,8 @@
 /**
  * k-means under multiple keys, the compute server's loop (seed 000 section 4.2, docs/protocols.md).
  * Input: every record already moved to the job key pk_c. Each iteration computes the distances for
- * all (record, cluster) (shared-record distances for KMS-form records, else SDM), SMDM per record, then sets the assignment V and sizes |c_j| in the clear (the compute
+ * all (record, cluster) (shared-record distances for KMS-form records, else SDM), SMDM per record
+ * (the engine's hidden argmin by default), then sets the assignment V and sizes |c_j| in the clear (the compute
  * server learns them, as in the seed) and sums the members' ciphertexts homomorphically. It stops when
  * V repeats or at maxIter; an empty cluster keeps its last sum and size. The state after every
  * iteration is handed to `onCheckpoint`, and a run can resume from such a checkpoint.
@@ -11,6 +12,7 @@ import type { ComputeSideContext } from '../protocols/round-trip.js';
 import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocols/bit-budget.js';
 import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
+import { hiddenArgmin } from '../mpc/hidden-argmin.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { bitLength } from '../crypto/bigint.js';
 import { blindCentroids, innerDistances, shareRecords, type BlindedCentroids, type RecordShare } from '../protocols/inner-distances.js';
@@ -52,7 +54,16 @@ export interface SecureKMeansOptions {
   share?: RecordShare;
   /** |encoded value| < 2^valueBits, for sharing again (default: from maxAbs). */
   valueBits?: number;
+  /**
+   * How SMDM compares distances: `hidden` (default), the engine's argmin, which shows the key server
+   * only masked values and the compute server only the assignment; `multiplicative`, the seed's SDC,
+   * an explicit opt-in whose key server reads log2 |Delta| to within about a bit per comparison
+   * (docs/leakage.md states the measured leak).
+   */
+  comparison?: KMeansComparison;
 }
+
+export type KMeansComparison = 'hidden' | 'multiplicative';
 
 export class KMeansInputError extends CiphermineError {
   constructor(message: string) {
@@ -105,7 +116,8 @@ async function assign(
     const omegas = centroids
       ? await sharedDistances(ctx, records, i, rows, centroids, opts)
       : await secureDistances(ctx, rows, cp.sums, cp.sizes, bounds);
-    out.push(...(await secureArgmin(ctx, omegas, cp.sizes, dBits)));
+    const nearest = opts.comparison === 'multiplicative' ? secureArgmin : hiddenArgmin;
+    out.push(...(await nearest(ctx, omegas, cp.sizes, dBits)));
   }
   return out;
 }

@@ -18,7 +18,8 @@ import { CiphermineError } from '../crypto/errors.js';
 import { gaussianSpec, gumbelFixedPoint, laplaceSpec, sample, sampleShare, type NoiseKind, type NoiseSpec } from '../crypto/noise/mechanisms.js';
 import { div, rational, toNumber, type Rational } from '../crypto/noise/rational.js';
 import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
-import { keyServerNoiseShares, secureArgmin, secureMultiply, sct } from '../protocols/index.js';
+import { keyServerNoiseShares, secureMultiply, sct } from '../protocols/index.js';
+import { hiddenArgmin } from '../mpc/hidden-argmin.js';
 import { hiddenLessThan } from '../mpc/hidden-less-than.js';
 
 export type StatsKind = 'count' | 'sum' | 'mean' | 'histogram' | 'mode';
@@ -221,8 +222,8 @@ export async function secureStats(
     }
     case 'mode': {
       // Exponential mechanism as argmax(count_b + Gumbel(2 / epsilon)), in fixed point, compared
-      // securely (SMDM on the negated scores); the chosen index is the released output. The compute
-      // server also sees the running maximum's comparison outcomes on the noisy scores (README).
+      // securely (the engine's argmin on the negated scores); the chosen index is the released
+      // output, and the only outcome either server learns.
       const counts = await binCounts(ctx, xs, q.edges!, q.valueBits);
       const F = 16;
       const scale = (2 * 1) / toNumber(q.epsilon);
@@ -233,7 +234,7 @@ export async function secureStats(
       });
       const scores = counts.map((c, b) => negate(addPlain(scalarMultiply(c, 1n << BigInt(F)), gumbel[b]!)));
       const bound = (BigInt(n) << BigInt(F)) + cap;
-      const [best] = await secureArgmin(
+      const [best] = await hiddenArgmin(
         ctx,
         [scores],
         scores.map(() => 1n),

@@ -195,9 +195,23 @@ function addClientCommands(program: Command): void {
       'initial centroids: record numbers, 0-based over the datasets in order (default: the first k)',
       listOf('--init-indices', integerFlag('--init-indices', 0)),
     )
+    .option(
+      '--multiplicative-comparison',
+      "INSECURE opt-in: the seed's multiplicative SDC instead of the hidden argmin; the key server then reads " +
+        'log2 |Delta| of every distance comparison to within about one bit (docs/leakage.md)',
+    )
     .addHelpText('after', example('ciphermine client kmeans --identity .ciphermine/analyst.id --datasets ds-...,ds-... --k 3'))
     .action(async (o) => {
-      const r = await client(o.identity).kmeans({ datasets: o.datasets, k: o.k, maxIter: o.maxIter, initIndices: o.initIndices }, follow());
+      const r = await client(o.identity).kmeans(
+        {
+          datasets: o.datasets,
+          k: o.k,
+          maxIter: o.maxIter,
+          initIndices: o.initIndices,
+          comparison: o.multiplicativeComparison ? 'multiplicative' : 'hidden',
+        },
+        follow(),
+      );
       print(kmeansOutput(r.jobId, r));
     });
   cmd

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   ERR_UNKNOWN_KEY: { status: 404, meaning: 'the key server has no such public key' },
   ERR_UNKNOWN_METHOD: { status: 404, meaning: 'the key server has no such method' },
   ERR_UNKNOWN_SHARE: { status: 404, meaning: 'the key server no longer holds those shared records' },
+  ERR_UNKNOWN_OT_BASE: { status: 404, meaning: 'the key server no longer holds that batch of base OTs (restarted or expired)' },
   ERR_CONFLICT: { status: 409, meaning: 'the object is not in a state that allows this' },
   ERR_TOO_LARGE: { status: 413, meaning: 'a batch or body exceeds its limit' },
   // the server's side (500, 503)

@@ -23,7 +23,8 @@ import { mpcParty } from './party.js';
 import { signBit } from './primitives/binary.js';
 import { OtProvider } from './provider/ot.js';
 import { MpcChannelError } from './channel.js';
-import { MpcEndpoint, startRemote, TransportChannel } from './server-channel.js';
+import type { MpcEndpoint } from './server-channel.js';
+import { startOtSession } from './ot-session.js';
 
 export const HIDDEN_LESS_THAN = 'engine.lt';
 /** |x - c| must stay below 2^62 so the sign in Z_2^64 is exact after the mask is removed. */
@@ -55,8 +56,7 @@ export async function hiddenLessThan(
   for (let at = 0; at < xs.length; at += MAX_BATCH) {
     const part = xs.slice(at, at + MAX_BATCH);
     const session = `lt-${randomBytes(12).toString('hex')}`;
-    await startRemote(ctx.transport, HIDDEN_LESS_THAN, session, { key: pk.fingerprint, count: part.length, valueBits });
-    const p = mpcParty(0, new TransportChannel(ctx.transport, session), new OtProvider(0, new TransportChannel(ctx.transport, `${session}:ot`)));
+    const p = await startOtSession(ctx.transport, HIDDEN_LESS_THAN, session, { key: pk.fingerprint, count: part.length, valueBits });
     const diffs = part.map((x, i) => addPlain(x, -thresholds[at + i]!));
     // Masks go out as blinding encryptions (fresh h_N^rho'): inputs may be KMS-form elements.
     const shares = await ciphertextsToShares(p, diffs, pk, valueBits, (ms) => encryptAll(ctx, pk, ms));
@@ -70,31 +70,37 @@ export async function hiddenLessThan(
 
 /** The key server's half, registered on its engine endpoint. */
 export function registerHiddenLessThan(endpoint: MpcEndpoint, state: KeyServerState): void {
-  endpoint.register(HIDDEN_LESS_THAN, async (channel, raw) => {
+  const sessionOf = (raw: unknown) => {
     const parsed = Args.safeParse(raw);
     if (!parsed.success) throw new ParameterError(`a hidden comparison request is malformed: ${parsed.error.issues[0]?.message}`);
-    const { key, count } = parsed.data;
-    const pk = state.key(key);
-    const p = mpcParty(1, channel(), new OtProvider(1, channel('ot')));
-    const decryptor = {
-      decryptBatch: (cts: readonly Ciphertext[]) =>
-        state.open(
-          HIDDEN_LESS_THAN,
-          pk,
-          cts.map((c) => [c.A, c.B]),
-        ),
-    };
-    const shares = await ciphertextsToSharesAtKeyServer(p, decryptor, pk, count);
-    const sign = await signBit(p, shares);
-    const pairs = await state.seal(
-      pk,
-      Array.from({ length: count }, (_, i) => BigInt(bitOf(sign, i))),
-    );
-    await p.channel.exchange(
-      serializeCiphertexts(
+    return { count: parsed.data.count, pk: state.key(parsed.data.key) };
+  };
+  endpoint.register(
+    HIDDEN_LESS_THAN,
+    async (channel, raw, otBase) => {
+      const { count, pk } = sessionOf(raw);
+      const p = mpcParty(1, channel(), new OtProvider(1, channel('ot'), otBase));
+      const decryptor = {
+        decryptBatch: (cts: readonly Ciphertext[]) =>
+          state.open(
+            HIDDEN_LESS_THAN,
+            pk,
+            cts.map((c) => [c.A, c.B]),
+          ),
+      };
+      const shares = await ciphertextsToSharesAtKeyServer(p, decryptor, pk, count);
+      const sign = await signBit(p, shares);
+      const pairs = await state.seal(
         pk,
-        pairs.map(([A, B]) => new Ciphertext(pk, A, B)),
-      ),
-    );
-  });
+        Array.from({ length: count }, (_, i) => BigInt(bitOf(sign, i))),
+      );
+      await p.channel.exchange(
+        serializeCiphertexts(
+          pk,
+          pairs.map(([A, B]) => new Ciphertext(pk, A, B)),
+        ),
+      );
+    },
+    (raw) => void sessionOf(raw),
+  );
 }

@@ -6,6 +6,7 @@
 import type { KeyServerState } from '../protocols/key-server-state.js';
 import type { RequestHandler } from '../protocols/transport.js';
 import { registerHiddenLessThan } from './hidden-less-than.js';
+import { registerHiddenArgmin } from './hidden-argmin.js';
 import { MpcEndpoint } from './server-channel.js';
 
 export function keyServerEngine(
@@ -15,5 +16,6 @@ export function keyServerEngine(
 ): { endpoint: MpcEndpoint; handle: RequestHandler } {
   const endpoint = new MpcEndpoint({ log });
   registerHiddenLessThan(endpoint, state);
+  registerHiddenArgmin(endpoint, state);
   return { endpoint, handle: async (method, body) => (await endpoint.handle(method, body)) ?? handle(method, body) };
 }

@@ -9,6 +9,7 @@
 import { CiphermineError } from '../crypto/errors.js';
 import type { Transport } from '../protocols/transport.js';
 import { MAX_MESSAGE_BYTES, MpcChannelError, type ChannelCounters, type PartyChannel } from './channel.js';
+import { BaseOtStore, newBase, type ForkedBase } from './ot/base-ot-cache.js';
 
 export const MPC_METHOD = 'mpc.exchange';
 export const MPC_START_METHOD = 'mpc.start';
@@ -146,8 +147,23 @@ export class EndpointChannel implements PartyChannel {
   }
 }
 
-/** A key-server program: its half of a computation, run for one session when party 0 starts it. */
-export type MpcProgram = (channel: (suffix?: string) => PartyChannel, args: unknown) => Promise<void>;
+/**
+ * A key-server program: its half of a computation, run for one session when party 0 starts it.
+ * `otBase` is the session's fork of base OTs the two servers ran earlier, when party 0 named one.
+ */
+export type MpcProgram = (channel: (suffix?: string) => PartyChannel, args: unknown, otBase?: ForkedBase) => Promise<void>;
+
+/** The program that runs base OTs for later sessions to fork (ot/base-ot-cache.ts). */
+export const BASE_OT_PROGRAM = 'engine.base-ot';
+const BASE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The base OTs a session's start names, if any: `args.otBase`. */
+function namedBase(args: unknown): string | undefined {
+  const id = (args as { otBase?: unknown } | null)?.otBase;
+  if (id === undefined) return undefined;
+  if (typeof id !== 'string' || !BASE_ID.test(id)) throw new MpcChannelError('a base-OT id is 1 to 64 letters, digits, - or _');
+  return id;
+}
 
 /**
  * The key server's registry of sessions and programs. `mpc.start` names a registered program and a
@@ -155,12 +171,20 @@ export type MpcProgram = (channel: (suffix?: string) => PartyChannel, args: unkn
  */
 export class MpcEndpoint {
   private readonly sessions = new Map<string, EndpointChannel>();
-  private readonly programs = new Map<string, MpcProgram>();
+  private readonly programs = new Map<string, { run: MpcProgram; check?: (args: unknown) => void }>();
+  private readonly bases = new BaseOtStore();
 
-  constructor(private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void } = {}) {}
+  constructor(private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void } = {}) {
+    this.register(BASE_OT_PROGRAM, async (channel, args) => {
+      const id = namedBase({ otBase: (args as { id?: unknown } | null)?.id });
+      if (!id) throw new MpcChannelError('a base-OT session names its id');
+      this.bases.add(id, await newBase(channel()));
+    });
+  }
 
-  register(name: string, program: MpcProgram): void {
-    this.programs.set(name, program);
+  /** `check` validates a start's arguments before the session opens, so a bad start is refused in its reply. */
+  register(name: string, program: MpcProgram, check?: (args: unknown) => void): void {
+    this.programs.set(name, { run: program, check });
   }
 
   private channel(session: string): EndpointChannel {
@@ -175,12 +199,17 @@ export class MpcEndpoint {
 
   /** Starts party 1's half of `program` for `session` (subsessions `session:suffix` for providers). */
   start(program: string, session: string, args: unknown): void {
-    const run = this.programs.get(program);
-    if (!run) throw new MpcChannelError(`the key server has no MPC program ${JSON.stringify(program)}`);
+    const registered = this.programs.get(program);
+    if (!registered) throw new MpcChannelError(`the key server has no MPC program ${JSON.stringify(program)}`);
+    registered.check?.(args);
+    const run = registered.run;
     if (!TOP_LEVEL_SESSION.test(session)) throw new MpcChannelError('a session id is 1 to 64 letters, digits, ".", "-" or "_"');
     if ([...this.sessions.keys()].some((id) => id === session || id.startsWith(`${session}:`))) {
       throw new MpcChannelError(`MPC session ${session} is already running`);
     }
+    // Checked before anything starts, so party 0 hears of a lost base in the start's reply.
+    const baseId = program === BASE_OT_PROGRAM ? undefined : namedBase(args);
+    const otBase = baseId === undefined ? undefined : this.bases.fork(baseId, session);
     const opened = new Map<string, EndpointChannel>();
     const channel = (suffix?: string) => {
       if (suffix !== undefined && !/^[A-Za-z0-9_-]{1,15}$/.test(suffix))
@@ -194,7 +223,7 @@ export class MpcEndpoint {
       return c;
     };
     channel();
-    run(channel, args)
+    run(channel, args, otBase)
       .catch((e: Error) => {
         this.opts.log?.(`MPC session ${session} (${program}) failed: ${e.message}`);
         for (const c of opened.values()) c.fail(e instanceof CiphermineError ? e : new MpcChannelError(`the key server's side failed: ${e.message}`));

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { serveHttp, HttpTransport } from '../../src/protocols/http-transport.js';
 import { encodeFrame, MpcEndpoint, MPC_METHOD, startRemote, TransportChannel } from '../../src/mpc/server-channel.js';
 import { mpcParty } from '../../src/mpc/party.js';
+import { startOtSession } from '../../src/mpc/ot-session.js';
 import { OtProvider } from '../../src/mpc/provider/ot.js';
 import { mul, open, share } from '../../src/mpc/primitives/arithmetic.js';
 import * as ring from '../../src/mpc/ring.js';
@@ -26,6 +27,36 @@ async function keyServer(timeoutMs = 60_000) {
 }
 
 describe("MPC over the servers' channel", () => {
+  it('forks sessions from base OTs run once; a repeated fork is refused; a lost base is run again', async () => {
+    const ks = await keyServer();
+    const n = 50;
+    const product = (endpoint: MpcEndpoint) =>
+      endpoint.register('product', async (channel, args, otBase) => {
+        assert.ok(otBase, 'the session is forked from stored base OTs');
+        const r = (args as { r: string }).r.split(',').map(BigInt);
+        const p = mpcParty(1, channel(), new OtProvider(1, channel('ot'), otBase));
+        await open(p, await mul(p, share([n], BigUint64Array.from(r)), share([n], BigUint64Array.from(r))));
+      });
+    product(ks.endpoint);
+    const square = async (session: string) => {
+      const [x, r] = [ring.random(n), ring.random(n)];
+      const p = await startOtSession(ks.transport, 'product', session, { r: [...r].join(',') });
+      const xs = share([n], ring.sub(x, r));
+      assert.deepEqual(await open(p, await mul(p, xs, xs)), ring.mul(x, x));
+    };
+    await square('fork-a');
+    await square('fork-b');
+    // Forking the same session id from the same base again would reuse its PRG seeds.
+    await new Promise((r) => setTimeout(r, 1100)); // let the finished session be dropped
+    await assert.rejects(square('fork-a'), /already forked/);
+    // The key server restarts (its bases are gone): the next session runs new base OTs by itself.
+    const fresh = new MpcEndpoint({ timeoutMs: 60_000 });
+    product(fresh);
+    (ks.endpoint as unknown as { handle: MpcEndpoint['handle'] }).handle = fresh.handle.bind(fresh);
+    await square('fork-c');
+    await ks.server.close();
+  });
+
   it('runs a product with OT-made triples between party 0 and the key server', async () => {
     const ks = await keyServer();
     const n = 100;

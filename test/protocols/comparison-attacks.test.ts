@@ -7,7 +7,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { secureLessThan } from '../../src/protocols/index.js';
+import { secureArgmin, secureLessThan } from '../../src/protocols/index.js';
+import { hiddenArgmin, HIDDEN_ARGMIN } from '../../src/mpc/hidden-argmin.js';
 import { hiddenLessThan, HIDDEN_LESS_THAN } from '../../src/mpc/hidden-less-than.js';
 import { harness, ksSameDistribution, type Harness } from './harness.js';
 
@@ -102,5 +103,111 @@ describe('comparison attacks: the key server cannot place values', () => {
     assert.equal(a.length, n);
     const ks = ksSameDistribution(a, b);
     assert.ok(ks.same, `KS d = ${ks.d} > ${ks.critical}`);
+  });
+});
+
+/**
+ * The same attacks on k-means' distance comparisons (SMDM). Over the iterations the same
+ * Delta = |c_b|^2 Omega_a - |c_a|^2 Omega_b recurs (identical once the assignment settles), so the
+ * key server can pool what it sees of one record across iterations. With the seed's SDC
+ * (`comparison: 'multiplicative'`, the negative control) it reads log2 |Delta|; with the engine's
+ * argmin its estimate must be unrelated to |Delta|.
+ */
+describe('k-means comparison attacks: the key server cannot estimate |Delta|', () => {
+  let h: Harness;
+  let seen: Map<string, bigint[]>;
+  before(async () => {
+    h = await harness('memory');
+    seen = new Map();
+    h.core.observer = (protocol, values) => seen.set(protocol, [...(seen.get(protocol) ?? []), ...values]);
+  });
+  after(() => h.close());
+
+  const DELTA_BITS = 56;
+  const n = 60;
+  // |Delta| = 2^e with e spread over 4..50 bits, signs mixed: the quantity the attacker wants.
+  const exponents = Array.from({ length: n }, (_, i) => 4 + ((i * 29) % 47));
+  const base = 1n << 52n;
+  const omegas = (pk: import('../../src/crypto/index.js').BcpPublicKey) =>
+    exponents.map((e, i) => {
+      const d = (i % 2 ? 1n : -1n) << BigInt(e);
+      return [pk.encrypt(base), pk.encrypt(base + d)];
+    });
+
+  /** The key server's per-record view of one iteration's comparison. */
+  async function iteration(kind: 'hidden' | 'multiplicative'): Promise<bigint[]> {
+    seen.clear();
+    const pk = h.core.createJobKey();
+    const got =
+      kind === 'hidden'
+        ? await hiddenArgmin(h.alice, omegas(pk), [1n, 1n], DELTA_BITS)
+        : await secureArgmin(h.alice, omegas(pk), [1n, 1n], DELTA_BITS);
+    // Odd records have Omega_1 > Omega_0 (cluster 0 nearer), even records the other way round.
+    assert.deepEqual(
+      got,
+      exponents.map((_, i) => (i % 2 ? 0 : 1)),
+    );
+    const N = pk.params.N;
+    const values = seen.get(kind === 'hidden' ? HIDDEN_ARGMIN : 'sdc') ?? [];
+    assert.equal(values.length, n);
+    return values.map((v) => (v > N / 2n ? N - v : v));
+  }
+
+  const log2 = (x: bigint) => x.toString(2).length;
+  const corr = (a: number[], b: number[]) => {
+    const [ma, mb] = [a.reduce((s, x) => s + x, 0) / a.length, b.reduce((s, x) => s + x, 0) / b.length];
+    const cov = a.reduce((s, x, i) => s + (x - ma) * (b[i]! - mb), 0);
+    return cov / Math.sqrt(a.reduce((s, x) => s + (x - ma) ** 2, 0) * b.reduce((s, x) => s + (x - mb) ** 2, 0));
+  };
+
+  it('pooling twelve iterations: the seed SDC view gives log2 |Delta| (negative control), the engine view nothing', async () => {
+    const estimate = async (kind: 'hidden' | 'multiplicative') => {
+      // Seed: the largest magnitude seen (r near its maximum); engine: the smallest value seen
+      // (the mask near its minimum), the best either attacker can pool.
+      let pooled: bigint[] | undefined;
+      for (let q = 0; q < 12; q++) {
+        const v = await iteration(kind);
+        pooled = pooled ? pooled.map((p, i) => (kind === 'hidden' ? (v[i]! < p ? v[i]! : p) : v[i]! > p ? v[i]! : p)) : v;
+      }
+      return pooled!;
+    };
+    const seed = await estimate('multiplicative');
+    const hidden = await estimate('hidden');
+    const seedCorr = corr(seed.map(log2), exponents);
+    const hiddenCorr = corr(hidden.map(log2), exponents);
+    const hiddenLinear = corr(
+      hidden.map((v) => Number(v >> 20n)),
+      exponents,
+    );
+    const seedError = seed.reduce((s, v, i) => s + Math.abs(log2(v) - (log2(seed[0]!) - exponents[0]!) - exponents[i]!), 0) / n;
+    console.log(
+      `k-means |Delta| estimate over 12 iterations: seed SDC correlation ${seedCorr.toFixed(2)} (mean error ${seedError.toFixed(1)} bits), ` +
+        `engine ${hiddenCorr.toFixed(2)} (log) ${hiddenLinear.toFixed(2)} (linear)`,
+    );
+    assert.ok(seedCorr > 0.95, `the attack on the seed SDC should work (correlation ${seedCorr})`);
+    // 60 independent pairs: |r| < 0.42 at the 0.1 % level.
+    assert.ok(
+      Math.abs(hiddenCorr) < 0.42 && Math.abs(hiddenLinear) < 0.42,
+      `the engine view correlates with |Delta| (${hiddenCorr}, ${hiddenLinear})`,
+    );
+  });
+
+  it("the engine argmin's view is data-independent (KS), where the seed SDC's is not (negative control)", async () => {
+    const pk = h.core.createJobKey();
+    const views = async (kind: 'hidden' | 'multiplicative', far: boolean) => {
+      seen.clear();
+      // near: every Delta about 1; far: every Delta about 2^50
+      const rows = Array.from({ length: 150 }, (_, i) => [pk.encrypt(base), pk.encrypt(base + (far ? 1n << 50n : 1n) + BigInt(i))]);
+      await (kind === 'hidden' ? hiddenArgmin : secureArgmin)(h.alice, rows, [1n, 1n, 1n].slice(0, 2), DELTA_BITS);
+      const N = pk.params.N;
+      const scale = 2 ** (DELTA_BITS + 40);
+      return (seen.get(kind === 'hidden' ? HIDDEN_ARGMIN : 'sdc') ?? []).map((v) =>
+        kind === 'hidden' ? Number(v) / scale : log2(v > N / 2n ? N - v : v),
+      );
+    };
+    const ks = ksSameDistribution(await views('hidden', false), await views('hidden', true));
+    assert.ok(ks.same, `engine view: KS d = ${ks.d} > ${ks.critical}`);
+    const control = ksSameDistribution(await views('multiplicative', false), await views('multiplicative', true));
+    assert.ok(!control.same, `the KS test should tell the seed SDC's views apart (d = ${control.d})`);
   });
 });

@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { bytesOf, MAX_MESSAGE_BYTES, MpcChannelError, type PartyChannel } from '../channel.js';
 import { ParameterError } from '../../crypto/errors.js';
 import { baseOts, BASE_OTS } from '../ot/base-ot.js';
+import type { ForkedBase } from '../ot/base-ot-cache.js';
 import { hashRows, IknpReceiver, IknpSender, roundUp, ROW_BYTES } from '../ot/iknp.js';
 import * as ring from '../ring.js';
 import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTriple, ProviderCounters } from './provider.js';
@@ -53,14 +54,20 @@ export class OtProvider implements CorrelatedRandomness {
   readonly counters: ProviderCounters = { offlineBytes: 0, offlineSeconds: 0 };
   private ready?: Promise<{ sender: IknpSender; receiver: IknpReceiver }>;
 
-  /** `channel` links this party to the other server's OtProvider (its own session, apart from the online one). */
+  /**
+   * `channel` links this party to the other server's OtProvider (its own session, apart from the
+   * online one). `base`, when given, is a session's keys forked from base OTs run earlier
+   * (ot/base-ot-cache.ts), so the session skips the public-key work.
+   */
   constructor(
     readonly party: 0 | 1,
     private readonly channel: PartyChannel,
+    private readonly base?: ForkedBase,
   ) {}
 
   private setup() {
     this.ready ??= (async () => {
+      if (this.base) return { sender: new IknpSender(this.base.choices, this.base.received), receiver: new IknpReceiver(this.base.sent) };
       const s = randomBytes(BASE_OTS / 8);
       const base = await baseOts(this.channel, s);
       return { sender: new IknpSender(s, base.received), receiver: new IknpReceiver(base.sent) };

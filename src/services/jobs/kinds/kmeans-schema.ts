@@ -14,6 +14,12 @@ export const kmeansSpec = z.object({
   maxIter: z.number().int().min(1).max(10_000).default(100),
   /** 0-based records used as the initial centroids (default: the first k). */
   initIndices: z.array(z.number().int().min(0)).optional(),
+  /**
+   * SMDM's comparisons: `hidden` (the engine's argmin; the key server sees only masked values) or
+   * `multiplicative`, the seed's SDC, kept only as an explicit opt-in: its key server reads
+   * log2 |Delta| of every comparison to within about one bit (docs/leakage.md).
+   */
+  comparison: z.enum(['hidden', 'multiplicative']).default('hidden'),
 });
 
 export const kmeansResult = z.object({

@@ -71,6 +71,7 @@ export const kmeansKind = defineJobKind({
       initIndices: ctx.spec.initIndices!,
       maxAbs,
       valueBits: bitLength(maxAbs),
+      comparison: ctx.spec.comparison,
       // Only a conversion made in this run left its share at the key server; after a restart the
       // loop shares the saved records again.
       share: fresh.share,

@@ -1,0 +1,56 @@
+/**
+ * The compute server's (party 0) engine sessions with the `ot` provider: base OTs run once per
+ * link to the key server and are forked for every session (ot/base-ot-cache.ts), so a short
+ * session costs hashes, not public-key operations. A key server that lost the base (a restart)
+ * answers the start with ERR_UNKNOWN_OT_BASE, and the session starts again on new base OTs.
+ */
+import { randomBytes } from 'node:crypto';
+import { RemoteError, type Transport } from '../protocols/transport.js';
+import { forkBase, MAX_FORKS, newBase, type OtBase } from './ot/base-ot-cache.js';
+import { mpcParty, type MpcParty } from './party.js';
+import { OtProvider } from './provider/ot.js';
+import { BASE_OT_PROGRAM, startRemote, TransportChannel } from './server-channel.js';
+
+interface CachedBase {
+  id: string;
+  base: Promise<OtBase>;
+  forks: number;
+}
+
+const cache = new WeakMap<Transport, CachedBase>();
+
+function currentBase(transport: Transport): CachedBase {
+  let c = cache.get(transport);
+  if (!c || c.forks >= MAX_FORKS) {
+    const id = `base-${randomBytes(12).toString('hex')}`;
+    const base = startRemote(transport, BASE_OT_PROGRAM, id, { id }).then(() => newBase(new TransportChannel(transport, id)));
+    c = { id, base, forks: 0 };
+    cache.set(transport, c);
+  }
+  return c;
+}
+
+function forget(transport: Transport, c: CachedBase): void {
+  if (cache.get(transport) === c) cache.delete(transport);
+}
+
+/** Starts the key server's half of `program` for `session` and returns party 0 of the session. */
+export async function startOtSession(transport: Transport, program: string, session: string, args: Record<string, unknown>): Promise<MpcParty> {
+  for (let attempt = 0; ; attempt++) {
+    const c = currentBase(transport);
+    const base = await c.base.catch((e) => {
+      forget(transport, c);
+      throw e;
+    });
+    c.forks++;
+    try {
+      await startRemote(transport, program, session, { ...args, otBase: c.id });
+    } catch (e) {
+      forget(transport, c);
+      if (attempt === 0 && e instanceof RemoteError && e.code === 'ERR_UNKNOWN_OT_BASE') continue;
+      throw e;
+    }
+    const provider = new OtProvider(0, new TransportChannel(transport, `${session}:ot`), forkBase(base, session));
+    return mpcParty(0, new TransportChannel(transport, session), provider);
+  }
+}
