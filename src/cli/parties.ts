@@ -3,6 +3,7 @@
  * and query client's (QC) commands, a thin layer over the library's DataOwner and QueryClient.
  * Results go to stdout as one JSON line; progress and job ids go to stderr.
  */
+import { requireCertFingerprint } from '../crypto/tls.js';
 import { GRANT_SCOPES } from '../services/store/store.js';
 import { requireFingerprint } from '../clients/pins.js';
 import { existsSync } from 'node:fs';
@@ -42,6 +43,8 @@ export function addPartyCommands(program: Command): void {
   addQueryCommands(program);
 }
 
+const EXPECT_CERT_HELP =
+  "refuse unless the compute server's TLS certificate has this SHA-256 fingerprint (it prints it at start); without it the certificate seen now is pinned";
 const EXPECT_PARAMS_HELP = 'refuse unless the public parameters have this fingerprint (the key server prints it at start; compare it out of band)';
 
 function addOwnerCommands(program: Command): void {
@@ -54,10 +57,11 @@ function addOwnerCommands(program: Command): void {
     .option('--name <name>', 'display name the servers show', 'data owner')
     .option('--force', 'replace an existing identity file (its keys, and access to its datasets, are lost)')
     .option('--expect-params <fingerprint>', EXPECT_PARAMS_HELP, requireFingerprint)
+    .option('--expect-cert <sha256>', EXPECT_CERT_HELP, (v: string) => requireCertFingerprint(v))
     .addHelpText('after', example('ciphermine owner register --identity .ciphermine/alice.id --name "Hospital A"'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);
-      const d = await DataOwner.register(o.server, o.name, { expectParams: o.expectParams });
+      const d = await DataOwner.register(o.server, o.name, { expectParams: o.expectParams, expectCert: o.expectCert });
       saveIdentity(o.identity, d.identity());
       print({ id: d.id });
     });
@@ -170,10 +174,11 @@ function addClientCommands(program: Command): void {
     .option('--name <name>', 'display name the servers show', 'query client')
     .option('--force', 'replace an existing identity file (its key, and the results of its jobs, are lost)')
     .option('--expect-params <fingerprint>', EXPECT_PARAMS_HELP, requireFingerprint)
+    .option('--expect-cert <sha256>', EXPECT_CERT_HELP, (v: string) => requireCertFingerprint(v))
     .addHelpText('after', example('ciphermine client register --identity .ciphermine/analyst.id'))
     .action(async (o) => {
       refuseOverwrite(o.identity, o.force);
-      const q = await QueryClient.register(o.server, o.name, { expectParams: o.expectParams });
+      const q = await QueryClient.register(o.server, o.name, { expectParams: o.expectParams, expectCert: o.expectCert });
       saveIdentity(o.identity, q.identity());
       print({ id: q.id });
     });

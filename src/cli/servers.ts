@@ -6,8 +6,20 @@ import { startComputeServer } from '../services/compute-server.js';
 import { startDealerServer } from '../services/dealer-server.js';
 import { readKeyFile } from '../crypto/keyfile.js';
 import { integerFlag } from './parse.js';
+import { loadTls, makeSelfSigned, requireCertFingerprint, type TlsMaterial } from '../crypto/tls.js';
+import { ParameterError } from '../crypto/errors.js';
 
 const env = process.env;
+
+const TLS_CERT_HELP = 'TLS certificate (PEM); required when --host is not loopback-only (make one with: ciphermine tls make)';
+const TLS_KEY_HELP = "the certificate's private key (PEM, a 0600 file)";
+
+/** Both TLS flags or neither. */
+function tlsOf(o: { tlsCert?: string; tlsKey?: string }): TlsMaterial | undefined {
+  if (!o.tlsCert && !o.tlsKey) return undefined;
+  if (!o.tlsCert || !o.tlsKey) throw new ParameterError('give both --tls-cert and --tls-key');
+  return loadTls(o.tlsCert, o.tlsKey);
+}
 const log = (m: string) => console.error(`[${new Date().toISOString()}] ${m}`);
 
 /** One JSON line on stdout when listening, so a parent process (the demo) can find the port. */
@@ -20,6 +32,26 @@ function onSignals(close: () => Promise<void>): void {
 }
 
 export function addServerCommands(program: Command): void {
+  program
+    .command('tls')
+    .description('TLS material for the listeners that are not loopback-only')
+    .command('make')
+    .description(
+      'make a self-signed certificate and key for a private deployment (ECDSA P-256); prints its SHA-256 fingerprint, which the parties that connect pin',
+    )
+    .requiredOption('--host <names>', 'host names and addresses the certificate is for, comma-separated', (v: string) => v.split(',').filter(Boolean))
+    .requiredOption('--cert <file>', 'where to write the certificate (PEM)')
+    .requiredOption('--key <file>', 'where to write the private key (PEM, mode 0600)')
+    .option('--days <n>', 'validity in days', integerFlag('--days', 1, 3650), 825)
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ ciphermine tls make --host cs.example.org,10.0.0.5 --cert cs.crt --key cs.key\n  $ ciphermine compute-server start --host 0.0.0.0 --tls-cert cs.crt --tls-key cs.key ...\n',
+    )
+    .action(async (o) => {
+      const t = await makeSelfSigned(o.host, o.cert, o.key, o.days);
+      console.log(JSON.stringify({ cert: o.cert, key: o.key, fingerprint: t.fingerprint }));
+    });
+
   program
     .command('key-server')
     .description('the key server (KMS): master key, job keys, the key-server halves of the protocols')
@@ -37,9 +69,12 @@ export function addServerCommands(program: Command): void {
       Number(env.CIPHERMINE_KEY_BITS ?? 2048),
     )
     .option('--workers <n>', 'worker threads (default: one per core)', integerFlag('--workers', 0))
+    .option('--tls-cert <file>', TLS_CERT_HELP, env.CIPHERMINE_KEY_SERVER_TLS_CERT)
+    .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_KEY_SERVER_TLS_KEY)
     .addHelpText('after', '\nExample:\n  $ ciphermine key-server start --data-dir .ciphermine/key-server --port 7401\n')
     .action(async (o) => {
       const ks = await startKeyServer({
+        tls: tlsOf(o),
         dataDir: o.dataDir,
         host: o.host,
         port: o.port,
@@ -47,7 +82,13 @@ export function addServerCommands(program: Command): void {
         workers: o.workers,
         log,
       });
-      announce({ role: 'key-server', url: ks.url, channelKey: ks.channelKeyPath, paramsFingerprint: ks.paramsFingerprint });
+      announce({
+        role: 'key-server',
+        url: ks.url,
+        channelKey: ks.channelKeyPath,
+        paramsFingerprint: ks.paramsFingerprint,
+        tlsFingerprint: ks.tlsFingerprint,
+      });
       onSignals(ks.close);
     });
 
@@ -77,6 +118,14 @@ export function addServerCommands(program: Command): void {
       env.CIPHERMINE_CHANNEL_KEY ?? '.ciphermine/key-server/channel.key',
     )
     .option('--workers <n>', 'worker threads (default: one per core)', integerFlag('--workers', 0))
+    .option(
+      '--key-server-fingerprint <sha256>',
+      "the key server's TLS certificate fingerprint, as its start printed it (required for an https key server)",
+      (v: string) => requireCertFingerprint(v),
+      env.CIPHERMINE_KEY_SERVER_FINGERPRINT,
+    )
+    .option('--tls-cert <file>', TLS_CERT_HELP, env.CIPHERMINE_COMPUTE_SERVER_TLS_CERT)
+    .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_COMPUTE_SERVER_TLS_KEY)
     .addHelpText(
       'after',
       '\nExample:\n  $ ciphermine compute-server start --data-dir .ciphermine/compute-server --key-server http://127.0.0.1:7401 \\\n      --channel-key .ciphermine/key-server/channel.key\n',
@@ -88,11 +137,13 @@ export function addServerCommands(program: Command): void {
         host: o.host,
         port: o.port,
         keyServerUrl: o.keyServer,
+        keyServerFingerprint: o.keyServerFingerprint,
+        tls: tlsOf(o),
         channelKey: readKeyFile(o.channelKey),
         workers: o.workers,
         log,
       });
-      announce({ role: 'compute-server', url: cs.url });
+      announce({ role: 'compute-server', url: cs.url, tlsFingerprint: cs.tlsFingerprint });
       onSignals(cs.close);
     });
 
@@ -119,6 +170,8 @@ export function addServerCommands(program: Command): void {
       integerFlag('--key-server-port', 0, 65535),
       Number(env.CIPHERMINE_DEALER_KEY_SERVER_PORT ?? 7403),
     )
+    .option('--tls-cert <file>', TLS_CERT_HELP, env.CIPHERMINE_DEALER_TLS_CERT)
+    .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_DEALER_TLS_KEY)
     .addHelpText(
       'after',
       [
@@ -134,8 +187,9 @@ export function addServerCommands(program: Command): void {
       ].join('\n'),
     )
     .action(async (o) => {
-      const d = await startDealerServer({ dataDir: o.dataDir, host: o.host, port: o.port, keyServerPort: o.keyServerPort, log });
-      announce({ role: 'dealer', url: d.computeServerUrl, keyServerUrl: d.keyServerUrl, ...d.keyFiles });
+      const tls = tlsOf(o);
+      const d = await startDealerServer({ dataDir: o.dataDir, host: o.host, port: o.port, keyServerPort: o.keyServerPort, tls, log });
+      announce({ role: 'dealer', url: d.computeServerUrl, keyServerUrl: d.keyServerUrl, tlsFingerprint: tls?.fingerprint, ...d.keyFiles });
       onSignals(d.close);
     });
 }

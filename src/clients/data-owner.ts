@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { GrantScope } from '../services/store/store.js';
-import { checkNewParams, checkPinned } from './pins.js';
+import { checkNewParams, checkPinned, pinCertificate } from './pins.js';
 import {
   deserializeParams,
   keyGen,
@@ -124,8 +124,8 @@ export class DataOwner {
     private readonly token: string,
   ) {}
 
-  static async register(serverUrl: string, name: string, opts: { expectParams?: string } = {}): Promise<DataOwner> {
-    const api = new ComputeServerApi(serverUrl);
+  static async register(serverUrl: string, name: string, opts: { expectParams?: string; expectCert?: string } = {}): Promise<DataOwner> {
+    const api = new ComputeServerApi(serverUrl, undefined, { tls: await pinCertificate(serverUrl, opts.expectCert) });
     const info = await api.request<Info>('GET', '/v1/info');
     const sk = keyGen(checkNewParams(deserializeParams(Buffer.from(info.params, 'base64')), serverUrl, opts.expectParams));
     const x = generateAgreementKeyPair();
@@ -144,7 +144,7 @@ export class DataOwner {
         `identity ${f.id} is a ${f.role === 'client' ? 'query client' : f.role}'s; data owner commands need a data owner's identity`,
       );
     }
-    const api = new ComputeServerApi(f.server, f.token);
+    const api = new ComputeServerApi(f.server, f.token, { tls: f.pins?.tls });
     const info = await api.request<Info>('GET', '/v1/info');
     const sk = deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64'));
     checkPinned('X25519 key', f.server, info.x25519PublicKey, f.pins?.x25519);
@@ -160,7 +160,7 @@ export class DataOwner {
       server: this.api.baseUrl,
       bcpSecretKey: serializeSecretKey(this.sk).toString('base64'),
       x25519PrivateKey: exportAgreementPrivateKey(this.x25519).toString('base64'),
-      pins: { params: this.sk.publicKey.params.fingerprint, x25519: this.serverX25519 },
+      pins: { params: this.sk.publicKey.params.fingerprint, x25519: this.serverX25519, tls: this.api.pins.tls },
     };
   }
 

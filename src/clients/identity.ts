@@ -16,9 +16,10 @@ export interface IdentityFile {
   x25519PrivateKey?: string;
   /**
    * What was trusted at registration: the public parameters' fingerprint and (owners) the compute
-   * server's X25519 key. A server that later presents others is refused (ERR_PIN_MISMATCH).
+   * server's X25519 key, and (https servers) the SHA-256 of its TLS certificate. A server that later
+   * presents others is refused (ERR_PIN_MISMATCH).
    */
-  pins?: { params: string; x25519?: string };
+  pins?: { params: string; x25519?: string; tls?: string };
 }
 
 export function saveIdentity(path: string, id: IdentityFile): void {

@@ -7,6 +7,8 @@
 import { CiphermineError, ParameterError } from '../crypto/errors.js';
 import type { BcpParams } from '../crypto/bcp-params.js';
 import { checkParamsPolicy } from '../crypto/params-policy.js';
+import { requireCertFingerprint } from '../crypto/tls.js';
+import { presentedFingerprint } from '../protocols/pinned-tls.js';
 
 export class PinMismatchError extends CiphermineError {
   constructor(message: string) {
@@ -25,13 +27,37 @@ export function checkNewParams(pp: BcpParams, server: string, expected?: string)
   return pp;
 }
 
-export function checkPinned(what: 'public parameters' | 'X25519 key', server: string, seen: string, pinned: string | undefined): void {
+export function checkPinned(
+  what: 'public parameters' | 'X25519 key' | 'TLS certificate',
+  server: string,
+  seen: string,
+  pinned: string | undefined,
+): void {
   if (pinned === undefined) return;
   if (seen !== pinned) {
     throw new PinMismatchError(
       `the compute server at ${server} now presents ${what} ${seen.slice(0, 32)}, not the ${pinned.slice(0, 32)} pinned at registration: refusing (if the server was re-keyed on purpose, register again)`,
     );
   }
+}
+
+/**
+ * At registration with an https server: the certificate it presents, checked against the one the
+ * user was told to expect (if any), to be pinned for every later connection.
+ */
+export async function pinCertificate(server: string, expected?: string): Promise<string | undefined> {
+  if (!server.startsWith('https:')) {
+    if (expected !== undefined)
+      throw new PinMismatchError(`${server} does not speak TLS, but a certificate ${expected} was expected: refusing to register`);
+    return undefined;
+  }
+  const seen = await presentedFingerprint(server);
+  if (expected !== undefined && requireCertFingerprint(expected) !== seen) {
+    throw new PinMismatchError(
+      `the compute server at ${server} presents TLS certificate ${seen}, not the ${expected} you expected: refusing to register`,
+    );
+  }
+  return seen;
 }
 
 export const requireFingerprint = (s: string): string => {

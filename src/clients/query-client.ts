@@ -3,7 +3,7 @@
  * granted, follows them, and is the only party that can decrypt the results (they arrive under its
  * own key). `kmeans()` and `stats()` do all three and decode the fixed point.
  */
-import { checkNewParams } from './pins.js';
+import { checkNewParams, pinCertificate } from './pins.js';
 import {
   deserializeParams,
   keyGen,
@@ -84,8 +84,8 @@ export class QueryClient {
     private readonly token: string,
   ) {}
 
-  static async register(serverUrl: string, name: string, opts: { expectParams?: string } = {}): Promise<QueryClient> {
-    const api = new ComputeServerApi(serverUrl);
+  static async register(serverUrl: string, name: string, opts: { expectParams?: string; expectCert?: string } = {}): Promise<QueryClient> {
+    const api = new ComputeServerApi(serverUrl, undefined, { tls: await pinCertificate(serverUrl, opts.expectCert) });
     const info = await api.request<{ params: string }>('GET', '/v1/info');
     const sk = keyGen(checkNewParams(deserializeParams(Buffer.from(info.params, 'base64')), serverUrl, opts.expectParams));
     const { id, token } = await api.request<{ id: string; token: string }>('POST', '/v1/register', {
@@ -98,7 +98,8 @@ export class QueryClient {
 
   static fromIdentity(f: IdentityFile): QueryClient {
     if (f.role !== 'client') throw new ParameterError(`identity ${f.id} is a data owner's; query client commands need a query client's identity`);
-    return new QueryClient(f.id, new ComputeServerApi(f.server, f.token), deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64')), f.token);
+    const api = new ComputeServerApi(f.server, f.token, { tls: f.pins?.tls, params: f.pins?.params });
+    return new QueryClient(f.id, api, deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64')), f.token);
   }
 
   identity(): IdentityFile {
@@ -108,7 +109,7 @@ export class QueryClient {
       token: this.token,
       server: this.api.baseUrl,
       bcpSecretKey: serializeSecretKey(this.sk).toString('base64'),
-      pins: { params: this.sk.publicKey.params.fingerprint },
+      pins: { params: this.sk.publicKey.params.fingerprint, tls: this.api.pins.tls },
     };
   }
 

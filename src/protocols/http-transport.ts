@@ -7,6 +7,10 @@
  * reply's hash, so a reply cannot be forged or swapped between requests. A request outside the
  * clock window, or whose nonce was already seen in it, is a replay and is refused with 401.
  */
+import type { Dispatcher } from 'undici';
+import type { TlsMaterial } from '../crypto/tls.js';
+import { ParameterError } from '../crypto/errors.js';
+import { pinnedDispatcher, pinErrorOf } from './pinned-tls.js';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CiphermineError, httpStatusOf } from '../crypto/errors.js';
@@ -59,6 +63,8 @@ class ReplayGuard {
 
 export interface HttpServerOptions {
   hmacKey: Uint8Array;
+  /** Certificate and key: the listener speaks only TLS (required off loopback). */
+  tls?: TlsMaterial;
   host?: string;
   port?: number;
   bodyLimit?: number;
@@ -73,7 +79,11 @@ export interface RunningServer {
 
 /** Serves a RequestHandler over HTTP. */
 export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions): Promise<RunningServer> {
-  const app = Fastify({ logger: opts.logger ?? false, bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT });
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+  });
   const guard = new ReplayGuard();
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -108,10 +118,25 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
 
 /** The compute server's end. */
 export class HttpTransport implements Transport {
+  private readonly dispatcher?: Dispatcher;
+
+  /**
+   * `opts.fingerprint`: the key server's TLS certificate (SHA-256), required for an https URL: the
+   * certificate is pinned, so a self-signed one is fine and a substituted one is refused.
+   */
   constructor(
     private readonly baseUrl: string,
     private readonly hmacKey: Uint8Array,
-  ) {}
+    opts: { fingerprint?: string; peer?: string } = {},
+  ) {
+    if (baseUrl.startsWith('https:')) {
+      if (!opts.fingerprint)
+        throw new ParameterError(
+          `${opts.peer ?? 'the key server'} at ${baseUrl} speaks TLS: give its certificate fingerprint, as its start printed it (--key-server-fingerprint, --dealer-fingerprint)`,
+        );
+      this.dispatcher = pinnedDispatcher(opts.fingerprint, opts.peer ?? 'the key server');
+    }
+  }
 
   /** One POST; a connection failure becomes ERR_UNREACHABLE naming the key server (jobs wait for it). */
   private async post(method: string, body: Uint8Array, headers: Record<string, string>): Promise<Response> {
@@ -121,8 +146,11 @@ export class HttpTransport implements Transport {
         headers,
         body: body as unknown as BodyInit,
         signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
-      });
+        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
+      } as RequestInit);
     } catch (e) {
+      const pin = pinErrorOf(e);
+      if (pin) throw pin;
       if (!(e instanceof TypeError)) throw e;
       const cause = (e as { cause?: { code?: string } }).cause?.code;
       throw new RemoteError('ERR_UNREACHABLE', `the key server at ${this.baseUrl} is unreachable${cause ? ` (${cause})` : ''}`, 503);

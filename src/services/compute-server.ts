@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 import { GRANT_SCOPES } from './store/store.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { checkParamsPolicy } from '../crypto/params-policy.js';
@@ -51,6 +52,10 @@ export interface ComputeServerOptions {
   database?: string;
   keyServerUrl: string;
   channelKey: Buffer;
+  /** The key server's TLS certificate fingerprint, pinned (required for an https key server). */
+  keyServerFingerprint?: string;
+  /** Certificate and key (crypto/tls.ts); required when `host` is not loopback-only. */
+  tls?: TlsMaterial;
   host?: string;
   port?: number;
   workers?: number;
@@ -68,6 +73,8 @@ export interface ComputeServerOptions {
 
 export interface ComputeServerHandle {
   url: string;
+  /** SHA-256 of its TLS certificate, which owners and clients pin at registration (TLS only). */
+  tlsFingerprint?: string;
   app: FastifyInstance;
   store: Store;
   runner: JobRunner;
@@ -140,13 +147,14 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 export async function startComputeServer(opts: ComputeServerOptions): Promise<ComputeServerHandle> {
+  requireTlsOffLoopback('compute server', opts.host ?? '127.0.0.1', opts.tls);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const location = opts.database ?? join(opts.dataDir, 'compute.db');
   const store = await openStore(location);
   opts.log?.(`compute server state in ${describeLocation(location)}`);
   const x25519 = loadOrCreateX25519(opts.dataDir);
   const x25519Public = createPublicKey(x25519).export({ format: 'jwk' }).x!;
-  const transport = new HttpTransport(opts.keyServerUrl, opts.channelKey);
+  const transport = new HttpTransport(opts.keyServerUrl, opts.channelKey, { fingerprint: opts.keyServerFingerprint });
   const params = await fetchParams(transport, 60_000);
   const pool = createProtocolPool(opts.workers);
   const runner = new JobRunner({
@@ -156,7 +164,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     log: opts.log,
   });
 
-  const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES });
+  const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES, ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}) });
   app.setErrorHandler((err: Error & { code?: string }, _req, reply) => {
     const status = httpStatusOf(err);
     // Errors about the key server are the operator's to fix and say so; other 5xx details stay in the log.
@@ -312,10 +320,11 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
 
   const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   await runner.resumeAll();
-  opts.log?.(`compute server listening on ${url}`);
+  opts.log?.(`compute server listening on ${url}${opts.tls ? ` (TLS certificate ${opts.tls.fingerprint})` : ''}`);
   let closing: Promise<void> | undefined;
   return {
     url,
+    tlsFingerprint: opts.tls?.fingerprint,
     app,
     store,
     runner,

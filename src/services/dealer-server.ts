@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
 import { ParameterError } from '../crypto/errors.js';
 import { serveHttp, type RunningServer } from '../protocols/http-transport.js';
+import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 import { TrustedDealer, type DealerRequest } from '../mpc/provider/dealer.js';
 import { SESSION_ID } from '../mpc/provider/dealer-http.js';
 
@@ -25,6 +26,8 @@ export interface DealerServerOptions {
   keyServerPort?: number;
   /** Sessions kept at once (oldest dropped first). */
   maxSessions?: number;
+  /** Certificate and key (crypto/tls.ts), for both listeners; required when `host` is not loopback-only. */
+  tls?: TlsMaterial;
   log?: (m: string) => void;
 }
 
@@ -82,10 +85,11 @@ export async function startDealerServer(o: DealerServerOptions): Promise<DealerS
   };
 
   const host = o.host ?? '127.0.0.1';
-  const cs: RunningServer = await serveHttp(handler(0), { hmacKey: keys[0], host, port: o.port ?? 0 });
+  requireTlsOffLoopback('dealer', host, o.tls);
+  const cs: RunningServer = await serveHttp(handler(0), { hmacKey: keys[0], host, port: o.port ?? 0, tls: o.tls });
   let ks: RunningServer;
   try {
-    ks = await serveHttp(handler(1), { hmacKey: keys[1], host, port: o.keyServerPort ?? 0 });
+    ks = await serveHttp(handler(1), { hmacKey: keys[1], host, port: o.keyServerPort ?? 0, tls: o.tls });
   } catch (e) {
     await cs.close();
     throw e;

@@ -24,6 +24,7 @@ import {
 import { KeyServerCore, serveHttp, type RunningServer } from '../protocols/index.js';
 import type { MpcEndpoint } from '../mpc/server-channel.js';
 import { keyServerEngine } from '../mpc/key-server-engine.js';
+import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 
 export interface KeyServerOptions {
   dataDir: string;
@@ -31,6 +32,8 @@ export interface KeyServerOptions {
   port?: number;
   keyBits?: number;
   workers?: number;
+  /** Certificate and key (crypto/tls.ts); required when `host` is not loopback-only. */
+  tls?: TlsMaterial;
   log?: (msg: string) => void;
 }
 
@@ -40,6 +43,8 @@ export interface KeyServerHandle {
   core: KeyServerCore;
   /** The public parameters' fingerprint, which owners and clients may check at registration. */
   paramsFingerprint: string;
+  /** SHA-256 of its TLS certificate, for the compute server's --key-server-fingerprint (TLS only). */
+  tlsFingerprint?: string;
   /** The secret-sharing engine's sessions: job kinds register the key server's half of their protocols here. */
   mpc: MpcEndpoint;
   close(): Promise<void>;
@@ -81,6 +86,7 @@ function filesIn(dir: string): string[] {
 
 export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerHandle> {
   const log = opts.log ?? (() => {});
+  requireTlsOffLoopback('key server', opts.host ?? '127.0.0.1', opts.tls);
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const msk = await loadOrCreateMasterKey(opts.dataDir, opts.keyBits, log);
   log(
@@ -100,12 +106,13 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   );
   // The engine's rounds share the servers' authenticated channel: its two methods first, then the core's.
   const { endpoint: mpc, handle } = keyServerEngine(core, core.handle, log);
-  const server: RunningServer = await serveHttp(handle, { hmacKey, host: opts.host, port: opts.port });
-  log(`key server listening on ${server.url}`);
+  const server: RunningServer = await serveHttp(handle, { hmacKey, host: opts.host, port: opts.port, tls: opts.tls });
+  log(`key server listening on ${server.url}${opts.tls ? ` (TLS certificate ${opts.tls.fingerprint})` : ''}`);
   return {
     url: server.url,
     channelKeyPath: join(opts.dataDir, CHANNEL_KEY_FILE),
     paramsFingerprint: msk.params.fingerprint,
+    tlsFingerprint: opts.tls?.fingerprint,
     core,
     mpc,
     close: async () => {

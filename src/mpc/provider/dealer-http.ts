@@ -22,11 +22,18 @@ class HttpDealerLink implements DealerLink {
 
 /**
  * This server's provider for one session of computation. `url` and `key` are the dealer endpoint
- * and key file made for this server (party 0: the compute server; party 1: the key server).
+ * and key file made for this server (party 0: the compute server; party 1: the key server);
+ * `fingerprint` pins the dealer's TLS certificate (required for an https URL).
  */
-export async function remoteDealerProvider(party: 0 | 1, url: string, key: Uint8Array, session: string): Promise<DealerProvider> {
+export async function remoteDealerProvider(
+  party: 0 | 1,
+  url: string,
+  key: Uint8Array,
+  session: string,
+  fingerprint?: string,
+): Promise<DealerProvider> {
   if (!SESSION_ID.test(session)) throw new ParameterError('a dealer session id is 8 to 64 letters, digits, - or _');
-  const transport = new HttpTransport(url, key);
+  const transport = new HttpTransport(url, key, { fingerprint, peer: 'the dealer' });
   const seed = await transport.call('seed', Buffer.from(session));
   return new DealerProvider(party, seed, party === 1 ? new HttpDealerLink(transport, session) : undefined);
 }
