@@ -195,6 +195,7 @@ const http = {
   errorMessage: 'a bad header',
 };
 http.requestSignature = macOf(hmacKey, 'request', http.method, http.timestamp, http.nonce, sha(Buffer.from(http.requestBody, 'hex')));
+http.headSignature = macOf(hmacKey, 'head', http.method, http.timestamp, http.nonce, String(Buffer.from(http.requestBody, 'hex').length));
 {
   const server = await serveHttp(
     async (method) => {
@@ -212,6 +213,7 @@ http.requestSignature = macOf(hmacKey, 'request', http.method, http.timestamp, h
         'content-type': 'application/octet-stream',
         'x-cm-timestamp': ts,
         'x-cm-nonce': nonce,
+        'x-cm-head': macOf(hmacKey, 'head', method, ts, nonce, String(body.length)),
         'x-cm-signature': macOf(hmacKey, 'request', method, ts, nonce, sha(body)),
       },
       body,

@@ -42,8 +42,9 @@ export interface StatsQuery {
   mechanism: NoiseKind;
   delta?: number;
   mode: ReleaseMode;
-  /** Sample-and-aggregate blocks (mean). */
+  /** Sample-and-aggregate blocks (mean), each of the public size `blockSize`. */
   blocks?: number;
+  blockSize?: number;
   /** Bits of the largest |encoded value| in the data. */
   valueBits: number;
 }
@@ -79,6 +80,10 @@ export function validateQuery(q: StatsQuery): void {
   if (q.kind === 'mode' && q.mode !== 'pmdp') throw new StatsQueryError('the exponential mechanism (mode) runs in pmdp mode only');
   if (q.blocks !== undefined && (q.kind !== 'mean' || !Number.isInteger(q.blocks) || q.blocks < 2))
     throw new StatsQueryError('blocks (sample-and-aggregate) is for mean queries, at least 2');
+  if ((q.blocks === undefined) !== (q.blockSize === undefined))
+    throw new StatsQueryError('sample-and-aggregate needs both blocks and blockSize (the public size of a block)');
+  if (q.blockSize !== undefined && (!Number.isInteger(q.blockSize) || q.blockSize < 1 || q.blocks! * q.blockSize > MAX_SAMPLE))
+    throw new StatsQueryError(`blockSize is a positive integer, and blocks * blockSize at most ${MAX_SAMPLE}`);
 }
 
 /** `share` of the query's budget: the mean spends half of epsilon and half of delta on each part. */
@@ -142,22 +147,32 @@ async function binCounts(ctx: ComputeSideContext, xs: Ciphertext[], edges: bigin
   return C.slice(1).map((c, b) => add(c, negate(C[b]!)));
 }
 
-/** Random partition into `blocks` blocks of sizes floor(n / b) or that plus one. */
-function partition(n: number, blocks: number): number[][] {
+/** Largest sample-and-aggregate sample, b * s. */
+export const MAX_SAMPLE = 1 << 24;
+
+/**
+ * The records of `blocks` blocks of public size `size`: min(n, b s) of the n, drawn uniformly
+ * without replacement (node:crypto). With fewer than b s records some slots stay empty (they count
+ * as 0), so nothing about n decides what is released beyond the value itself.
+ */
+export function sampleForBlocks(n: number, blocks: number, size: number): number[] {
   const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
+  const m = Math.min(n, blocks * size);
+  for (let i = 0; i < m; i++) {
+    const j = i + randomInt(n - i);
     [idx[i], idx[j]] = [idx[j]!, idx[i]!];
   }
-  const out: number[][] = Array.from({ length: blocks }, () => []);
-  idx.forEach((v, i) => out[i % blocks]!.push(v));
-  return out;
+  return idx.slice(0, m);
 }
 
-function lcm(a: bigint, b: bigint): bigint {
-  let [x, y] = [a, b];
-  while (y) [x, y] = [y, x % y];
-  return (a / x) * b;
+/**
+ * Sample-and-aggregate sensitivity with public block sizes: replacing a record moves one block sum
+ * by at most hi - lo; adding or removing one fills or empties a slot (at most max(|lo|, |hi|)) or
+ * displaces another record (a replacement). So one bound serves both adjacencies.
+ */
+export function blockSensitivity(lo: bigint, hi: bigint): bigint {
+  const abs = (x: bigint) => (x < 0n ? -x : x);
+  return [hi - lo, abs(lo), abs(hi)].reduce((a, b) => (b > a ? b : a), 1n);
 }
 
 export async function secureStats(
@@ -190,23 +205,17 @@ export async function secureStats(
     case 'mean': {
       const clipped = await secureClip(ctx, xs, q.lo, q.hi, q.valueBits);
       if (q.blocks) {
-        if (q.blocks > n) throw new StatsQueryError(`more blocks (${q.blocks}) than records`);
-        // Mean of block means, scaled by b M (M = lcm of block sizes) to stay an integer.
-        const blocks = partition(n, q.blocks);
-        const M = blocks.reduce((acc, b) => lcm(acc, BigInt(b.length)), 1n);
-        const weighted = blocks.map((b) =>
-          scalarMultiply(
-            sum(
-              b.map((i) => clipped[i]!),
-              pk,
-            ),
-            M / BigInt(b.length),
+        // Mean of block means with the public block size s: every block mean is its sum over s,
+        // so the released integer is the sampled sum and the divisor b s is public, not n.
+        const sample = sampleForBlocks(n, q.blocks, q.blockSize!);
+        values = [
+          sum(
+            sample.map((i) => clipped[i]!),
+            pk,
           ),
-        );
-        values = [sum(weighted, pk)];
-        divisor = BigInt(q.blocks) * M;
-        const minBlock = BigInt(Math.min(...blocks.map((b) => b.length)));
-        specs = [spec(q, (M / minBlock) * (q.hi - q.lo), q.epsilon)];
+        ];
+        divisor = BigInt(q.blocks * q.blockSize!);
+        specs = [spec(q, blockSensitivity(q.lo, q.hi), q.epsilon)];
       } else {
         const half = div(q.epsilon, rational(2n));
         values = [sum(clipped, pk), pk.trivial(BigInt(n))];

@@ -63,7 +63,10 @@ export async function runStatsDemo(o: StatsDemoOptions) {
     }
     say(`${o.owners} owners uploaded ${flat.length} wages, each under its own key, budget epsilon = ${o.budget} each`);
     const tq = performance.now();
-    const r = await client.stats({ datasets, column: 'wage', kind: 'mean', lo, hi, epsilon: o.epsilon, mode: o.mode, blocks: o.blocks });
+    // The demo knows its record count, so its blocks split the records evenly; a real client picks
+    // a public block size without knowing n (docs/differential-privacy.md).
+    const blockSize = o.blocks ? Math.floor(flat.length / o.blocks) : undefined;
+    const r = await client.stats({ datasets, column: 'wage', kind: 'mean', lo, hi, epsilon: o.epsilon, mode: o.mode, blocks: o.blocks, blockSize });
     const seconds = { query: Number(((performance.now() - tq) / 1000).toFixed(3)), total: Number(((performance.now() - t0) / 1000).toFixed(3)) };
     const out = {
       published: r.value!,

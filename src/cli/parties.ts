@@ -13,6 +13,7 @@ import { WorkerPool } from '../crypto/pool.js';
 import { DataOwner } from '../clients/data-owner.js';
 import { QueryClient, type FollowOptions } from '../clients/query-client.js';
 import { loadIdentity, saveIdentity } from '../clients/identity.js';
+import { revokeToken, rotateToken } from '../clients/tokens.js';
 import { integerFlag, list, listOf, numberFlag, oneOf } from './parse.js';
 import { progressReporter, uploadReporter } from './progress.js';
 
@@ -41,6 +42,29 @@ export function addPartyCommands(program: Command): void {
   addOwnerCommands(program);
   addClientCommands(program);
   addQueryCommands(program);
+  addTokenCommands(program);
+}
+
+function addTokenCommands(program: Command): void {
+  const cmd = program.command('token').description("your bearer token at the compute server (an owner's or a client's)");
+  cmd
+    .command('rotate')
+    .description('replace the token in the identity file; the old one is refused (401) from now on')
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .addHelpText('after', example('ciphermine token rotate --identity .ciphermine/alice.id'))
+    .action(async (o) => {
+      saveIdentity(o.identity, await rotateToken(loadIdentity(o.identity)));
+      print({ rotated: true });
+    });
+  cmd
+    .command('revoke')
+    .description("revoke the identity's token with no replacement (a leaked identity file): every later request with it is refused (401)")
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .addHelpText('after', example('ciphermine token revoke --identity .ciphermine/alice.id'))
+    .action(async (o) => {
+      await revokeToken(loadIdentity(o.identity));
+      print({ revoked: true });
+    });
 }
 
 const EXPECT_CERT_HELP =
@@ -80,6 +104,11 @@ function addOwnerCommands(program: Command): void {
       'k-means results with a cluster smaller than this are not released (default 5)',
       integerFlag('--min-cluster-size', 1),
     )
+    .option(
+      '--max-delta <d>',
+      'the largest delta one Gaussian DP query may spend on this dataset (default 1e-6; 0 allows no Gaussian queries)',
+      numberFlag('--max-delta', 0),
+    )
     .option('--resume <dataset>', 'finish an interrupted upload of this dataset from the same file (sent chunks are skipped)')
     .option('--chunk-rows <n>', 'rows per uploaded chunk (default: as many as fit 8 MiB of ciphertexts)', integerFlag('--chunk-rows', 1))
     .addHelpText(
@@ -100,6 +129,7 @@ function addOwnerCommands(program: Command): void {
           maxAbs: o.maxAbs,
           epsilonBudget: o.epsilonBudget,
           minClusterSize: o.minClusterSize,
+          maxDelta: o.maxDelta,
           chunkRows: o.chunkRows,
           pool,
           onProgress: uploadReporter(),
@@ -268,7 +298,12 @@ function addQueryCommands(program: Command): void {
     .option('--mechanism <m>', 'laplace | gaussian', oneOf('--mechanism', ['laplace', 'gaussian']), 'laplace')
     .option('--delta <d>', 'delta of the Gaussian mechanism, in (0, 1)', numberFlag('--delta', 0, true))
     .option('--mode <m>', 'pmdp (the compute server adds the noise) | spmdp (both servers add a share)', oneOf('--mode', ['pmdp', 'spmdp']), 'pmdp')
-    .option('--blocks <b>', 'sample-and-aggregate over this many blocks (mean)', integerFlag('--blocks', 2))
+    .option('--blocks <b>', 'sample-and-aggregate over this many blocks (mean; with --block-size)', integerFlag('--blocks', 2))
+    .option(
+      '--block-size <s>',
+      'sample-and-aggregate: records per block, public (the released mean is over a sample of blocks * size records; with fewer records, empty slots count as 0)',
+      integerFlag('--block-size', 1),
+    )
     .addHelpText(
       'after',
       example(
@@ -288,6 +323,7 @@ function addQueryCommands(program: Command): void {
         delta: o.delta,
         mode: o.mode,
         blocks: o.blocks,
+        blockSize: o.blockSize,
       };
       print(await client(o.identity).stats(spec, follow()));
     });

@@ -56,6 +56,8 @@ export interface UploadOptions {
   epsilonBudget?: number;
   /** k-means releases refuse clusters with fewer members (default 5). */
   minClusterSize?: number;
+  /** The largest delta one Gaussian DP query may spend (default 1e-6; 0 allows none). */
+  maxDelta?: number;
   /** Called after each chunk is stored. */
   onProgress?: (p: UploadProgress) => void;
   /** Attempts per chunk while the compute server is unreachable or restarting (default 6, about a minute). */
@@ -239,6 +241,7 @@ export class DataOwner {
       rows,
       epsilonBudget: opts.epsilonBudget,
       minClusterSize: opts.minClusterSize,
+      maxDelta: opts.maxDelta,
     });
     return id;
   }

@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   ERR_UNKNOWN_OT_BASE: { status: 404, meaning: 'the key server no longer holds that batch of base OTs (restarted or expired)' },
   ERR_CONFLICT: { status: 409, meaning: 'the object is not in a state that allows this' },
   ERR_TOO_LARGE: { status: 413, meaning: 'a batch or body exceeds its limit' },
+  ERR_RATE_LIMITED: { status: 429, meaning: 'too many requests of this kind from one address; try again later' },
   // the server's side (500, 503)
   ERR_SCHEMA_VERSION: { status: 500, meaning: 'the database was written by another version' },
   ERR_DATABASE_IN_USE: { status: 500, meaning: 'another compute server is using the database' },

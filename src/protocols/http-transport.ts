@@ -2,10 +2,14 @@
  * The HTTP transport between the two server processes: POST /rpc/:method with binary bodies over
  * keep-alive connections (fastify on the key server, fetch on the compute server).
  *
- * Both ends are authenticated with HMAC-SHA256 under a key provisioned at setup: the request MAC
- * covers method, timestamp, nonce and the body's hash; the reply MAC covers the request nonce and the
- * reply's hash, so a reply cannot be forged or swapped between requests. A request outside the
- * clock window, or whose nonce was already seen in it, is a replay and is refused with 401.
+ * Both ends are authenticated with HMAC-SHA256 under a key provisioned at setup: a head MAC over
+ * method, timestamp, nonce and the body's length is checked before the body is read, so an
+ * unauthenticated sender cannot make the key server buffer anything; the request MAC covers
+ * method, timestamp, nonce and the body's hash; the reply MAC covers the request nonce, the status
+ * and the reply's hash, so a reply (or an error) cannot be forged, swapped between requests or
+ * turned from a failure into a success. Requests that fail authentication get an unsigned 401:
+ * nothing is MACed over input an outsider chose. A request outside the clock window, or whose
+ * nonce was already seen in it, is a replay and is refused with 401.
  */
 import type { Dispatcher } from 'undici';
 import type { TlsMaterial } from '../crypto/tls.js';
@@ -85,6 +89,20 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
     ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
   });
   const guard = new ReplayGuard();
+  // Authenticated requests: their nonce may be echoed in a signed reply.
+  const authenticated = new WeakSet<object>();
+  app.addHook('onRequest', async (req) => {
+    const ts = String(req.headers['x-cm-timestamp'] ?? '');
+    const nonce = String(req.headers['x-cm-nonce'] ?? '');
+    const length = String(req.headers['content-length'] ?? '');
+    const method = decodeURIComponent(req.url.replace(/^\/rpc\//, '').split('?')[0] ?? '');
+    if (!/^[0-9a-f]{32}$/.test(nonce)) throw new Unauthenticated('missing or malformed nonce');
+    if (!/^\d{1,12}$/.test(length)) throw new Unauthenticated('a request states its body length');
+    if (!macEqual(String(req.headers['x-cm-head'] ?? ''), mac(opts.hmacKey, 'head', method, ts, nonce, length))) {
+      throw new Unauthenticated('bad request signature');
+    }
+    authenticated.add(req.raw);
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   // Error answers are MACed like replies, so nobody on the network can fake a failure.
@@ -93,8 +111,9 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
     const status = httpStatusOf(err);
     const detail = status < 500 ? err.detail : undefined;
     const body = Buffer.from(JSON.stringify({ code, message: status >= 500 ? 'internal error' : err.message, detail }));
-    const nonce = String(req.headers['x-cm-nonce'] ?? '');
-    reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', nonce, sha(body)));
+    if (authenticated.has(req.raw)) {
+      reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', String(req.headers['x-cm-nonce']), String(status), sha(body)));
+    }
     reply.status(status).type('application/json').send(body);
   });
   app.post<{ Params: { method: string } }>('/rpc/:method', async (req, reply) => {
@@ -102,13 +121,12 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
     const ts = String(req.headers['x-cm-timestamp'] ?? '');
     const nonce = String(req.headers['x-cm-nonce'] ?? '');
     const sig = String(req.headers['x-cm-signature'] ?? '');
-    if (!/^[0-9a-f]{32}$/.test(nonce)) throw new Unauthenticated('missing or malformed nonce');
     if (!macEqual(sig, mac(opts.hmacKey, 'request', req.params.method, ts, nonce, sha(body)))) {
       throw new Unauthenticated('bad request signature');
     }
     guard.check(nonce, Number(ts));
     const out = Buffer.from(await handler(req.params.method, body));
-    reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', nonce, sha(out)));
+    reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', nonce, '200', sha(out)));
     reply.type('application/octet-stream');
     return out;
   });
@@ -164,10 +182,11 @@ export class HttpTransport implements Transport {
       'content-type': 'application/octet-stream',
       'x-cm-timestamp': ts,
       'x-cm-nonce': nonce,
+      'x-cm-head': mac(this.hmacKey, 'head', method, ts, nonce, String(body.length)),
       'x-cm-signature': mac(this.hmacKey, 'request', method, ts, nonce, sha(body)),
     });
     const out = Buffer.from(await res.arrayBuffer());
-    const authentic = macEqual(String(res.headers.get('x-cm-signature') ?? ''), mac(this.hmacKey, 'reply', nonce, sha(out)));
+    const authentic = macEqual(String(res.headers.get('x-cm-signature') ?? ''), mac(this.hmacKey, 'reply', nonce, String(res.status), sha(out)));
     if (!res.ok) {
       // An unauthenticated error (wrong channel key, or not from the key server) is reported as such.
       if (!authentic && res.status !== 401) throw new RemoteError('ERR_UNAUTHENTICATED', `unauthenticated ${res.status} answer`, 502);

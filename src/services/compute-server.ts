@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import rateLimit from '@fastify/rate-limit';
 import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 import { GRANT_SCOPES } from './store/store.js';
 import { CiphermineError } from '../crypto/errors.js';
@@ -66,6 +67,8 @@ export interface ComputeServerOptions {
    * from the CLI or the environment, so a production configuration cannot enable it.
    */
   unsafeNoiseControlForTests?: NoiseControl;
+  /** Registrations accepted per client address per minute (default 30). */
+  registrationsPerMinute?: number;
   /** Job kinds beyond the built-in ones (a deployment's own, or a test's). */
   extraJobKinds?: readonly JobKind[];
   log?: (msg: string) => void;
@@ -122,6 +125,8 @@ const datasetBody = z.object({
   epsilonBudget: z.number().nonnegative().finite().max(1e6).optional(),
   /** k-means releases refuse clusters with fewer members than this (default 5). */
   minClusterSize: z.number().int().min(1).max(1_000_000).optional(),
+  /** The largest delta one Gaussian query may spend on this dataset (default 1e-6; 0: no Gaussian queries). */
+  maxDelta: z.number().min(0).max(0.1).optional(),
 });
 const chunkBody = z.object({
   rows: z.number().int().min(1).max(1_000_000),
@@ -209,15 +214,34 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     return processStats();
   });
 
-  app.post('/v1/register', async (req) => {
+  // Registration is open and cheap to ask for: rate-limited per address so nobody fills the
+  // database with identities (it costs the key server nothing either way).
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_req, c) => new HttpError('ERR_RATE_LIMITED', `too many registrations from this address: try again in ${c.after}`),
+  });
+  app.post('/v1/register', { config: { rateLimit: { max: opts.registrationsPerMinute ?? 30, timeWindow: 60_000 } } }, async (req) => {
     const b = parse(registerBody, req.body);
     const pk = deserializePublicKey(Buffer.from(b.bcpPublicKey, 'base64'), params);
     if (b.role === 'owner') {
       if (!b.x25519PublicKey) throw badRequest('a data owner must send its X25519 public key');
       importAgreementPublicKey(b.x25519PublicKey);
     }
-    await transport.call('register-key', serializePublicKey(pk));
+    // The key server learns the key when a job first needs it (jobs/key-registration.ts).
     return store.addParty(b.role, b.name, serializePublicKey(pk), b.x25519PublicKey ?? null);
+  });
+
+  /** A new token for the caller; the one it authenticated with stops working at once. */
+  app.post('/v1/token', async (req) => {
+    const party = await auth(req);
+    return { token: await store.replaceToken(party.id) };
+  });
+
+  /** Revokes the caller's token with no replacement (a leaked identity): every later request is 401. */
+  app.delete('/v1/token', async (req) => {
+    const party = await auth(req);
+    await store.replaceToken(party.id, true);
+    return { revoked: true };
   });
 
   app.post('/v1/datasets', async (req) => {
@@ -235,6 +259,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         rows: b.rows,
         epsilonBudgetMicro,
         minClusterSize: b.minClusterSize,
+        maxDeltaPico: b.maxDelta === undefined ? undefined : Math.floor(b.maxDelta * 1e12),
       }),
     };
   });
@@ -313,7 +338,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   app.get('/v1/datasets', async (req) => {
     const party = await auth(req);
     const list = await store.datasetsVisibleTo(party);
-    return { datasets: party.role === 'owner' ? list : list.map(({ rows: _rows, epsilonSpentMicro: _s, ...d }) => d) };
+    return { datasets: party.role === 'owner' ? list : list.map(({ rows: _rows, epsilonSpentMicro: _s, deltaSpentPico: _d, ...d }) => d) };
   });
 
   registerJobRoutes(app, { store, runner, auth, parse });

@@ -99,6 +99,7 @@ interface Vectors {
     replyBody: string;
     errorMessage: string;
     requestSignature: string;
+    headSignature: string;
     replySignature: string;
     error: { nonce: string; status: number; body: string; signature: string };
   };
@@ -415,8 +416,9 @@ describe('vectors: HTTP transport authentication', () => {
     for (const c of closers) await c();
   });
 
-  it('request MAC = HMAC(key, "request", method, timestamp, nonce, sha256(body)), newline-terminated', () => {
+  it('request MAC = HMAC(key, "request", method, timestamp, nonce, sha256(body)), newline-terminated; head MAC over the length', () => {
     assert.equal(mac('request', H.method, H.timestamp, H.nonce, sha(bytes(H.requestBody))), H.requestSignature);
+    assert.equal(mac('head', H.method, H.timestamp, H.nonce, String(bytes(H.requestBody).length)), H.headSignature);
     assert.equal(
       createHmac('sha256', key)
         .update(`request\n${H.method}\n${H.timestamp}\n${H.nonce}\n`)
@@ -440,10 +442,17 @@ describe('vectors: HTTP transport authentication', () => {
       const ts = String(Date.now());
       const body = bytes(H.requestBody);
       let sig = mac('request', method, ts, nonce, sha(body));
-      if (tamper) sig = (sig[0] === '0' ? '1' : '0') + sig.slice(1);
+      let head = mac('head', method, ts, nonce, String(body.length));
+      if (tamper) [sig, head] = [sig, head].map((m) => (m[0] === '0' ? '1' : '0') + m.slice(1)) as [string, string];
       const res = await fetch(`${server.url}/rpc/${method}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/octet-stream', 'x-cm-timestamp': ts, 'x-cm-nonce': nonce, 'x-cm-signature': sig },
+        headers: {
+          'content-type': 'application/octet-stream',
+          'x-cm-timestamp': ts,
+          'x-cm-nonce': nonce,
+          'x-cm-head': head,
+          'x-cm-signature': sig,
+        },
         body,
       });
       return { status: res.status, signature: res.headers.get('x-cm-signature'), body: Buffer.from(await res.arrayBuffer()) };
@@ -452,13 +461,15 @@ describe('vectors: HTTP transport authentication', () => {
     assert.equal(ok.status, 200);
     assert.equal(hex(ok.body), H.replyBody);
     assert.equal(ok.signature, H.replySignature);
-    assert.equal(mac('reply', H.nonce, sha(bytes(H.replyBody))), H.replySignature);
+    assert.equal(mac('reply', H.nonce, '200', sha(bytes(H.replyBody))), H.replySignature);
     const bad = await post('fail', H.error.nonce);
     assert.equal(bad.status, H.error.status);
     assert.equal(bad.body.toString('utf8'), H.error.body);
     assert.equal(bad.signature, H.error.signature);
-    assert.equal(mac('reply', H.error.nonce, sha(Buffer.from(H.error.body))), H.error.signature);
-    assert.equal((await post(H.method, 'ab'.repeat(16), true)).status, 401);
+    assert.equal(mac('reply', H.error.nonce, String(H.error.status), sha(Buffer.from(H.error.body))), H.error.signature);
+    const forged = await post(H.method, 'ab'.repeat(16), true);
+    assert.equal(forged.status, 401);
+    assert.equal(forged.signature, null, 'an unauthenticated request gets no MAC over its chosen nonce');
   });
 
   it('the compute server signs its requests with the same MAC and checks the reply MAC', async () => {
@@ -471,9 +482,13 @@ describe('vectors: HTTP transport authentication', () => {
         const h = req.headers;
         seen.push(h);
         const method = decodeURIComponent((req.url ?? '').replace(/^\/rpc\//, ''));
-        const ok = h['x-cm-signature'] === mac('request', method, String(h['x-cm-timestamp']), String(h['x-cm-nonce']), sha(body));
+        const ts = String(h['x-cm-timestamp']);
+        const nonce = String(h['x-cm-nonce']);
+        const ok =
+          h['x-cm-signature'] === mac('request', method, ts, nonce, sha(body)) &&
+          h['x-cm-head'] === mac('head', method, ts, nonce, String(body.length));
         const out = ok ? bytes(H.replyBody) : Buffer.from('{"code":"ERR_UNAUTHENTICATED","message":"x"}');
-        res.writeHead(ok ? 200 : 401, { 'x-cm-signature': mac('reply', String(h['x-cm-nonce']), sha(out)) });
+        res.writeHead(ok ? 200 : 401, { 'x-cm-signature': mac('reply', nonce, ok ? '200' : '401', sha(out)) });
         res.end(out);
       });
     });

@@ -17,9 +17,18 @@ import { harness, type Harness } from './harness.js';
 import { serveHttp } from '../../src/protocols/http-transport.js';
 
 function signed(key: Buffer, method: string, body: Buffer, ts = String(Date.now()), nonce = randomBytes(16).toString('hex')) {
-  const h = createHmac('sha256', key);
-  for (const p of ['request', method, ts, nonce, createHash('sha256').update(body).digest()]) h.update(p).update('\n');
-  return { 'content-type': 'application/octet-stream', 'x-cm-timestamp': ts, 'x-cm-nonce': nonce, 'x-cm-signature': h.digest('hex') };
+  const mac = (...parts: (string | Buffer)[]) => {
+    const h = createHmac('sha256', key);
+    for (const p of parts) h.update(p).update('\n');
+    return h.digest('hex');
+  };
+  return {
+    'content-type': 'application/octet-stream',
+    'x-cm-timestamp': ts,
+    'x-cm-nonce': nonce,
+    'x-cm-head': mac('head', method, ts, nonce, String(body.length)),
+    'x-cm-signature': mac('request', method, ts, nonce, createHash('sha256').update(body).digest()),
+  };
 }
 
 describe('key server endpoints refuse bad input and keep serving', () => {
@@ -114,6 +123,33 @@ describe('key server endpoints refuse bad input and keep serving', () => {
       new HttpTransport(h.server!.url, randomBytes(32)).call('sct', body),
       (e: unknown) => e instanceof RemoteError && e.code === 'ERR_CHANNEL_KEY' && /channel keys differ/.test(e.message),
     );
+    await still();
+  });
+
+  it('an unauthenticated body is refused before it is read: the 401 comes while the sender is still sending', async () => {
+    const { request } = await import('node:http');
+    const url = new URL(`${h.server!.url}/rpc/sct`);
+    const status = await new Promise<number>((resolve, reject) => {
+      // Claims 150 MB, sends 1 MB and waits: a server that buffered before authenticating would never answer.
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { ...signed(randomBytes(32), 'sct', Buffer.alloc(0)), 'content-length': String(150 << 20) },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        },
+      );
+      req.on('error', (e) => (e.message.includes('socket hang up') || (e as { code?: string }).code === 'ECONNRESET' ? undefined : reject(e)));
+      req.write(Buffer.alloc(1 << 20));
+      setTimeout(() => reject(new Error('no answer before the body was complete')), 10_000).unref();
+    });
+    assert.equal(status, 401);
     await still();
   });
 

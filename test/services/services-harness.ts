@@ -17,6 +17,8 @@ export interface Services {
   dir: string;
   /** The compute server's PostgreSQL URL, or undefined for SQLite in dir/cs. */
   database?: string;
+  /** Starts the key server again on its data directory and port (after the test closed it). */
+  restartKeyServer(): Promise<Services>;
   close(): Promise<void>;
 }
 
@@ -33,16 +35,22 @@ export async function startServices(keyBits = 512, extra: Partial<ComputeServerO
     database,
     ...extra,
   });
-  return {
+  const services: Services = {
     ks,
     cs,
     dir,
     database,
+    restartKeyServer: async () => {
+      const port = Number(new URL(services.ks.url).port);
+      services.ks = await startKeyServer({ dataDir: join(dir, 'ks'), port, keyBits, workers: 1 });
+      return services;
+    },
     close: async () => {
       await cs.close();
-      await ks.close();
+      await services.ks.close();
     },
   };
+  return services;
 }
 
 export function fixture(name: string): string {

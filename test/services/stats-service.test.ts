@@ -55,9 +55,14 @@ describe('DP aggregates with noise switched off equal the plaintext clipped answ
     }
   });
 
-  it('sample-and-aggregate mean over equal blocks equals the clipped mean', async () => {
-    const r = await ctx.client.stats({ datasets: ctx.datasets, column: 'wage', epsilon: 1, kind: 'mean', lo, hi, blocks: 4 });
+  it('sample-and-aggregate with a public block size: blocks covering every record give the clipped mean; more slots than records count as 0', async () => {
+    assert.equal(all.length % 4, 0);
+    const base = { datasets: ctx.datasets, column: 'wage', epsilon: 1, kind: 'mean' as const, lo, hi, blocks: 4 };
+    const r = await ctx.client.stats({ ...base, blockSize: all.length / 4 });
     assert.ok(Math.abs(r.value! - exactSum() / all.length) < 1e-9, `${r.value} vs ${exactSum() / all.length}`);
+    // Twice the slots: the divisor is the public b * s, so the value halves and n is not revealed.
+    const padded = await ctx.client.stats({ ...base, blockSize: all.length / 2 });
+    assert.ok(Math.abs(padded.value! - exactSum() / (2 * all.length)) < 1e-9, `${padded.value}`);
   });
 
   it('histogram with declared edges, outliers in the end bins, and the mode', async () => {

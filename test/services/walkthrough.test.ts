@@ -111,10 +111,21 @@ describe('the README walkthrough', () => {
     });
     await assert.rejects(wrong, /channel keys differ/);
 
-    // With the key server stopped, registration names it instead of failing with "internal error".
+    // With the key server stopped, registration still works (it costs the key server nothing), and a
+    // query is refused before any charge, naming the key server instead of "internal error".
     await servers[0]!.stop();
-    await assert.rejects(run('npx ciphermine client register --identity .ciphermine/late.id'), (e: Error & { stderr: string }) =>
-      new RegExp(`the key server at http://127.0.0.1:${ksPort} is unreachable`).test(e.stderr) ? true : assert.fail(e.stderr),
+    const late = JSON.parse((await run('npx ciphermine client register --identity .ciphermine/late.id')).stdout) as { id: string };
+    const again = JSON.parse(
+      (await run('npx ciphermine owner upload --identity .ciphermine/alice.id --csv data/iris.csv --ignore-columns label --epsilon-budget 1')).stdout
+        .trim()
+        .split('\n')
+        .at(-1)!,
+    ) as { dataset: string };
+    await run(`npx ciphermine owner grant --identity .ciphermine/alice.id --dataset ${again.dataset} --client ${late.id} --scope stats`);
+    await assert.rejects(
+      run(`npx ciphermine query stats --identity .ciphermine/late.id --datasets ${again.dataset} --column petal_length --kind count --epsilon 0.1`),
+      (e: Error & { stderr: string }) =>
+        /the key server is unreachable: the query was not started and nothing was charged/.test(e.stderr) ? true : assert.fail(e.stderr),
     );
   });
 });

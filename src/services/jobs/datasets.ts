@@ -3,7 +3,9 @@
  * granted this query client this kind of job, its upload is complete, none is listed twice, and all share one
  * fixed-point precision (values from different precisions cannot be added).
  */
-import { badRequest, conflict, forbidden, notFound } from '../http-errors.js';
+import { badRequest, conflict, forbidden, notFound, HttpError } from '../http-errors.js';
+import { CiphermineError } from '../../crypto/errors.js';
+import type { Transport } from '../../protocols/transport.js';
 import type { DatasetRow, Party, Store } from '../store/index.js';
 import type { GrantScope } from '../store/store.js';
 
@@ -21,6 +23,19 @@ export async function grantedDatasets(store: Store, client: Party, ids: readonly
   }
   if (out.some((d) => d.fractionBits !== out[0]!.fractionBits)) throw badRequest('datasets use different fixed-point precisions');
   return out;
+}
+
+/**
+ * Before anything is charged: the key server answers. A query that could not run must not cost
+ * budget (a job that fails later is refunded too, but an outage should not even start one).
+ */
+export async function requireKeyServer(transport: Transport): Promise<void> {
+  try {
+    await transport.call('params', new Uint8Array(0));
+  } catch (e) {
+    if (e instanceof CiphermineError && e.code === 'ERR_PIN_MISMATCH') throw e;
+    throw new HttpError('ERR_UNREACHABLE', 'the key server is unreachable: the query was not started and nothing was charged; try again later');
+  }
 }
 
 /** Loads datasets a job already admitted (they cannot change once ready). */

@@ -9,6 +9,7 @@ import { RemoteError } from '../../protocols/index.js';
 import { HttpError, badRequest, notFound } from '../http-errors.js';
 import type { JobRow, Party } from '../store/index.js';
 import type { JobContext, JobKind, JobServices } from './job-kind.js';
+import { datasetsOf, KeyRegistrar } from './key-registration.js';
 
 /** True when an error means "the key server is down or restarting", not "the request was bad". */
 export function isKeyServerUnavailable(e: unknown): boolean {
@@ -49,9 +50,11 @@ export class JobRunner {
   /** When each running job last finished a step, so a later outage gets a fresh retry window. */
   private readonly lastStep = new Map<string, number>();
   private stopped = false;
+  private readonly keys: KeyRegistrar;
 
   constructor(private readonly o: JobRunnerOptions) {
     this.kinds = new Map(o.kinds.map((k) => [k.name, k]));
+    this.keys = new KeyRegistrar(o.services);
   }
 
   kindNames(): Array<{ name: string; description: string }> {
@@ -152,6 +155,8 @@ export class JobRunner {
     for (;;) {
       try {
         await this.o.services.store.updateJob(jobId, { state: 'failed', phase: 'failed', error: message, errorCode: code, finishedAt: Date.now() });
+        // A failed job released nothing, so it costs nothing: its privacy-budget charge goes back.
+        if (await this.o.services.store.refundJob(jobId)) this.o.log?.(`job ${jobId}: privacy budget refunded`);
         return;
       } catch {
         // The database is away too: keep trying, or the job would show running forever.
@@ -169,6 +174,7 @@ export class JobRunner {
     const client = await store.party(job.clientId);
     if (!client) throw notFound(`the client of job ${jobId} is gone`);
     await store.updateJob(jobId, { state: 'running', startedAt: job.startedAt ?? Date.now() });
+    await this.keys.forJob(client, datasetsOf(job.spec));
     const result = kind.result.parse(await kind.run(this.context(job, kind, client)));
     await store.updateJob(jobId, { state: 'done', phase: 'done', finishedAt: Date.now(), result });
   }

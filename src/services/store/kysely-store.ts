@@ -17,10 +17,12 @@ import type {
   JobProgress,
   JobRow,
   JobUpdate,
+  NewDataset,
   Party,
   Role,
   Store,
 } from './store.js';
+import { DEFAULT_MAX_DELTA_PICO } from './store.js';
 
 /** The database was written by a newer Ciphermine (or is not Ciphermine's). */
 export class SchemaVersionError extends CiphermineError {
@@ -89,12 +91,24 @@ export class KyselyStore implements Store {
     return r && toParty(r);
   }
 
+  async replaceToken(partyId: string, revokeOnly = false): Promise<string | undefined> {
+    const token = revokeOnly ? undefined : randomBytes(32).toString('base64url');
+    // A revoked party keeps a hash no token has (of fresh random bytes nobody holds).
+    const hash = hashToken(token ?? randomBytes(32).toString('base64url'));
+    await this.db.updateTable('parties').set({ token_hash: hash }).where('id', '=', partyId).execute();
+    return token;
+  }
+
+  async refundJob(jobId: string): Promise<boolean> {
+    return this.db.transaction().execute((trx) => refund(trx, jobId));
+  }
+
   async party(id: string): Promise<Party | undefined> {
     const r = await this.db.selectFrom('parties').selectAll().where('id', '=', id).executeTakeFirst();
     return r && toParty(r);
   }
 
-  async addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize'> & { minClusterSize?: number }): Promise<string> {
+  async addDataset(d: NewDataset): Promise<string> {
     const id = `ds-${randomUUID()}`;
     await this.db
       .insertInto('datasets')
@@ -110,6 +124,7 @@ export class KyselyStore implements Store {
         created_at: Date.now(),
         epsilon_budget_micro: d.epsilonBudgetMicro,
         min_cluster_size: d.minClusterSize ?? 5,
+        max_delta_pico: d.maxDeltaPico ?? DEFAULT_MAX_DELTA_PICO,
       })
       .execute();
     return id;
@@ -237,6 +252,7 @@ export class KyselyStore implements Store {
     try {
       await this.db.transaction().execute(async (trx) => {
         if (charge) await chargeBudget(trx, charge);
+        const kept = charge ? json(charge) : null;
         await trx
           .insertInto('jobs')
           .values({
@@ -256,6 +272,7 @@ export class KyselyStore implements Store {
             finished_at: null,
             timings: '{}',
             result: null,
+            charge: kept,
           })
           .execute();
       });
@@ -358,13 +375,37 @@ async function chargeBudget(trx: Transaction<Database>, charge: BudgetCharge): P
   for (const id of [...new Set(charge.datasets)].sort()) {
     const r = await trx
       .updateTable('datasets')
-      .set({ epsilon_spent_micro: sql`epsilon_spent_micro + ${charge.epsilonMicro}` })
+      .set({
+        epsilon_spent_micro: sql`epsilon_spent_micro + ${charge.epsilonMicro}`,
+        delta_spent_pico: sql`delta_spent_pico + ${charge.deltaPico ?? 0}`,
+      })
       .where('id', '=', id)
       .where('epsilon_budget_micro', 'is not', null)
       .where(sql<boolean>`epsilon_spent_micro + ${charge.epsilonMicro} <= epsilon_budget_micro`)
       .executeTakeFirst();
     if (Number(r.numUpdatedRows) !== 1) throw new BudgetRefused(id);
   }
+}
+
+async function refund(trx: Transaction<Database>, jobId: string): Promise<boolean> {
+  const row = await trx.selectFrom('jobs').select('charge').where('id', '=', jobId).executeTakeFirst();
+  if (!row?.charge) return false;
+  // Cleared first and conditionally: of two concurrent refunds only one finds the charge still there.
+  const cleared = await trx.updateTable('jobs').set({ charge: null }).where('id', '=', jobId).where('charge', '=', row.charge).executeTakeFirst();
+  if (Number(cleared.numUpdatedRows) !== 1) return false;
+  const charge = JSON.parse(row.charge) as BudgetCharge;
+  for (const id of [...new Set(charge.datasets)].sort()) {
+    // A dataset deleted since has nothing to give back to.
+    await trx
+      .updateTable('datasets')
+      .set({
+        epsilon_spent_micro: sql`epsilon_spent_micro - ${charge.epsilonMicro}`,
+        delta_spent_pico: sql`delta_spent_pico - ${charge.deltaPico ?? 0}`,
+      })
+      .where('id', '=', id)
+      .execute();
+  }
+  return true;
 }
 
 async function updateJob(db: Kysely<Database> | Transaction<Database>, id: string, f: JobUpdate): Promise<void> {
@@ -393,7 +434,12 @@ function toParty(r: PartiesTable): Party {
 }
 
 function toDataset(
-  r: Omit<DatasetsTable, 'epsilon_spent_micro' | 'min_cluster_size'> & { epsilon_spent_micro: number | string; min_cluster_size: number | string },
+  r: Omit<DatasetsTable, 'epsilon_spent_micro' | 'min_cluster_size' | 'max_delta_pico' | 'delta_spent_pico'> & {
+    epsilon_spent_micro: number | string;
+    min_cluster_size: number | string;
+    max_delta_pico: number | string;
+    delta_spent_pico: number | string;
+  },
 ): DatasetRow {
   return {
     id: r.id,
@@ -407,6 +453,8 @@ function toDataset(
     epsilonBudgetMicro: num(r.epsilon_budget_micro),
     epsilonSpentMicro: Number(r.epsilon_spent_micro),
     minClusterSize: Number(r.min_cluster_size),
+    maxDeltaPico: Number(r.max_delta_pico),
+    deltaSpentPico: Number(r.delta_spent_pico),
   };
 }
 

@@ -112,7 +112,27 @@ function grantScopes(): Migration {
   };
 }
 
+/**
+ * Delta beside epsilon: each dataset's per-query cap and its ledger (in units of 10^-12, default
+ * cap 10^-6), and each job's charge, kept so a job that fails can be refunded.
+ */
+function deltaLedger(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .alterTable('datasets')
+        .addColumn('max_delta_pico', 'bigint', (c) => c.notNull().defaultTo(1_000_000))
+        .execute();
+      await db.schema
+        .alterTable('datasets')
+        .addColumn('delta_spent_pico', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db.schema.alterTable('jobs').addColumn('charge', 'text').execute();
+    },
+  };
+}
+
 /** Every migration this build knows, by name; names sort in the order they run. */
 export function migrations(d: Dialect): Record<string, Migration> {
-  return { '0001-initial': initial(d), '0002-grant-scopes': grantScopes() };
+  return { '0001-initial': initial(d), '0002-grant-scopes': grantScopes(), '0003-delta-ledger': deltaLedger() };
 }

@@ -34,6 +34,10 @@ export interface DatasetsTable {
   epsilon_spent_micro: Generated<Int64>;
   /** k-means releases refuse clusters with fewer members (0 < size < this). */
   min_cluster_size: Generated<number>;
+  /** The largest delta one Gaussian query may spend, in units of 10^-12. */
+  max_delta_pico: Generated<Int64>;
+  /** Delta spent so far (the ledger beside epsilon), in units of 10^-12. */
+  delta_spent_pico: Generated<Int64>;
 }
 
 export interface ChunksTable {
@@ -72,6 +76,8 @@ export interface JobsTable {
   timings: string;
   /** JSON: the result as the job kind's result schema describes it. */
   result: string | null;
+  /** JSON: the privacy-budget charge taken with the job, until it is refunded (a failed job). */
+  charge: string | null;
 }
 
 /** The latest checkpoint of each job: a step number, a small JSON state and an optional blob. */

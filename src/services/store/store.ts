@@ -32,6 +32,10 @@ export interface DatasetRow {
   epsilonSpentMicro: number;
   /** The owner's minimum cluster size for k-means releases. */
   minClusterSize: number;
+  /** The largest delta a single Gaussian query may spend, in units of 10^-12. */
+  maxDeltaPico: number;
+  /** Delta spent so far, in units of 10^-12. */
+  deltaSpentPico: number;
 }
 
 /** The job kinds a grant may allow. */
@@ -87,7 +91,18 @@ export interface Checkpoint {
 export interface BudgetCharge {
   datasets: readonly string[];
   epsilonMicro: number;
+  /** Gaussian queries: delta, in units of 10^-12 (recorded in the ledger; the per-query cap is checked at admission). */
+  deltaPico?: number;
 }
+
+/** What an upload declares; the ledgers start at zero and the owner's limits have defaults. */
+export type NewDataset = Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize' | 'maxDeltaPico' | 'deltaSpentPico'> & {
+  minClusterSize?: number;
+  maxDeltaPico?: number;
+};
+
+/** Default cap on delta per Gaussian query: 10^-6. */
+export const DEFAULT_MAX_DELTA_PICO = 1_000_000;
 
 export type CreateJobOutcome = { ok: true; id: string } | { ok: false; dataset: DatasetRow };
 
@@ -100,9 +115,11 @@ export interface Store {
   /** Registers a party; the token is returned once and only its hash is kept. */
   addParty(role: Role, name: string, bcpPublicKey: Buffer, x25519PublicKey: string | null): Promise<{ id: string; token: string }>;
   partyByToken(token: string): Promise<Party | undefined>;
+  /** Replaces the party's token (the old one stops working at once); returns the new one, or none when revoking. */
+  replaceToken(partyId: string, revokeOnly?: boolean): Promise<string | undefined>;
   party(id: string): Promise<Party | undefined>;
 
-  addDataset(d: Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize'> & { minClusterSize?: number }): Promise<string>;
+  addDataset(d: NewDataset): Promise<string>;
   dataset(id: string): Promise<DatasetRow | undefined>;
   datasetsVisibleTo(party: Party): Promise<DatasetRow[]>;
   /**
@@ -140,6 +157,11 @@ export interface Store {
    * or none does and no job is created (the first dataset that cannot pay is returned).
    */
   createJob(clientId: string, kind: string, spec: unknown, charge?: BudgetCharge): Promise<CreateJobOutcome>;
+  /**
+   * Gives a job's charge back to its datasets (a job that failed released nothing), once: the
+   * charge is cleared in the same transaction. False when there was nothing to refund.
+   */
+  refundJob(jobId: string): Promise<boolean>;
   job(id: string): Promise<JobRow | undefined>;
   jobsOf(clientId: string, limit: number): Promise<JobRow[]>;
   unfinishedJobs(): Promise<string[]>;

@@ -22,6 +22,8 @@ export const statsSpec = z.object({
   mode: z.enum(['pmdp', 'spmdp']).default('pmdp'),
   /** Sample-and-aggregate blocks (mean). */
   blocks: z.number().int().optional(),
+  /** Sample-and-aggregate: the public size of every block (the divisor is blocks * blockSize). */
+  blockSize: z.number().int().optional(),
 });
 
 export const statsResult = z.object({

@@ -1,7 +1,8 @@
 /**
  * The DP statistics job kind (seed 001; docs/differential-privacy.md). Admission validates the query
  * and charges every dataset's privacy budget with the job's creation, all or nothing, before any
- * computation; the charge is never refunded (a retry could otherwise spend more than allowed). Steps:
+ * computation, epsilon and (Gaussian) delta, after checking the owners' cap on delta and that the
+ * key server answers. A job that fails released nothing and is refunded by the runner. Steps:
  * the job key; the column of every dataset moved to it (stored once); the clipped, binned or counted
  * aggregate with noise added under encryption, released to the query client's key. A restart during
  * the computation runs it again from the stored column; nothing was released before, so the client
@@ -19,9 +20,9 @@ import { parseRational, type Rational } from '../../../crypto/noise/rational.js'
 import { sctBounded, sdcBlindBits } from '../../../protocols/index.js';
 import { secureStats, validateQuery, type StatsQuery } from '../../../analytics/stats-secure.js';
 import { datasetChunks, withDatasetContext, withDatasetsContext } from '../../dataset-reader.js';
-import { badRequest } from '../../http-errors.js';
+import { badRequest, HttpError } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
-import { admittedDatasets, grantedDatasets } from '../datasets.js';
+import { admittedDatasets, grantedDatasets, requireKeyServer } from '../datasets.js';
 import { defineJobKind } from '../job-kind.js';
 import { statsResult, statsSpec } from './stats-schema.js';
 
@@ -42,6 +43,7 @@ function encodedQuery(spec: Spec, ds: DatasetRow[], epsilon: Rational): StatsQue
     delta: spec.delta,
     mode: spec.mode,
     blocks: spec.blocks,
+    blockSize: spec.blockSize,
     valueBits: Math.max(...ds.map((d) => bitLength(new FixedPointCodec({ fractionBits: f, maxAbs: d.maxAbs }).maxEncoded))),
   };
 }
@@ -83,7 +85,16 @@ export const statsKind = defineJobKind({
     } catch (e) {
       throw badRequest((e as Error).message);
     }
-    return { spec, charge: { datasets: spec.datasets, epsilonMicro: micro(epsilon) } };
+    const deltaPico = spec.mechanism === 'gaussian' ? Math.ceil(spec.delta! * 1e12) : 0;
+    const capped = ds.find((d) => deltaPico > d.maxDeltaPico);
+    if (capped) {
+      throw new HttpError(
+        'ERR_PRIVACY_BUDGET_EXCEEDED',
+        `dataset ${capped.id} allows delta at most ${capped.maxDeltaPico / 1e12} per query; this query asks for ${spec.delta}`,
+      );
+    }
+    await requireKeyServer(services.compute.transport);
+    return { spec, charge: { datasets: spec.datasets, epsilonMicro: micro(epsilon), deltaPico } };
   },
 
   async run(ctx) {

@@ -1,0 +1,135 @@
+/**
+ * Budgets that cannot be gamed and counts that do not leak: the owner's cap on delta per Gaussian
+ * query, delta charged in the ledger beside epsilon; a query refused at admission or with the key
+ * server down costs nothing, and a job that fails after admission is refunded; every former route
+ * to the record count (validation errors, the sample-and-aggregate divisor) gives nothing; a
+ * revoked or rotated token is refused with 401; registration is rate-limited and leaves the key
+ * server no state.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { FixedPointCodec } from '../../src/crypto/index.js';
+import { DataOwner } from '../../src/clients/data-owner.js';
+import { QueryClient } from '../../src/clients/query-client.js';
+import { ApiError } from '../../src/clients/api.js';
+import { revokeToken, rotateToken } from '../../src/clients/tokens.js';
+import { statsResult } from '../../src/services/jobs/kinds/stats-schema.js';
+import { startServices, type Services } from './services-harness.js';
+
+const codec = new FixedPointCodec({ fractionBits: 8, maxAbs: 1000 });
+const rowsOf = (n: number) => ({ columns: ['wage'], rows: Array.from({ length: n }, (_, i) => [10 + (i % 7)]) });
+
+const rejectsWith = (p: Promise<unknown>, status: number, re: RegExp) =>
+  assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof ApiError, String(e));
+    assert.equal(e.status, status, e.message);
+    assert.match(e.message, re);
+    return true;
+  });
+
+describe('budgets, counts and tokens', () => {
+  let s: Services;
+  let owner: DataOwner;
+  let client: QueryClient;
+  let small: string;
+  let large: string;
+  const spent = async (id: string) => (await owner.datasets()).find((d) => d.id === id)!;
+
+  before(async () => {
+    s = await startServices(512, { unsafeNoiseControlForTests: { disabled: true }, retryForMs: 0 });
+    owner = await DataOwner.register(s.cs.url, 'hospital');
+    client = await QueryClient.register(s.cs.url, 'analyst');
+    small = await owner.upload('small', rowsOf(12), codec, { epsilonBudget: 10, maxDelta: 1e-7, minClusterSize: 1 });
+    large = await owner.upload('large', rowsOf(17), codec, { epsilonBudget: 10, minClusterSize: 1 });
+    await owner.grant(small, client.id);
+    await owner.grant(large, client.id);
+  });
+  after(() => s.close());
+
+  it('registration leaves the key server no state; a job registers the keys it needs', async () => {
+    const dir = join(s.dir, 'ks', 'public-keys');
+    const keysAt = () => (existsSync(dir) ? readdirSync(dir).length : 0);
+    const known = (q: { sk: { publicKey: { fingerprint: string } } }) => existsSync(join(dir, `${q.sk.publicKey.fingerprint}.pk`));
+    const before = keysAt();
+    const idle = await QueryClient.register(s.cs.url, 'idle');
+    assert.equal(keysAt(), before, 'a registration alone sends the key server nothing');
+    await client.stats({ datasets: [large], column: 'wage', kind: 'count', epsilon: 0.1 });
+    assert.ok(known(client) && known(owner), "the job registered the client's and the owner's keys");
+    assert.ok(!known(idle));
+  });
+
+  it('delta: over the cap refused and free; under it charged in the ledger beside epsilon', async () => {
+    const q = { datasets: [small], column: 'wage', kind: 'count' as const, epsilon: 0.5, mechanism: 'gaussian' as const };
+    await rejectsWith(client.stats({ ...q, delta: 1e-6 }), 403, /allows delta at most 1e-7 per query/);
+    assert.equal((await spent(small)).epsilonSpentMicro, 0);
+    await client.stats({ ...q, delta: 5e-8 });
+    const d = await spent(small);
+    assert.equal(d.epsilonSpentMicro, 500_000);
+    assert.equal(d.deltaSpentPico, 50_000);
+    assert.equal(d.maxDeltaPico, 100_000);
+  });
+
+  it('the count routes to n are closed: errors name no count, the divisor is the public b * s', async () => {
+    for (const [id, n] of [
+      [small, 12],
+      [large, 17],
+    ] as const) {
+      const tooMany = client.kmeans({ datasets: [id], k: 30, maxIter: 2 });
+      await assert.rejects(tooMany, (e: Error) => !e.message.includes(String(n)) && /larger than the number of records/.test(e.message));
+      const badInit = client.kmeans({ datasets: [id], k: 2, maxIter: 2, initIndices: [0, 99] });
+      await assert.rejects(badInit, (e: Error) => !e.message.includes(String(n)) && /out of range/.test(e.message));
+      // More blocks than records is no longer an error; the divisor depends on the query only.
+      const r = await client.stats({ datasets: [id], column: 'wage', kind: 'mean', lo: 0, hi: 20, epsilon: 0.1, blocks: 40, blockSize: 3 });
+      assert.ok(r.value !== undefined);
+      const raw = await client.rawResult(r.jobId, statsResult);
+      assert.equal(raw.divisor, String(40 * 3));
+    }
+  });
+
+  it('a query with the key server down is refused before any charge; a job failing after admission is refunded', async () => {
+    const q = { datasets: [large], column: 'wage', kind: 'sum' as const, lo: 0, hi: 20, epsilon: 0.25 };
+    const before = (await spent(large)).epsilonSpentMicro;
+    await s.ks.close();
+    try {
+      await rejectsWith(client.stats(q), 503, /key server is unreachable: the query was not started and nothing was charged/);
+      assert.equal((await spent(large)).epsilonSpentMicro, before);
+    } finally {
+      s = await s.restartKeyServer();
+    }
+    // Admitted, then the key server goes away for good (retryForMs 0): the job fails, the charge returns.
+    const jobId = await client.submit('stats', q);
+    assert.equal((await spent(large)).epsilonSpentMicro, before + 250_000);
+    await s.ks.close();
+    try {
+      for (let i = 0; i < 200 && (await client.status(jobId)).state !== 'failed'; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await client.status(jobId)).state, 'failed');
+      for (let i = 0; i < 50 && (await spent(large)).epsilonSpentMicro !== before; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal((await spent(large)).epsilonSpentMicro, before, 'refunded');
+    } finally {
+      s = await s.restartKeyServer();
+    }
+  });
+
+  it('a rotated token stops working at once, and a revoked one gets 401', async () => {
+    const q = await QueryClient.register(s.cs.url, 'leaky');
+    const old = q.identity();
+    const fresh = await rotateToken(old);
+    assert.notEqual(fresh.token, old.token);
+    await rejectsWith(QueryClient.fromIdentity(old).datasets(), 401, /token/);
+    assert.deepEqual(await QueryClient.fromIdentity(fresh).datasets(), []);
+    await revokeToken(fresh);
+    await rejectsWith(QueryClient.fromIdentity(fresh).datasets(), 401, /token/);
+  });
+
+  it('registration is rate-limited per address', async () => {
+    const limited = await startServices(512, { registrationsPerMinute: 3 });
+    try {
+      for (let i = 0; i < 3; i++) await QueryClient.register(limited.cs.url, `c${i}`);
+      await rejectsWith(QueryClient.register(limited.cs.url, 'one too many'), 429, /too many registrations/);
+    } finally {
+      await limited.close();
+    }
+  });
+});
