@@ -1,5 +1,5 @@
 /**
- * `npm run bench:kmeans -- --records N --dims M --k K --iterations I --key-bits B --json`: a seeded
+ * `npm run bench:kmeans -- --records N --dims M --k K --iterations I --key-bits B [--comparison hidden|multiplicative] --json`: a seeded
  * synthetic data set of K well-separated clusters split among 3 owners; both servers as separate
  * processes on loopback, as in production; upload + job + result. The last stdout line is one JSON
  * object. Baselines from the same run: plaintext Lloyd's per iteration and the raw modexp floor.
@@ -24,6 +24,9 @@ const k = num('k', 4);
 const iterations = num('iterations', 3);
 const keyBits = num('key-bits', 2048);
 const json = flags.has('json');
+/** SMDM's comparisons: the hidden argmin (default) or the seed's multiplicative SDC (opt-in), to compare costs. */
+const comparison = (flags.get('comparison') ?? 'hidden') as 'hidden' | 'multiplicative';
+if (!['hidden', 'multiplicative'].includes(comparison)) throw new Error('--comparison is hidden or multiplicative');
 const log = (s: string) => json || console.error(s);
 
 /** Seeded generator (xorshift), so every run clusters the same data. */
@@ -80,7 +83,7 @@ try {
   const upload = lapSeconds();
   const [ksBefore, csBefore] = await serverStats();
   log(`uploaded ${records} x ${dims} in ${upload} s`);
-  const job = await client.submitKMeans({ datasets, k, maxIter: iterations, initIndices: init });
+  const job = await client.submitKMeans({ datasets, k, maxIter: iterations, initIndices: init, comparison });
   const status = await client.waitFor(job, (s) => log(`  ${s.phase}, ${s.progress?.unit ?? 'step'} ${s.progress?.done ?? 0}`), 1000);
   if (status.state !== 'done') throw new Error(`job failed: ${status.error}`);
   const result = await client.kmeansResult(job);
@@ -112,6 +115,7 @@ try {
     dims,
     k,
     keyBits,
+    comparison,
     iterations: result.iterations,
     converged: result.converged,
     agreesWithPlaintext: agrees,

@@ -8,11 +8,24 @@ import { readKeyFile } from '../crypto/keyfile.js';
 import { integerFlag } from './parse.js';
 import { loadTls, makeSelfSigned, requireCertFingerprint, type TlsMaterial } from '../crypto/tls.js';
 import { ParameterError } from '../crypto/errors.js';
+import type { DealerEndpoint } from '../protocols/round-trip.js';
 
 const env = process.env;
 
 const TLS_CERT_HELP = 'TLS certificate (PEM); required when --host is not loopback-only (make one with: ciphermine tls make)';
 const TLS_KEY_HELP = "the certificate's private key (PEM, a 0600 file)";
+
+/** The dealer flags: all of --dealer and --dealer-key, or none. */
+function dealerOf(o: { dealer?: string; dealerKey?: string; dealerFingerprint?: string }): DealerEndpoint | undefined {
+  if (!o.dealer && !o.dealerKey) return undefined;
+  if (!o.dealer || !o.dealerKey) throw new ParameterError('give both --dealer and --dealer-key');
+  return { url: o.dealer, key: readKeyFile(o.dealerKey), fingerprint: o.dealerFingerprint };
+}
+
+const DEALER_HELP = (role: string) =>
+  `the dealer's ${role} endpoint: the engine's correlated randomness then comes from it (a third party both servers trust not to collude); default: OT extension between the servers`;
+const DEALER_KEY_HELP = (role: string) => `the key file the dealer made for this server (${role}.dealer.key)`;
+const DEALER_FP_HELP = "the dealer's TLS certificate fingerprint (an https dealer)";
 
 /** Both TLS flags or neither. */
 function tlsOf(o: { tlsCert?: string; tlsKey?: string }): TlsMaterial | undefined {
@@ -70,11 +83,15 @@ export function addServerCommands(program: Command): void {
     )
     .option('--workers <n>', 'worker threads (default: one per core)', integerFlag('--workers', 0))
     .option('--tls-cert <file>', TLS_CERT_HELP, env.CIPHERMINE_KEY_SERVER_TLS_CERT)
+    .option('--dealer <url>', DEALER_HELP('key-server'))
+    .option('--dealer-key <file>', DEALER_KEY_HELP('key-server'))
+    .option('--dealer-fingerprint <sha256>', DEALER_FP_HELP, (v: string) => requireCertFingerprint(v))
     .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_KEY_SERVER_TLS_KEY)
     .addHelpText('after', '\nExample:\n  $ ciphermine key-server start --data-dir .ciphermine/key-server --port 7401\n')
     .action(async (o) => {
       const ks = await startKeyServer({
         tls: tlsOf(o),
+        dealer: dealerOf(o),
         dataDir: o.dataDir,
         host: o.host,
         port: o.port,
@@ -125,6 +142,9 @@ export function addServerCommands(program: Command): void {
       env.CIPHERMINE_KEY_SERVER_FINGERPRINT,
     )
     .option('--tls-cert <file>', TLS_CERT_HELP, env.CIPHERMINE_COMPUTE_SERVER_TLS_CERT)
+    .option('--dealer <url>', DEALER_HELP('compute-server'))
+    .option('--dealer-key <file>', DEALER_KEY_HELP('compute-server'))
+    .option('--dealer-fingerprint <sha256>', DEALER_FP_HELP, (v: string) => requireCertFingerprint(v))
     .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_COMPUTE_SERVER_TLS_KEY)
     .addHelpText(
       'after',
@@ -139,6 +159,7 @@ export function addServerCommands(program: Command): void {
         keyServerUrl: o.keyServer,
         keyServerFingerprint: o.keyServerFingerprint,
         tls: tlsOf(o),
+        dealer: dealerOf(o),
         channelKey: readKeyFile(o.channelKey),
         workers: o.workers,
         log,

@@ -14,7 +14,8 @@
  *        b > j: onehot_j = AND_a (NOT s_aj) AND_b s_jb, an AND tree of depth ceil(log2(k - 1));
  *   KMS: sends its shares of the one-hot vectors; CCS opens them. Bob receives nothing back.
  * Cost: k (k - 1) / 2 comparisons per record (the running minimum needs k - 1) of (l + 1)-bit values.
- * Correlated randomness comes from OT extension between the two servers (no third party).
+ * Correlated randomness comes from OT extension between the two servers (no third party), or
+ * from a dealer where the deployment runs one (engine-session.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -33,10 +34,9 @@ import { bitOf, concat, wordsFor, type Plane } from './bits.js';
 import * as wide from './wide-ring.js';
 import { mpcParty, type MpcParty } from './party.js';
 import { and, defaultCircuit, msbOfSum } from './primitives/binary.js';
-import { OtProvider } from './provider/ot.js';
 import { CONVERSION_SIGMA } from './conversion.js';
 import type { MpcEndpoint } from './server-channel.js';
-import { startOtSession } from './ot-session.js';
+import { startEngineSession } from './engine-session.js';
 
 export const HIDDEN_ARGMIN = 'engine.argmin';
 /** Comparisons per engine session: bounds the OT memory and the messages of one session. */
@@ -122,7 +122,7 @@ async function argminSession(
   const k = sizes.length;
   const { ringBits, slotBits } = widths(pk.params.N, deltaBits);
   const session = `argmin-${randomBytes(12).toString('hex')}`;
-  const p = await startOtSession(ctx.transport, HIDDEN_ARGMIN, session, { key: pk.fingerprint, records: n, k, deltaBits });
+  const p = await startEngineSession(ctx, HIDDEN_ARGMIN, session, { key: pk.fingerprint, records: n, k, deltaBits });
   const deltas = await distanceDifferences(ctx, pk, omegas, sizes);
   const low = 1n << BigInt(deltaBits);
   const masks = deltas.map(() => low + randomBelow((1n << BigInt(deltaBits + CONVERSION_SIGMA)) - low));
@@ -187,10 +187,10 @@ function sessionOf(state: KeyServerState, raw: unknown) {
 export function registerHiddenArgmin(endpoint: MpcEndpoint, state: KeyServerState): void {
   endpoint.register(
     HIDDEN_ARGMIN,
-    async (channel, raw, otBase) => {
+    async (channel, raw, provider) => {
       const { pk, n, k, count, ringBits, slotBits } = sessionOf(state, raw);
       const N = pk.params.N;
-      const p = mpcParty(1, channel(), new OtProvider(1, channel('ot'), otBase));
+      const p = mpcParty(1, channel(), await provider());
       const packs = deserializeCiphertexts(await p.channel.exchange(new Uint8Array(0)), pk, packCount(N, slotBits, count));
       if (packs.length !== packCount(N, slotBits, count)) throw new MpcChannelError('pack count does not match the session');
       const opened = await state.open(`${HIDDEN_ARGMIN}-pack`, pk, pairsOf(packs.flatMap((c) => [c.A, c.B])));

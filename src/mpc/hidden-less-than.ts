@@ -7,7 +7,8 @@
  *   KMS: sends Enc(b_1) under the ciphertexts' key; CCS: Enc(b) = Enc(b_1) or 1 - Enc(b_1) by b_0.
  * The key server sees x - c + r with r 40 bits wider than |x - c|, and masked openings; the compute
  * server sees ciphertexts and masked openings. Neither learns the outcome or the magnitude.
- * Correlated randomness comes from OT extension between the two servers (no third party).
+ * Correlated randomness comes from OT extension between the two servers (no third party), or
+ * from a dealer where the deployment runs one (engine-session.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -21,10 +22,9 @@ import { bitOf } from './bits.js';
 import { ciphertextsToShares, ciphertextsToSharesAtKeyServer } from './conversion.js';
 import { mpcParty } from './party.js';
 import { signBit } from './primitives/binary.js';
-import { OtProvider } from './provider/ot.js';
 import { MpcChannelError } from './channel.js';
 import type { MpcEndpoint } from './server-channel.js';
-import { startOtSession } from './ot-session.js';
+import { startEngineSession } from './engine-session.js';
 
 export const HIDDEN_LESS_THAN = 'engine.lt';
 /** |x - c| must stay below 2^62 so the sign in Z_2^64 is exact after the mask is removed. */
@@ -56,7 +56,7 @@ export async function hiddenLessThan(
   for (let at = 0; at < xs.length; at += MAX_BATCH) {
     const part = xs.slice(at, at + MAX_BATCH);
     const session = `lt-${randomBytes(12).toString('hex')}`;
-    const p = await startOtSession(ctx.transport, HIDDEN_LESS_THAN, session, { key: pk.fingerprint, count: part.length, valueBits });
+    const p = await startEngineSession(ctx, HIDDEN_LESS_THAN, session, { key: pk.fingerprint, count: part.length, valueBits });
     const diffs = part.map((x, i) => addPlain(x, -thresholds[at + i]!));
     // Masks go out as blinding encryptions (fresh h_N^rho'): inputs may be KMS-form elements.
     const shares = await ciphertextsToShares(p, diffs, pk, valueBits, (ms) => encryptAll(ctx, pk, ms));
@@ -77,9 +77,9 @@ export function registerHiddenLessThan(endpoint: MpcEndpoint, state: KeyServerSt
   };
   endpoint.register(
     HIDDEN_LESS_THAN,
-    async (channel, raw, otBase) => {
+    async (channel, raw, provider) => {
       const { count, pk } = sessionOf(raw);
-      const p = mpcParty(1, channel(), new OtProvider(1, channel('ot'), otBase));
+      const p = mpcParty(1, channel(), await provider());
       const decryptor = {
         decryptBatch: (cts: readonly Ciphertext[]) =>
           state.open(

@@ -5,6 +5,7 @@
  */
 import type { KeyServerState } from '../protocols/key-server-state.js';
 import type { RequestHandler } from '../protocols/transport.js';
+import type { DealerEndpoint } from '../protocols/round-trip.js';
 import { registerHiddenLessThan } from './hidden-less-than.js';
 import { registerHiddenArgmin } from './hidden-argmin.js';
 import { MpcEndpoint } from './server-channel.js';
@@ -13,8 +14,9 @@ export function keyServerEngine(
   state: KeyServerState,
   handle: RequestHandler,
   log?: (m: string) => void,
+  dealer?: DealerEndpoint,
 ): { endpoint: MpcEndpoint; handle: RequestHandler } {
-  const endpoint = new MpcEndpoint({ log });
+  const endpoint = new MpcEndpoint({ log, dealer });
   registerHiddenLessThan(endpoint, state);
   registerHiddenArgmin(endpoint, state);
   return { endpoint, handle: async (method, body) => (await endpoint.handle(method, body)) ?? handle(method, body) };

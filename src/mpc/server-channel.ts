@@ -9,7 +9,11 @@
 import { CiphermineError } from '../crypto/errors.js';
 import type { Transport } from '../protocols/transport.js';
 import { MAX_MESSAGE_BYTES, MpcChannelError, type ChannelCounters, type PartyChannel } from './channel.js';
-import { BaseOtStore, newBase, type ForkedBase } from './ot/base-ot-cache.js';
+import { BaseOtStore, newBase } from './ot/base-ot-cache.js';
+import type { DealerEndpoint } from '../protocols/round-trip.js';
+import type { CorrelatedRandomness } from './provider/provider.js';
+import { OtProvider } from './provider/ot.js';
+import { remoteDealerProvider } from './provider/dealer-http.js';
 
 export const MPC_METHOD = 'mpc.exchange';
 export const MPC_START_METHOD = 'mpc.start';
@@ -149,9 +153,10 @@ export class EndpointChannel implements PartyChannel {
 
 /**
  * A key-server program: its half of a computation, run for one session when party 0 starts it.
- * `otBase` is the session's fork of base OTs the two servers ran earlier, when party 0 named one.
+ * `provider()` is the session's correlated randomness, as party 0 chose it: OT extension forked
+ * from base OTs the servers ran earlier, or the dealer the key server was configured with.
  */
-export type MpcProgram = (channel: (suffix?: string) => PartyChannel, args: unknown, otBase?: ForkedBase) => Promise<void>;
+export type MpcProgram = (channel: (suffix?: string) => PartyChannel, args: unknown, provider: () => Promise<CorrelatedRandomness>) => Promise<void>;
 
 /** The program that runs base OTs for later sessions to fork (ot/base-ot-cache.ts). */
 export const BASE_OT_PROGRAM = 'engine.base-ot';
@@ -174,7 +179,7 @@ export class MpcEndpoint {
   private readonly programs = new Map<string, { run: MpcProgram; check?: (args: unknown) => void }>();
   private readonly bases = new BaseOtStore();
 
-  constructor(private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void } = {}) {
+  constructor(private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void; dealer?: DealerEndpoint } = {}) {
     this.register(BASE_OT_PROGRAM, async (channel, args) => {
       const id = namedBase({ otBase: (args as { id?: unknown } | null)?.id });
       if (!id) throw new MpcChannelError('a base-OT session names its id');
@@ -208,7 +213,9 @@ export class MpcEndpoint {
       throw new MpcChannelError(`MPC session ${session} is already running`);
     }
     // Checked before anything starts, so party 0 hears of a lost base in the start's reply.
-    const baseId = program === BASE_OT_PROGRAM ? undefined : namedBase(args);
+    const viaDealer = (args as { provider?: unknown } | null)?.provider === 'dealer';
+    if (viaDealer && !this.opts.dealer) throw new MpcChannelError('this key server has no dealer: start it with --dealer, or use the ot provider');
+    const baseId = program === BASE_OT_PROGRAM || viaDealer ? undefined : namedBase(args);
     const otBase = baseId === undefined ? undefined : this.bases.fork(baseId, session);
     const opened = new Map<string, EndpointChannel>();
     const channel = (suffix?: string) => {
@@ -223,7 +230,10 @@ export class MpcEndpoint {
       return c;
     };
     channel();
-    run(channel, args, otBase)
+    const dealer = this.opts.dealer;
+    const provider = async (): Promise<CorrelatedRandomness> =>
+      viaDealer ? remoteDealerProvider(1, dealer!.url, dealer!.key, session, dealer!.fingerprint) : new OtProvider(1, channel('ot'), otBase);
+    run(channel, args, provider)
       .catch((e: Error) => {
         this.opts.log?.(`MPC session ${session} (${program}) failed: ${e.message}`);
         for (const c of opened.values()) c.fail(e instanceof CiphermineError ? e : new MpcChannelError(`the key server's side failed: ${e.message}`));

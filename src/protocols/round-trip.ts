@@ -15,6 +15,19 @@ import { z } from 'zod';
 export interface ComputeSideContext {
   transport: Transport;
   pool?: WorkerPool;
+  /**
+   * Where the secret-sharing engine's correlated randomness comes from: a dealer process (this
+   * server's endpoint and key file, its certificate pinned when https), or, when absent, OT
+   * extension between the two servers (no third party).
+   */
+  dealer?: DealerEndpoint;
+}
+
+/** A server's link to the dealer (`ciphermine dealer start`). */
+export interface DealerEndpoint {
+  url: string;
+  key: Uint8Array;
+  fingerprint?: string;
 }
 
 /** Fresh blinding encryptions (kernel blindEncrypt: BCP times a fresh h_N^rho'). */

@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import type { DealerEndpoint } from '../protocols/round-trip.js';
 import rateLimit from '@fastify/rate-limit';
 import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 import { GRANT_SCOPES } from './store/store.js';
@@ -67,6 +68,11 @@ export interface ComputeServerOptions {
    * from the CLI or the environment, so a production configuration cannot enable it.
    */
   unsafeNoiseControlForTests?: NoiseControl;
+  /**
+   * The dealer's compute-server endpoint and this server's key from it: the engine then takes its
+   * correlated randomness from the dealer instead of OT extension (the key server needs its own).
+   */
+  dealer?: DealerEndpoint;
   /** Registrations accepted per client address per minute (default 30). */
   registrationsPerMinute?: number;
   /** Job kinds beyond the built-in ones (a deployment's own, or a test's). */
@@ -163,7 +169,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   const params = await fetchParams(transport, 60_000);
   const pool = createProtocolPool(opts.workers);
   const runner = new JobRunner({
-    services: { store, compute: { transport, pool }, params, x25519, noise: opts.unsafeNoiseControlForTests ?? {} },
+    services: { store, compute: { transport, pool, dealer: opts.dealer }, params, x25519, noise: opts.unsafeNoiseControlForTests ?? {} },
     kinds: [...builtInJobKinds, ...(opts.extraJobKinds ?? [])],
     retryForMs: opts.retryForMs,
     log: opts.log,

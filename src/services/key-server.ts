@@ -25,6 +25,7 @@ import { KeyServerCore, serveHttp, type RunningServer } from '../protocols/index
 import type { MpcEndpoint } from '../mpc/server-channel.js';
 import { keyServerEngine } from '../mpc/key-server-engine.js';
 import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
+import type { DealerEndpoint } from '../protocols/round-trip.js';
 
 export interface KeyServerOptions {
   dataDir: string;
@@ -34,6 +35,8 @@ export interface KeyServerOptions {
   workers?: number;
   /** Certificate and key (crypto/tls.ts); required when `host` is not loopback-only. */
   tls?: TlsMaterial;
+  /** The dealer's key-server endpoint and this server's key from it, when the deployment runs one. */
+  dealer?: DealerEndpoint;
   log?: (msg: string) => void;
 }
 
@@ -105,7 +108,7 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     filesIn(jobDir).map((f) => deserializeSecretKey(readKeyFile(f))),
   );
   // The engine's rounds share the servers' authenticated channel: its two methods first, then the core's.
-  const { endpoint: mpc, handle } = keyServerEngine(core, core.handle, log);
+  const { endpoint: mpc, handle } = keyServerEngine(core, core.handle, log, opts.dealer);
   const server: RunningServer = await serveHttp(handle, { hmacKey, host: opts.host, port: opts.port, tls: opts.tls });
   log(`key server listening on ${server.url}${opts.tls ? ` (TLS certificate ${opts.tls.fingerprint})` : ''}`);
   return {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { serveHttp, HttpTransport } from '../../src/protocols/http-transport.js';
 import { encodeFrame, MpcEndpoint, MPC_METHOD, startRemote, TransportChannel } from '../../src/mpc/server-channel.js';
 import { mpcParty } from '../../src/mpc/party.js';
-import { startOtSession } from '../../src/mpc/ot-session.js';
+import { startEngineSession } from '../../src/mpc/engine-session.js';
 import { OtProvider } from '../../src/mpc/provider/ot.js';
 import { mul, open, share } from '../../src/mpc/primitives/arithmetic.js';
 import * as ring from '../../src/mpc/ring.js';
@@ -31,16 +31,16 @@ describe("MPC over the servers' channel", () => {
     const ks = await keyServer();
     const n = 50;
     const product = (endpoint: MpcEndpoint) =>
-      endpoint.register('product', async (channel, args, otBase) => {
-        assert.ok(otBase, 'the session is forked from stored base OTs');
+      endpoint.register('product', async (channel, args, provider) => {
         const r = (args as { r: string }).r.split(',').map(BigInt);
-        const p = mpcParty(1, channel(), new OtProvider(1, channel('ot'), otBase));
+        const p = mpcParty(1, channel(), await provider());
+        assert.equal(p.provider.name, 'ot');
         await open(p, await mul(p, share([n], BigUint64Array.from(r)), share([n], BigUint64Array.from(r))));
       });
     product(ks.endpoint);
     const square = async (session: string) => {
       const [x, r] = [ring.random(n), ring.random(n)];
-      const p = await startOtSession(ks.transport, 'product', session, { r: [...r].join(',') });
+      const p = await startEngineSession({ transport: ks.transport }, 'product', session, { r: [...r].join(',') });
       const xs = share([n], ring.sub(x, r));
       assert.deepEqual(await open(p, await mul(p, xs, xs)), ring.mul(x, x));
     };

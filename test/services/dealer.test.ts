@@ -55,3 +55,86 @@ describe('the dealer process', () => {
     await assert.rejects(new HttpTransport(dealer.url, csKey).call('seed', Buffer.from('bad id!')), /malformed session id/);
   });
 });
+
+describe('both servers on a dealer', () => {
+  it('DP clipping and k-means take their correlated randomness from the dealer and equal their plaintext', async () => {
+    const { startDealerServer } = await import('../../src/services/dealer-server.js');
+    const { startKeyServer } = await import('../../src/services/key-server.js');
+    const { startComputeServer } = await import('../../src/services/compute-server.js');
+    const { DataOwner } = await import('../../src/clients/data-owner.js');
+    const { QueryClient } = await import('../../src/clients/query-client.js');
+    const { FixedPointCodec } = await import('../../src/crypto/index.js');
+    const { lloyd } = await import('../../src/analytics/kmeans-plain.js');
+    const dir = mkdtempSync(join(tmpdir(), 'cm-dealer-svc-'));
+    const d = await startDealerServer({ dataDir: join(dir, 'dealer'), port: 0, keyServerPort: 0 });
+    const ks = await startKeyServer({
+      dataDir: join(dir, 'ks'),
+      port: 0,
+      keyBits: 512,
+      workers: 1,
+      dealer: { url: d.keyServerUrl, key: readKeyFile(d.keyFiles.keyServer) },
+    });
+    const cs = await startComputeServer({
+      dataDir: join(dir, 'cs'),
+      port: 0,
+      keyServerUrl: ks.url,
+      channelKey: readKeyFile(ks.channelKeyPath),
+      workers: 1,
+      dealer: { url: d.computeServerUrl, key: readKeyFile(d.keyFiles.computeServer) },
+      unsafeNoiseControlForTests: { disabled: true },
+    });
+    try {
+      const codec = new FixedPointCodec({ fractionBits: 8, maxAbs: 100 });
+      const rows = [
+        [1, 2],
+        [1.5, 1.8],
+        [8, 8],
+        [9, 8.5],
+        [1.2, 2.2],
+        [8.5, 9],
+        [0.9, 2.1],
+        [8.8, 8.1],
+        [1.1, 1.9],
+        [9.1, 8.7],
+      ];
+      const owner = await DataOwner.register(cs.url, 'o');
+      const client = await QueryClient.register(cs.url, 'c');
+      const id = await owner.upload('t', { columns: ['x', 'y'], rows }, codec, { epsilonBudget: 5, minClusterSize: 1 });
+      await owner.grant(id, client.id);
+      const before = d.served.length;
+      const sum = await client.stats({ datasets: [id], column: 'x', kind: 'sum', lo: 1, hi: 8.6, epsilon: 1 });
+      const want = rows.reduce((a, [x]) => a + Math.min(8.6, Math.max(1, x!)), 0);
+      assert.ok(Math.abs(sum.value! - want) < 0.01, `${sum.value} vs ${want}`);
+      const km = await client.kmeans({ datasets: [id], k: 2, maxIter: 10, initIndices: [0, 2] });
+      const plain = lloyd(
+        rows.map((r) => codec.encodeRow(r)),
+        [0, 2],
+        10,
+      );
+      assert.deepEqual(km.assignments, plain.assignments);
+      assert.ok(d.served.length > before, 'the dealer served the sessions');
+      assert.ok(
+        d.served.every((s) => !('values' in s)),
+        'the dealer holds sizes, never data',
+      );
+    } finally {
+      await cs.close();
+      await ks.close();
+      await d.close();
+    }
+  });
+
+  it('a key server without a dealer refuses a dealer session with a clear error', async () => {
+    const { MpcEndpoint, startRemote } = await import('../../src/mpc/server-channel.js');
+    const { serveHttp } = await import('../../src/protocols/http-transport.js');
+    const key = randomBytes(32);
+    const endpoint = new MpcEndpoint();
+    endpoint.register('noop', async () => undefined);
+    const server = await serveHttp(async (m, b) => (await endpoint.handle(m, b)) ?? new Uint8Array(0), { hmacKey: key });
+    try {
+      await assert.rejects(startRemote(new HttpTransport(server.url, key), 'noop', 'sess-1', { provider: 'dealer' }), /has no dealer/);
+    } finally {
+      await server.close();
+    }
+  });
+});
