@@ -3,7 +3,12 @@
  * key for the AES layer, uploads tables encrypted under its own key and wrapped in AES-256-GCM
  * (seed 000's double encryption), and grants query clients access.
  */
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { ringAt, SEED_BYTES } from '../mpc/prg.js';
+import { MLP_FRACTION_BITS } from '../analytics/mlp.js';
+import { trainingTable, type TrainingTableOptions } from './training-table.js';
+import { decryptJointModel, type ModelFile } from './model-decryption.js';
+import type { TrainingInfo } from '../services/store/store.js';
 import type { GrantScope } from '../services/store/store.js';
 import { checkNewParams, checkPinned, pinCertificate } from './pins.js';
 import {
@@ -116,6 +121,16 @@ function chooseCodec(fractionBits: number | undefined, maxAbs: number | undefine
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The plaintexts of a batch of rows, given the index of its first row in the table. */
+type RowEncoder = (rows: number[][], firstRow: number) => bigint[];
+
+const byCodec =
+  (codec: FixedPointCodec): RowEncoder =>
+  (rows) =>
+    rows.flatMap((r) => codec.encodeRow(r));
+
+export type TrainingUploadOptions = UploadOptions & TrainingTableOptions;
+
 export class DataOwner {
   private constructor(
     readonly id: string,
@@ -187,7 +202,7 @@ export class DataOwner {
     for (const r of table.rows) codec.encodeRow(r);
     const id = await this.createDataset(name, table.columns, table.rows.length, codec, opts);
     const chunkRows = opts.chunkRows ?? defaultChunkRows(table.columns.length, this.sk.publicKey.params.elementBytes);
-    await this.sendChunks(id, codec, tableBatches(table.rows, chunkRows), table.rows.length, new Map(), opts);
+    await this.sendChunks(id, byCodec(codec), tableBatches(table.rows, chunkRows), table.rows.length, new Map(), opts);
     return id;
   }
 
@@ -203,7 +218,7 @@ export class DataOwner {
     const name = opts.name ?? basename(path);
     const id = await this.createDataset(name, summary.columns, summary.rows, codec, opts);
     const chunkRows = opts.chunkRows ?? defaultChunkRows(summary.columns.length, this.sk.publicKey.params.elementBytes);
-    await this.sendChunks(id, codec, csvRowBatches(path, ignore, chunkRows), summary.rows, new Map(), opts);
+    await this.sendChunks(id, byCodec(codec), csvRowBatches(path, ignore, chunkRows), summary.rows, new Map(), opts);
     return { dataset: id, rows: summary.rows, columns: summary.columns };
   }
 
@@ -228,11 +243,44 @@ export class DataOwner {
         throw new ParameterError(`dataset ${datasetId} was cut into chunks of another size; resume with the --chunk-rows of the first attempt`);
       }
     }
-    await this.sendChunks(datasetId, codec, csvRowBatches(path, opts.ignoreColumns ?? [], chunkRows), d.rows, stored, opts);
+    await this.sendChunks(datasetId, byCodec(codec), csvRowBatches(path, opts.ignoreColumns ?? [], chunkRows), d.rows, stored, opts);
     return { dataset: datasetId, rows: d.rows, columns: d.columns };
   }
 
-  private async createDataset(name: string, columns: string[], rows: number, codec: FixedPointCodec, opts: UploadOptions): Promise<string> {
+  /**
+   * Uploads a labelled table for training (seed 002): features and targets (one-hot classes, or
+   * the regression value) in fixed point with 16 fraction bits, each value m split into R from a
+   * fresh PRG seed and m - R. The compute server receives Enc_pk(m - R) (AES-wrapped as every
+   * upload); the seed goes as one BCP ciphertext under this owner's key, which only the key
+   * server's master key opens: neither server alone holds both shares.
+   */
+  async uploadForTraining(name: string, table: NumericTable, opts: TrainingUploadOptions): Promise<string> {
+    const prepared = trainingTable(table, opts);
+    const seed = randomBytes(SEED_BYTES);
+    const seedCt = this.sk.publicKey.encrypt(BigInt('0x' + seed.toString('hex')));
+    const codec = new FixedPointCodec({ fractionBits: MLP_FRACTION_BITS, maxAbs: Math.max(1, largestAbs(prepared.rows)) });
+    const cols = prepared.columns.length;
+    const id = await this.createDataset(name, prepared.columns, prepared.rows.length, codec, {
+      ...opts,
+      training: { ...prepared.info, seed: serializeCiphertexts(this.sk.publicKey, [seedCt]).toString('base64') },
+    });
+    const chunkRows = opts.chunkRows ?? defaultChunkRows(cols, this.sk.publicKey.params.elementBytes);
+    const share: RowEncoder = (rows, first) => {
+      const m = rows.flatMap((r) => codec.encodeRow(r));
+      const R = ringAt(seed, first * cols, m.length);
+      return m.map((v, i) => BigInt.asUintN(64, v - R[i]!));
+    };
+    await this.sendChunks(id, share, tableBatches(prepared.rows, chunkRows), prepared.rows.length, new Map(), opts);
+    return id;
+  }
+
+  private async createDataset(
+    name: string,
+    columns: string[],
+    rows: number,
+    codec: FixedPointCodec,
+    opts: UploadOptions & { training?: TrainingInfo },
+  ): Promise<string> {
     const { id } = await this.api.request<{ id: string }>('POST', '/v1/datasets', {
       name,
       columns,
@@ -242,6 +290,7 @@ export class DataOwner {
       epsilonBudget: opts.epsilonBudget,
       minClusterSize: opts.minClusterSize,
       maxDelta: opts.maxDelta,
+      training: opts.training,
     });
     return id;
   }
@@ -252,7 +301,7 @@ export class DataOwner {
    */
   private async sendChunks(
     id: string,
-    codec: FixedPointCodec,
+    encode: RowEncoder,
     batches: AsyncIterable<number[][]>,
     rows: number,
     stored: ReadonlyMap<number, number>,
@@ -263,16 +312,16 @@ export class DataOwner {
     let rowsSent = 0;
     let sending: Promise<void> = Promise.resolve();
     let idx = 0;
+    let firstRow = 0;
     for await (const batch of batches) {
       const i = idx++;
+      const first = firstRow;
+      firstRow += batch.length;
       if (stored.get(i) === batch.length) {
         rowsSent += batch.length;
         continue;
       }
-      const cts = await this.encrypt(
-        batch.flatMap((r) => codec.encodeRow(r)),
-        opts.pool,
-      );
+      const cts = await this.encrypt(encode(batch, first), opts.pool);
       const context = uploadContext(id, i, batch.length);
       const bytes = serializeCiphertexts(this.sk.publicKey, cts);
       const body = { rows: batch.length, envelope: seal(aesKey, bytes, context).toString('base64'), tag: ciphertextTag(tagKey, context, bytes) };
@@ -297,6 +346,15 @@ export class DataOwner {
         await sleep(Math.min(16_000, 500 * 2 ** attempt));
       }
     }
+  }
+
+  /**
+   * Takes part in the joint decryption of a model trained on this owner's data (a `train` job):
+   * posts this owner's partial decryption for the others, waits up to `waitMs` for theirs, and
+   * returns the model. Every owner of the model must run it.
+   */
+  decryptModel(job: string, waitMs = 0): Promise<ModelFile> {
+    return decryptJointModel({ api: this.api, id: this.id, sk: this.sk, x25519: this.x25519 }, job, waitMs);
   }
 
   /** This owner's datasets. */

@@ -3,6 +3,7 @@
  * granted, follows them, and is the only party that can decrypt the results (they arrive under its
  * own key). `kmeans()` and `stats()` do all three and decode the fixed point.
  */
+import { trainResult, type TrainRawResult, type TrainSpec } from '../services/jobs/kinds/train-schema.js';
 import { checkNewParams, pinCertificate } from './pins.js';
 import {
   deserializeParams,
@@ -179,6 +180,16 @@ export class QueryClient {
     const jobId = await this.submit('stats', spec);
     await this.follow(jobId, follow);
     return { jobId, ...(await this.statsResult(jobId)) };
+  }
+
+  /**
+   * Trains a neural network on granted training uploads (seed 002): submits and follows. The model
+   * is released under the data owners' joint key; they decrypt it together (DataOwner.decryptModel).
+   */
+  async train(spec: TrainSpec, follow: FollowOptions = {}): Promise<TrainRawResult & { jobId: string }> {
+    const jobId = await this.submit('train', spec);
+    await this.follow(jobId, follow);
+    return { jobId, ...(await this.rawResult(jobId, trainResult)) };
   }
 
   submitKMeans(spec: KMeansSpec): Promise<string> {

@@ -36,3 +36,18 @@ export class Prg {
     return new Uint32Array(new Uint8Array(this.bytes(4 * n)).buffer, 0, n);
   }
 }
+
+/**
+ * Elements start .. start + count - 1 of the Z_2^64 stream of `seed` (the same stream as
+ * `new Prg(seed).ring(...)`, AES-256-CTR from counter 0), without generating what comes before:
+ * a data owner's upload and a resumed upload draw the masks of any chunk directly.
+ */
+export function ringAt(seed: Uint8Array, start: number, count: number): BigUint64Array {
+  if (seed.length !== SEED_BYTES) throw new ParameterError(`a PRG seed is ${SEED_BYTES} bytes, got ${seed.length}`);
+  const block = Math.floor(start / 2);
+  const iv = Buffer.alloc(16);
+  iv.writeBigUInt64BE(BigInt(block), 8);
+  const skip = start % 2;
+  const bytes = createCipheriv('aes-256-ctr', seed, iv).update(Buffer.alloc(8 * (count + skip)));
+  return new BigUint64Array(new Uint8Array(bytes).buffer, 8 * skip, count);
+}

@@ -5,6 +5,8 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import { registerModelRoutes } from './model-routes.js';
+import type { TrainingInfo } from './store/store.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
 import rateLimit from '@fastify/rate-limit';
 import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
@@ -133,6 +135,16 @@ const datasetBody = z.object({
   minClusterSize: z.number().int().min(1).max(1_000_000).optional(),
   /** The largest delta one Gaussian query may spend on this dataset (default 1e-6; 0: no Gaussian queries). */
   maxDelta: z.number().min(0).max(0.1).optional(),
+  /** A training upload (seed 002): secret-shared values and the encrypted seed of the key server's shares. */
+  training: z
+    .object({
+      task: z.enum(['classification', 'regression']),
+      labelColumn: z.string().min(1).max(200),
+      classes: z.array(z.number().finite()).min(2).max(1000).nullable(),
+      targets: z.number().int().min(1).max(1000),
+      seed: z.string().min(1).max(100_000),
+    })
+    .optional(),
 });
 const chunkBody = z.object({
   rows: z.number().int().min(1).max(1_000_000),
@@ -155,6 +167,17 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
     throw badRequest(`invalid request: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`);
   }
   return r.data;
+}
+
+/** A training upload's description must fit its columns, and its seed be a ciphertext under the owner's key. */
+function checkTraining(t: TrainingInfo, columns: number, owner: Party, params: BcpParams): TrainingInfo {
+  if (t.targets >= columns) throw badRequest('a training upload needs at least one feature column besides its targets');
+  if (t.task === 'classification' && t.classes?.length !== t.targets) throw badRequest('a classification upload has one target column per class');
+  if (t.task === 'regression' && (t.targets !== 1 || t.classes !== null))
+    throw badRequest('a regression upload has one target column and no classes');
+  const pk = deserializePublicKey(owner.bcpPublicKey, params);
+  if (deserializeCiphertexts(Buffer.from(t.seed, 'base64'), pk).length !== 1) throw badRequest('the training seed is one ciphertext');
+  return t;
 }
 
 export async function startComputeServer(opts: ComputeServerOptions): Promise<ComputeServerHandle> {
@@ -266,6 +289,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         epsilonBudgetMicro,
         minClusterSize: b.minClusterSize,
         maxDeltaPico: b.maxDelta === undefined ? undefined : Math.floor(b.maxDelta * 1e12),
+        training: b.training && checkTraining(b.training, b.columns.length, owner, params),
       }),
     };
   });
@@ -348,6 +372,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   });
 
   registerJobRoutes(app, { store, runner, auth, parse });
+  registerModelRoutes(app, { store, auth, parse });
 
   const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   await runner.resumeAll();

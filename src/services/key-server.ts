@@ -24,6 +24,7 @@ import {
 import { KeyServerCore, serveHttp, type RunningServer } from '../protocols/index.js';
 import type { MpcEndpoint } from '../mpc/server-channel.js';
 import { keyServerEngine } from '../mpc/key-server-engine.js';
+import { registerTrainingProgram } from '../analytics/mlp-two-server.js';
 import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
 
@@ -109,6 +110,8 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   );
   // The engine's rounds share the servers' authenticated channel: its two methods first, then the core's.
   const { endpoint: mpc, handle } = keyServerEngine(core, core.handle, log, opts.dealer);
+  // The key server's halves of the job kinds built on the engine.
+  registerTrainingProgram(mpc, core);
   const server: RunningServer = await serveHttp(handle, { hmacKey, host: opts.host, port: opts.port, tls: opts.tls });
   log(`key server listening on ${server.url}${opts.tls ? ` (TLS certificate ${opts.tls.fingerprint})` : ''}`);
   return {

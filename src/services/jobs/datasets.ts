@@ -19,6 +19,8 @@ export async function grantedDatasets(store: Store, client: Party, ids: readonly
     if (!(await store.isGranted(id, client.id, scope)))
       throw forbidden(`the owner of ${id} has not granted this client ${scope} jobs (grant scope '${scope}')`);
     if (d.state !== 'ready') throw conflict(`dataset ${id} is still uploading`);
+    if (scope === 'train' && !d.training) throw badRequest(`dataset ${id} was not uploaded for training (owner upload --for training)`);
+    if (scope !== 'train' && d.training) throw badRequest(`dataset ${id} is a training upload (secret-shared values): it serves train jobs only`);
     out.push(d);
   }
   if (out.some((d) => d.fractionBits !== out[0]!.fractionBits)) throw badRequest('datasets use different fixed-point precisions');

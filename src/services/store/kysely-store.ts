@@ -19,6 +19,7 @@ import type {
   JobUpdate,
   NewDataset,
   Party,
+  TrainingInfo,
   Role,
   Store,
 } from './store.js';
@@ -125,6 +126,7 @@ export class KyselyStore implements Store {
         epsilon_budget_micro: d.epsilonBudgetMicro,
         min_cluster_size: d.minClusterSize ?? 5,
         max_delta_pico: d.maxDeltaPico ?? DEFAULT_MAX_DELTA_PICO,
+        training: d.training ? json(d.training) : null,
       })
       .execute();
     return id;
@@ -455,6 +457,7 @@ function toDataset(
     minClusterSize: Number(r.min_cluster_size),
     maxDeltaPico: Number(r.max_delta_pico),
     deltaSpentPico: Number(r.delta_spent_pico),
+    training: r.training ? (JSON.parse(r.training) as TrainingInfo) : null,
   };
 }
 

@@ -132,7 +132,21 @@ function deltaLedger(): Migration {
   };
 }
 
+/** Training uploads (seed 002) describe their targets and carry the encrypted seed of their shares. */
+function trainingUploads(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('datasets').addColumn('training', 'text').execute();
+    },
+  };
+}
+
 /** Every migration this build knows, by name; names sort in the order they run. */
 export function migrations(d: Dialect): Record<string, Migration> {
-  return { '0001-initial': initial(d), '0002-grant-scopes': grantScopes(), '0003-delta-ledger': deltaLedger() };
+  return {
+    '0001-initial': initial(d),
+    '0002-grant-scopes': grantScopes(),
+    '0003-delta-ledger': deltaLedger(),
+    '0004-training-uploads': trainingUploads(),
+  };
 }

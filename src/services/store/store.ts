@@ -36,6 +36,25 @@ export interface DatasetRow {
   maxDeltaPico: number;
   /** Delta spent so far, in units of 10^-12. */
   deltaSpentPico: number;
+  /** Set for a training upload (secret-shared values, seed 002); such data serves `train` jobs only. */
+  training: TrainingInfo | null;
+}
+
+/**
+ * A training upload (seed 002): every value m (fixed point, 16 fraction bits, as a ring element)
+ * was split by the owner into R from a PRG and m - R; the compute server stores Enc_pk(m - R), and
+ * the PRG seed travels as one BCP ciphertext under the owner's key for the key server alone.
+ */
+export interface TrainingInfo {
+  task: 'classification' | 'regression';
+  /** The label column of the owner's file. */
+  labelColumn: string;
+  /** Class values in one-hot order (classification). */
+  classes: number[] | null;
+  /** The last `targets` columns are the targets (one-hot or the regression value). */
+  targets: number;
+  /** Serialised BCP ciphertext of the 32-byte seed under the owner's key, base64. */
+  seed: string;
 }
 
 /** The job kinds a grant may allow. */
@@ -96,9 +115,13 @@ export interface BudgetCharge {
 }
 
 /** What an upload declares; the ledgers start at zero and the owner's limits have defaults. */
-export type NewDataset = Omit<DatasetRow, 'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize' | 'maxDeltaPico' | 'deltaSpentPico'> & {
+export type NewDataset = Omit<
+  DatasetRow,
+  'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize' | 'maxDeltaPico' | 'deltaSpentPico' | 'training'
+> & {
   minClusterSize?: number;
   maxDeltaPico?: number;
+  training?: TrainingInfo;
 };
 
 /** Default cap on delta per Gaussian query: 10^-6. */

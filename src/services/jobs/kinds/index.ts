@@ -2,5 +2,6 @@
 import type { JobKind } from '../job-kind.js';
 import { kmeansKind } from './kmeans.js';
 import { statsKind } from './stats.js';
+import { trainKind } from './train.js';
 
-export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind];
+export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind, trainKind];

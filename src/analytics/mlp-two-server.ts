@@ -1,0 +1,181 @@
+/**
+ * Training on two clouds (seed 002), both halves. The data arrive secret-shared: every value m of
+ * owner i is split as R (from the owner's PRG seed) and m - R; the compute server (CCS) holds
+ * Enc_pk_i(m - R) and the seed travels as Enc_pk_i(seed) for the key server (KMS) alone.
+ *   1. CCS sends each owner's seed ciphertext; KMS opens it with its master key and draws R.
+ *   2. Enc_pk_i(m - R) becomes shares of m - R by one packed, blinded decryption
+ *      (mpc/packed-conversion.ts); KMS adds R to its share: shares of m. Neither server alone ever
+ *      held both shares, nor anything that opens the other's.
+ *   3. Both train the MLP on their shares (analytics/mlp.ts with the engine's operations).
+ *   4. The model leaves as ciphertexts under the owners' joint key pk = prod pk_i: KMS encrypts its
+ *      share (and its XOR share of the carry) under pk, CCS assembles Enc_pk(w) (mpc/conversion.ts).
+ *      No ciphertext of CCS's share ever reaches KMS (whose master key would open it), and KMS
+ *      computes pk itself from the keys the seeds came under, so a compute server cannot name a
+ *      key of its own. The owners decrypt jointly (crypto/joint-decryption.ts).
+ */
+import { z } from 'zod';
+import type { BcpPublicKey } from '../crypto/bcp-keys.js';
+import type { Ciphertext } from '../crypto/ciphertext.js';
+import { jointPublicKey } from '../crypto/joint-decryption.js';
+import { ParameterError } from '../crypto/errors.js';
+import { deserializeCiphertexts, serializeCiphertexts, serializePublicKey } from '../crypto/serialize.js';
+import type { KeyServerState } from '../protocols/key-server-state.js';
+import type { ComputeSideContext } from '../protocols/round-trip.js';
+import { randomBytes } from 'node:crypto';
+import { MpcChannelError } from '../mpc/channel.js';
+import { sharesToCiphertexts, sharesToCiphertextsAtKeyServer } from '../mpc/conversion.js';
+import { startEngineSession } from '../mpc/engine-session.js';
+import { mpcParty, type MpcParty } from '../mpc/party.js';
+import { packedToShares, packedToSharesAtKeyServer } from '../mpc/packed-conversion.js';
+import { ringAt, SEED_BYTES } from '../mpc/prg.js';
+import { share } from '../mpc/primitives/arithmetic.js';
+import * as ring from '../mpc/ring.js';
+import type { MpcEndpoint } from '../mpc/server-channel.js';
+import { train, validateConfig, type MlpConfig, type MlpModel, type Tensor, type TrainProgress } from './mlp.js';
+import { sharedOps } from './mlp-shared.js';
+
+export const TRAIN_PROGRAM = 'engine.train';
+
+/** Each owner's key once (an owner with several uploads decrypts once). */
+const distinct = (keys: readonly BcpPublicKey[]): BcpPublicKey[] => [...new Map(keys.map((k) => [k.fingerprint, k])).values()];
+
+/** One owner's training upload as the session sees it: its key, rows and columns (features then targets). */
+export interface SharedSource {
+  key: BcpPublicKey;
+  seed: Ciphertext;
+  rows: number;
+  /** Enc_pk(m - R), row-major; read lazily (they are large). */
+  values: () => Promise<Ciphertext[]>;
+}
+
+const Args = z.object({
+  sources: z
+    .array(z.object({ key: z.string().min(1).max(128), rows: z.number().int().min(1).max(10_000_000) }))
+    .min(1)
+    .max(64),
+  columns: z.number().int().min(2).max(10_000),
+  targets: z.number().int().min(1).max(1000),
+  config: z.object({
+    layers: z.array(z.number().int().min(1).max(4096)).min(2).max(16),
+    learningRate: z.number().positive().max(16),
+    batchSize: z.number().int().min(1).max(4096),
+    epochs: z.number().int().min(1).max(1000),
+    seed: z.string().min(1).max(200),
+  }),
+  /** The joint key's fingerprint, which KMS recomputes from the seeds' keys and compares. */
+  jointKey: z.string().min(1).max(128),
+});
+
+/** Features [n, columns - targets] and targets [n, targets] from row-major values of all sources. */
+function splitColumns(values: BigUint64Array, n: number, columns: number, targets: number): { x: Tensor; y: Tensor } {
+  const d = columns - targets;
+  const x = new BigUint64Array(n * d);
+  const y = new BigUint64Array(n * targets);
+  for (let i = 0; i < n; i++) {
+    x.set(values.subarray(i * columns, i * columns + d), i * d);
+    y.set(values.subarray(i * columns + d, (i + 1) * columns), i * targets);
+  }
+  return { x: { shape: [n, d], data: x }, y: { shape: [n, targets], data: y } };
+}
+
+const flatten = (m: MlpModel): BigUint64Array => {
+  const parts = m.weights.flatMap((w, l) => [w.data, m.biases[l]!.data]);
+  const out = new BigUint64Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, (at += p.length) - p.length);
+  return out;
+};
+
+/** Model parameters in release order: W_1, b_1, W_2, b_2, ... (row-major). */
+export const parameterCount = (layers: readonly number[]): number => layers.slice(1).reduce((a, out, l) => a + (layers[l]! + 1) * out, 0);
+
+async function trainShares(
+  p: MpcParty,
+  values: BigUint64Array,
+  n: number,
+  columns: number,
+  targets: number,
+  config: MlpConfig,
+  onBatch?: (b: TrainProgress) => void | Promise<void>,
+): Promise<BigUint64Array> {
+  const { x, y } = splitColumns(values, n, columns, targets);
+  return flatten(await train(sharedOps(p), x, y, config, onBatch));
+}
+
+export interface TwoServerTraining {
+  /** Enc_jointKey(w) for every parameter, in release order. */
+  model: Ciphertext[];
+  jointKey: BcpPublicKey;
+}
+
+/** The compute server's half. */
+export async function trainOnTwoServers(
+  ctx: ComputeSideContext,
+  sources: readonly SharedSource[],
+  columns: number,
+  targets: number,
+  config: MlpConfig,
+  onBatch?: (b: TrainProgress) => void | Promise<void>,
+): Promise<TwoServerTraining> {
+  validateConfig(config, columns - targets, targets);
+  const jointKey = jointPublicKey(distinct(sources.map((s) => s.key)));
+  await ctx.transport.call('register-key', serializePublicKey(jointKey));
+  const session = `train-${randomBytes(12).toString('hex')}`;
+  const args = { sources: sources.map((s) => ({ key: s.key.fingerprint, rows: s.rows })), columns, targets, config, jointKey: jointKey.fingerprint };
+  const p = await startEngineSession(ctx, TRAIN_PROGRAM, session, args);
+  for (const s of sources) await p.channel.exchange(serializeCiphertexts(s.key, [s.seed]));
+  const n = sources.reduce((a, s) => a + s.rows, 0);
+  const values = new BigUint64Array(n * columns);
+  let at = 0;
+  for (const s of sources) {
+    const cts = await s.values();
+    if (cts.length !== s.rows * columns) throw new ParameterError(`a source holds ${cts.length} values, not ${s.rows} rows of ${columns}`);
+    values.set(await packedToShares(ctx, p, cts, s.key), at);
+    at += cts.length;
+  }
+  const weights = await trainShares(p, values, n, columns, targets, config, onBatch);
+  const model = await sharesToCiphertexts(p, share([weights.length], weights), jointKey);
+  return { model, jointKey };
+}
+
+/** The key server's half, registered on its engine endpoint. */
+export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerState): void {
+  const parse = (raw: unknown) => {
+    const parsed = Args.safeParse(raw);
+    if (!parsed.success) throw new ParameterError(`a training request is malformed: ${parsed.error.issues[0]?.message}`);
+    const a = parsed.data;
+    validateConfig(a.config, a.columns - a.targets, a.targets);
+    return { ...a, keys: a.sources.map((s) => state.key(s.key)) };
+  };
+  endpoint.register(
+    TRAIN_PROGRAM,
+    async (channel, raw, provider) => {
+      const a = parse(raw);
+      const p = mpcParty(1, channel(), await provider());
+      // 1. the seeds, each under its owner's key: their keys make the joint key, not the request
+      const seeds: Uint8Array[] = [];
+      for (const pk of a.keys) {
+        const [ct] = deserializeCiphertexts(await p.channel.exchange(new Uint8Array(0)), pk, 1);
+        if (!ct) throw new MpcChannelError('expected a seed ciphertext');
+        const [v] = await state.open('train-seed', pk, [[ct.A, ct.B]]);
+        seeds.push(Buffer.from(v!.toString(16).padStart(2 * SEED_BYTES, '0'), 'hex'));
+      }
+      const jointKey = jointPublicKey(distinct(a.keys));
+      if (jointKey.fingerprint !== a.jointKey) throw new MpcChannelError('the model key is not the joint key of the data owners');
+      // 2. shares of m - R, plus R
+      const n = a.sources.reduce((acc, s) => acc + s.rows, 0);
+      const values = new BigUint64Array(n * a.columns);
+      let at = 0;
+      for (let i = 0; i < a.keys.length; i++) {
+        const count = a.sources[i]!.rows * a.columns;
+        const mine = await packedToSharesAtKeyServer(p, state, a.keys[i]!, count, 'train-data');
+        values.set(ring.add(mine, ringAt(seeds[i]!, 0, count)), at);
+        at += count;
+      }
+      // 3. training, 4. release under the joint key
+      const weights = await trainShares(p, values, n, a.columns, a.targets, a.config);
+      await sharesToCiphertextsAtKeyServer(p, share([weights.length], weights), state.key(jointKey.fingerprint));
+    },
+    (raw) => void parse(raw),
+  );
+}

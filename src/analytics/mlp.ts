@@ -1,0 +1,256 @@
+/**
+ * A multilayer perceptron trained by mini-batch SGD in fixed point (seed 002: ReLU hidden layers,
+ * the model trained by two clouds on shared data). One algorithm, written once against `TensorOps`,
+ * runs on two backends: plaintext ring arithmetic with exact floor truncation (the reference,
+ * `plainOps`), and the secret-sharing engine (`sharedOps`, mlp-shared.ts), where both servers run
+ * this same code on their shares. The only difference between the two is the engine's local
+ * truncation (SecureML): each truncation may differ from the floor by one unit in the last place,
+ * so the secure weights follow the reference within a bound that grows with the number of steps
+ * (docs/neural-networks.md states and tests it).
+ *
+ * Layers are dense, with a bias; hidden layers use ReLU, the output layer is linear and the loss
+ * is the mean squared error against one-hot targets (classification) or values (regression); zero
+ * hidden layers is linear regression (or a linear classifier). Initial weights and the batch order
+ * come from the query's seed: public, data-independent, the same at both servers.
+ */
+import { createHash } from 'node:crypto';
+import { ParameterError } from '../crypto/errors.js';
+import * as ring from '../mpc/ring.js';
+import type { RingArray } from '../mpc/ring.js';
+
+export const MLP_FRACTION_BITS = 16;
+
+export interface MlpConfig {
+  /** Widths from input to output, e.g. [64, 32, 10]. */
+  layers: number[];
+  learningRate: number;
+  batchSize: number;
+  epochs: number;
+  /** Seeds the initial weights and the batch order. */
+  seed: string;
+}
+
+/** A tensor of one backend: plaintext ring values, or this party's share. */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly data: RingArray;
+}
+
+/** What the algorithm needs of a backend; shapes are [rows, cols], row-major. */
+export interface TensorOps {
+  /** Fixed-point matrix product (one truncation). */
+  matmul(a: Tensor, b: Tensor): Promise<Tensor>;
+  /** ReLU and its derivative [z >= 0] (0 or 1, integers). */
+  relu(z: Tensor): Promise<{ out: Tensor; derivative: Tensor }>;
+  /** Elementwise product with a 0/1 tensor (no truncation). */
+  mask(x: Tensor, bits: Tensor): Promise<Tensor>;
+  /** x * c / 2^f for a public fixed-point c (one truncation). */
+  scale(x: Tensor, c: bigint): Tensor;
+  /** Adds a public constant tensor (only one party adds it, on shares). */
+  addPublic(x: Tensor, c: RingArray): Tensor;
+}
+
+export interface MlpModel {
+  /** W_l as [in, out] and b_l as [1, out], fixed point. */
+  weights: Tensor[];
+  biases: Tensor[];
+}
+
+const tensor = (shape: readonly number[], data: RingArray): Tensor => ({ shape: [...shape], data });
+
+export function validateConfig(c: MlpConfig, features: number, outputs: number): void {
+  if (c.layers.length < 2 || c.layers.some((w) => !Number.isInteger(w) || w < 1 || w > 4096))
+    throw new ParameterError('layers are at least an input and an output width, each 1 to 4096');
+  if (c.layers[0] !== features) throw new ParameterError(`the first layer has ${c.layers[0]} inputs, the data has ${features} features`);
+  if (c.layers.at(-1) !== outputs) throw new ParameterError(`the last layer has ${c.layers.at(-1)} outputs, the targets have ${outputs}`);
+  if (!Number.isInteger(c.batchSize) || c.batchSize < 1 || c.batchSize > 4096) throw new ParameterError('the batch size is 1 to 4096');
+  if (!Number.isInteger(c.epochs) || c.epochs < 1 || c.epochs > 1000) throw new ParameterError('epochs are 1 to 1000');
+  const step = stepConstant(c);
+  if (!(c.learningRate > 0) || !Number.isFinite(c.learningRate) || c.learningRate > 16)
+    throw new ParameterError('the learning rate must be in (0, 16]');
+  // lr / batch in fixed point: 0 would train nothing, silently.
+  if (step === 0n)
+    throw new ParameterError(`learning rate / batch size = ${c.learningRate / c.batchSize} is below the fixed point's resolution 2^-16`);
+}
+
+/** lr / batch as a fixed-point constant: the SGD step of a batch's summed gradient. */
+export const stepConstant = (c: MlpConfig): bigint => BigInt(Math.round((c.learningRate / c.batchSize) * 2 ** MLP_FRACTION_BITS));
+
+/** A deterministic stream of uniform numbers in [0, 1) from the query's seed (SHA-256 in counter mode). */
+export function seededUniform(seed: string, label: string): () => number {
+  let counter = 0;
+  let block = Buffer.alloc(0);
+  let at = 0;
+  return () => {
+    if (at + 6 > block.length) {
+      block = createHash('sha256').update(`${label}\0${seed}\0${counter++}`).digest();
+      at = 0;
+    }
+    const v = block.readUIntBE(at, 6) / 2 ** 48;
+    at += 6;
+    return v;
+  };
+}
+
+/** He-uniform initial weights, zero biases, fixed point: public and the same at both servers. */
+export function initialModel(c: MlpConfig): { weights: Tensor[]; biases: Tensor[] } {
+  const u = seededUniform(c.seed, 'weights');
+  const weights: Tensor[] = [];
+  const biases: Tensor[] = [];
+  for (let l = 1; l < c.layers.length; l++) {
+    const [fanIn, fanOut] = [c.layers[l - 1]!, c.layers[l]!];
+    const limit = Math.sqrt(6 / fanIn);
+    const w = Array.from({ length: fanIn * fanOut }, () => (2 * u() - 1) * limit);
+    weights.push(tensor([fanIn, fanOut], ring.encodeFixed(w, MLP_FRACTION_BITS)));
+    biases.push(tensor([1, fanOut], new BigUint64Array(fanOut)));
+  }
+  return { weights, biases };
+}
+
+/** The batches of every epoch: a seeded shuffle, the last batch of an epoch possibly smaller. */
+export function batchOrder(n: number, c: MlpConfig): number[][][] {
+  const u = seededUniform(c.seed, 'batches');
+  return Array.from({ length: c.epochs }, () => {
+    const idx = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(u() * (i + 1));
+      [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+    }
+    const batches: number[][] = [];
+    for (let i = 0; i < n; i += c.batchSize) batches.push(idx.slice(i, i + c.batchSize));
+    return batches;
+  });
+}
+
+export function rowsOf(x: Tensor, rows: readonly number[]): Tensor {
+  const cols = x.shape[1]!;
+  const out = new BigUint64Array(rows.length * cols);
+  rows.forEach((r, i) => out.set(x.data.subarray(r * cols, (r + 1) * cols), i * cols));
+  return tensor([rows.length, cols], out);
+}
+
+export function transpose(x: Tensor): Tensor {
+  const [r, c] = x.shape as [number, number];
+  const out = new BigUint64Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = x.data[i * c + j]!;
+  return tensor([c, r], out);
+}
+
+/** x + b with b [1, cols] added to every row (local on shares). */
+function addRow(x: Tensor, b: Tensor): Tensor {
+  const [r, c] = x.shape as [number, number];
+  const out = x.data.slice();
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[i * c + j] = BigInt.asUintN(64, out[i * c + j]! + b.data[j]!);
+  return tensor(x.shape, out);
+}
+
+function sumRows(x: Tensor): Tensor {
+  const [r, c] = x.shape as [number, number];
+  const out = new BigUint64Array(c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j] = BigInt.asUintN(64, out[j]! + x.data[i * c + j]!);
+  return tensor([1, c], out);
+}
+
+const sub = (a: Tensor, b: Tensor): Tensor => tensor(a.shape, ring.sub(a.data, b.data));
+
+/** The forward pass: each layer's input and the ReLU derivatives of the hidden layers. */
+export async function forward(ops: TensorOps, m: MlpModel, x: Tensor): Promise<{ inputs: Tensor[]; derivatives: Tensor[]; out: Tensor }> {
+  const inputs: Tensor[] = [];
+  const derivatives: Tensor[] = [];
+  let a = x;
+  for (let l = 0; l < m.weights.length; l++) {
+    inputs.push(a);
+    const z = addRow(await ops.matmul(a, m.weights[l]!), m.biases[l]!);
+    if (l === m.weights.length - 1) return { inputs, derivatives, out: z };
+    const r = await ops.relu(z);
+    derivatives.push(r.derivative);
+    a = r.out;
+  }
+  throw new ParameterError('a model has at least one layer');
+}
+
+/** One SGD step on a batch: gradients of the squared error, W -= (lr / batch) dW. */
+export async function step(ops: TensorOps, m: MlpModel, x: Tensor, y: Tensor, stepC: bigint): Promise<MlpModel> {
+  const { inputs, derivatives, out } = await forward(ops, m, x);
+  let delta = sub(out, y); // d(0.5 ||out - y||^2) / d out, summed over the batch
+  const weights = [...m.weights];
+  const biases = [...m.biases];
+  for (let l = m.weights.length - 1; l >= 0; l--) {
+    const gradW = await ops.matmul(transpose(inputs[l]!), delta);
+    const gradB = sumRows(delta);
+    if (l > 0) delta = await ops.mask(await ops.matmul(delta, transpose(m.weights[l]!)), derivatives[l - 1]!);
+    weights[l] = sub(m.weights[l]!, ops.scale(gradW, stepC));
+    biases[l] = sub(m.biases[l]!, ops.scale(gradB, stepC));
+  }
+  return { weights, biases };
+}
+
+export interface TrainProgress {
+  epoch: number;
+  batch: number;
+  batches: number;
+}
+
+/** Trains from the seeded start; x is [n, features], y is [n, outputs], both fixed point. */
+export async function train(
+  ops: TensorOps,
+  x: Tensor,
+  y: Tensor,
+  c: MlpConfig,
+  onBatch?: (p: TrainProgress) => void | Promise<void>,
+): Promise<MlpModel> {
+  validateConfig(c, x.shape[1]!, y.shape[1]!);
+  const start = initialModel(c);
+  // The public start enters the backend (on shares: party 0 holds it, party 1 zeros).
+  let m: MlpModel = {
+    weights: start.weights.map((w) => ops.addPublic(tensor(w.shape, new BigUint64Array(w.data.length)), w.data)),
+    biases: start.biases.map((b) => ops.addPublic(tensor(b.shape, new BigUint64Array(b.data.length)), b.data)),
+  };
+  const stepC = stepConstant(c);
+  const order = batchOrder(x.shape[0]!, c);
+  for (let e = 0; e < order.length; e++) {
+    for (let b = 0; b < order[e]!.length; b++) {
+      const rows = order[e]![b]!;
+      m = await step(ops, m, rowsOf(x, rows), rowsOf(y, rows), stepC);
+      await onBatch?.({ epoch: e + 1, batch: b + 1, batches: order[e]!.length });
+    }
+  }
+  return m;
+}
+
+/** The plaintext reference backend: ring arithmetic with exact floor truncation. */
+export const plainOps: TensorOps = {
+  async matmul(a, b) {
+    const [m, k] = a.shape as [number, number];
+    const n = b.shape[1]!;
+    if (b.shape[0] !== k) throw new ParameterError(`cannot multiply [${a.shape}] by [${b.shape}]`);
+    return tensor([m, n], ring.shiftRightSigned(ring.matmul(a.data, b.data, m, k, n), MLP_FRACTION_BITS));
+  },
+  async relu(z) {
+    const derivative = z.data.map((v) => (BigInt.asIntN(64, v) >= 0n ? 1n : 0n));
+    return { out: tensor(z.shape, ring.mul(z.data, derivative)), derivative: tensor(z.shape, derivative) };
+  },
+  async mask(x, bits) {
+    return tensor(x.shape, ring.mul(x.data, bits.data));
+  },
+  scale(x, c) {
+    return tensor(x.shape, ring.shiftRightSigned(ring.scale(x.data, c), MLP_FRACTION_BITS));
+  },
+  addPublic(x, c) {
+    return tensor(x.shape, ring.add(x.data, c));
+  },
+};
+
+/** Scores of the output layer for plaintext inputs (reals in, reals out), for a released model. */
+export function predictScores(model: { weights: number[][][]; biases: number[][] }, rows: readonly number[][]): number[][] {
+  return rows.map((row) => {
+    let a = row;
+    model.weights.forEach((w, l) => {
+      const z = model.biases[l]!.map((b, j) => a.reduce((s, v, i) => s + v * w[i]![j]!, b));
+      a = l === model.weights.length - 1 ? z : z.map((v) => (v > 0 ? v : 0));
+    });
+    return a;
+  });
+}
+
+export const argmax = (xs: readonly number[]): number => xs.reduce((best, v, i) => (v > xs[best]! ? i : best), 0);

@@ -1,0 +1,102 @@
+/**
+ * The training job kind (seed 002; docs/neural-networks.md): a multilayer perceptron trained by the
+ * two servers on secret-shared uploads, the model released under the data owners' joint key. Steps:
+ * the sources (each owner's Enc(m - R) and encrypted seed) handed to the two-server protocol
+ * (analytics/mlp-two-server.ts), which shares, trains and re-encrypts; the result holds only
+ * ciphertexts under the joint key, which no single party can open.
+ */
+import { deserializeCiphertexts, deserializePublicKey, serializeCiphertexts, serializePublicKey } from '../../../crypto/index.js';
+import { trainOnTwoServers, type SharedSource } from '../../../analytics/mlp-two-server.js';
+import { validateConfig, MLP_FRACTION_BITS } from '../../../analytics/mlp.js';
+import { datasetChunks } from '../../dataset-reader.js';
+import { badRequest } from '../../http-errors.js';
+import type { DatasetRow } from '../../store/index.js';
+import { admittedDatasets, grantedDatasets } from '../datasets.js';
+import { defineJobKind } from '../job-kind.js';
+import { trainResult, trainSpec } from './train-schema.js';
+
+/** All sources must describe the same table: features, targets and classes. */
+function sameShape(ds: readonly DatasetRow[]): DatasetRow {
+  const first = ds[0]!;
+  for (const d of ds) {
+    if (d.columns.join('\0') !== first.columns.join('\0'))
+      throw badRequest(
+        `dataset ${d.id} has columns ${d.columns.join(',')}, ${first.id} has ${first.columns.join(',')}: the feature columns must match`,
+      );
+    if (JSON.stringify(d.training!.classes) !== JSON.stringify(first.training!.classes) || d.training!.task !== first.training!.task)
+      throw badRequest(`dataset ${d.id} declares other classes or another task than ${first.id}: give every owner the same --classes`);
+  }
+  return first;
+}
+
+export const trainKind = defineJobKind({
+  name: 'train',
+  description: 'train a neural network (MLP, ReLU) on secret-shared training uploads; the model is released to the owners jointly (seed 002)',
+  spec: trainSpec,
+  result: trainResult,
+
+  async admit({ services, client }, spec) {
+    const ds = await grantedDatasets(services.store, client, spec.datasets, 'train');
+    const first = sameShape(ds);
+    const targets = first.training!.targets;
+    try {
+      validateConfig({ ...spec }, first.columns.length - targets, targets);
+    } catch (e) {
+      throw badRequest((e as Error).message);
+    }
+    return { spec };
+  },
+
+  async run(ctx) {
+    const { store, params, x25519, compute } = ctx.services;
+    const ds = await admittedDatasets(store, ctx.spec.datasets);
+    const first = sameShape(ds);
+    const info = first.training!;
+    const sources: SharedSource[] = await Promise.all(
+      ds.map(async (d) => {
+        const owner = (await store.party(d.ownerId))!;
+        const key = deserializePublicKey(owner.bcpPublicKey, params);
+        return {
+          key,
+          seed: deserializeCiphertexts(Buffer.from(d.training!.seed, 'base64'), key, 1)[0]!,
+          rows: d.rows,
+          values: async () => {
+            const out = [];
+            for await (const cts of datasetChunks(store, d, params, x25519)) out.push(...cts);
+            return out;
+          },
+        };
+      }),
+    );
+    const config = {
+      layers: ctx.spec.layers,
+      epochs: ctx.spec.epochs,
+      batchSize: ctx.spec.batchSize,
+      learningRate: ctx.spec.learningRate,
+      seed: ctx.spec.seed,
+    };
+    const started = performance.now();
+    let lastEpoch = 0;
+    const { model, jointKey } = await ctx.phase('training', () =>
+      trainOnTwoServers(compute, sources, first.columns.length, info.targets, config, async (p) => {
+        if (p.batch === p.batches || p.epoch !== lastEpoch) {
+          lastEpoch = p.epoch;
+          await ctx.progress((p.epoch - 1) * p.batches + p.batch, ctx.spec.epochs * p.batches, 'batch');
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      model: serializeCiphertexts(jointKey, model).toString('base64'),
+      jointKey: serializePublicKey(jointKey).toString('base64'),
+      owners: [...new Set(ds.map((d) => d.ownerId))],
+      layers: ctx.spec.layers,
+      features: first.columns.slice(0, first.columns.length - info.targets),
+      task: info.task,
+      classes: info.classes,
+      fractionBits: MLP_FRACTION_BITS,
+      epochs: ctx.spec.epochs,
+      secondsPerEpoch: Number((seconds / ctx.spec.epochs).toFixed(3)),
+    };
+  },
+});
