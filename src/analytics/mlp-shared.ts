@@ -6,7 +6,9 @@
  * the data or the model but shapes.
  */
 import type { MpcParty } from '../mpc/party.js';
-import { addPublic, matmulFixed, mul, mulPublic, share, truncate } from '../mpc/primitives/arithmetic.js';
+import { addPublic, matmulFixed, mul, mulFixed, mulPublic, share, truncate } from '../mpc/primitives/arithmetic.js';
+import { argmin } from '../mpc/primitives/argmin.js';
+import * as ring from '../mpc/ring.js';
 import { reluDerivative } from '../mpc/primitives/binary.js';
 import type { TensorOps } from './mlp.js';
 
@@ -20,5 +22,11 @@ export function sharedOps(p: MpcParty): TensorOps {
     mask: (x, bits) => mul(p, share(x.shape, x.data), share(bits.shape, bits.data)),
     scale: (x, c) => truncate(p, mulPublic(share(x.shape, x.data), c)),
     addPublic: (x, c) => addPublic(p, share(x.shape, x.data), c),
+    mulFixed: (a, b) => mulFixed(p, share(a.shape, a.data), share(b.shape, b.data)),
+    async rowMax(x) {
+      // max = -min(-x): the engine's argmin tournament over each row
+      const { min } = await argmin(p, share(x.shape, ring.neg(x.data)));
+      return share([x.shape[0]!, 1], ring.neg(min.data));
+    },
   };
 }

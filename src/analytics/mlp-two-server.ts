@@ -15,12 +15,14 @@
  */
 import { z } from 'zod';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
-import type { Ciphertext } from '../crypto/ciphertext.js';
+import { Ciphertext } from '../crypto/ciphertext.js';
+import { backend } from '../crypto/backends.js';
+import { bitLength } from '../crypto/bigint.js';
 import { jointPublicKey } from '../crypto/joint-decryption.js';
 import { ParameterError } from '../crypto/errors.js';
 import { deserializeCiphertexts, serializeCiphertexts, serializePublicKey } from '../crypto/serialize.js';
 import type { KeyServerState } from '../protocols/key-server-state.js';
-import type { ComputeSideContext } from '../protocols/round-trip.js';
+import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
 import { randomBytes } from 'node:crypto';
 import { MpcChannelError } from '../mpc/channel.js';
 import { sharesToCiphertexts, sharesToCiphertextsAtKeyServer } from '../mpc/conversion.js';
@@ -36,6 +38,10 @@ import { sharedOps } from './mlp-shared.js';
 
 export const TRAIN_PROGRAM = 'engine.train';
 
+/** The released model's packing: each parameter w (|w| < 2^63) as w + 2^63 in a 66-bit slot. */
+export const MODEL_SLOT_BITS = 66;
+export const MODEL_OFFSET = 1n << 63n;
+
 /** Each owner's key once (an owner with several uploads decrypts once). */
 const distinct = (keys: readonly BcpPublicKey[]): BcpPublicKey[] => [...new Map(keys.map((k) => [k.fingerprint, k])).values()];
 
@@ -44,13 +50,33 @@ export interface SharedSource {
   key: BcpPublicKey;
   seed: Ciphertext;
   rows: number;
-  /** Enc_pk(m - R), row-major; read lazily (they are large). */
-  values: () => Promise<Ciphertext[]>;
+  /** Ring elements per ciphertext (the owner's packing). */
+  slots: number;
+  /** Values in each stored chunk (rows x columns), in order. */
+  chunkValues: number[];
+  /** Each chunk's packs of Enc_pk(m - R), row-major, read one chunk at a time. */
+  chunks: () => AsyncIterable<Ciphertext[]>;
 }
 
 const Args = z.object({
   sources: z
-    .array(z.object({ key: z.string().min(1).max(128), rows: z.number().int().min(1).max(10_000_000) }))
+    .array(
+      z.object({
+        key: z.string().min(1).max(128),
+        rows: z.number().int().min(1).max(10_000_000),
+        slots: z.number().int().min(1).max(1000),
+        chunks: z
+          .array(
+            z
+              .number()
+              .int()
+              .min(1)
+              .max(1 << 26),
+          )
+          .min(1)
+          .max(1_000_000),
+      }),
+    )
     .min(1)
     .max(64),
   columns: z.number().int().min(2).max(10_000),
@@ -61,6 +87,7 @@ const Args = z.object({
     batchSize: z.number().int().min(1).max(4096),
     epochs: z.number().int().min(1).max(1000),
     seed: z.string().min(1).max(200),
+    loss: z.enum(['mse', 'softmax']).optional(),
   }),
   /** The joint key's fingerprint, which KMS recomputes from the seeds' keys and compares. */
   jointKey: z.string().min(1).max(128),
@@ -102,10 +129,39 @@ async function trainShares(
   return flatten(await train(sharedOps(p), x, y, config, onBatch));
 }
 
+/**
+ * Packs of Enc(sum_s (w_s + 2^63) 2^(66 s)) by Horner over the ciphertexts, plus a fresh BCP
+ * encryption of the offsets (which rerandomises each pack). Plain BCP throughout: the owners
+ * decrypt with their own keys, which the KMS form's extra factor would defeat.
+ */
+function packForOwners(pk: BcpPublicKey, cts: readonly Ciphertext[]): Ciphertext[] {
+  const { N, N2 } = pk.params;
+  const per = Math.floor((bitLength(N) - 2) / MODEL_SLOT_BITS);
+  const be = backend();
+  const shift = 1n << BigInt(MODEL_SLOT_BITS);
+  const out: Ciphertext[] = [];
+  for (let i = 0; i < cts.length; i += per) {
+    const group = cts.slice(i, i + per);
+    let [A, B] = [group[group.length - 1]!.A, group[group.length - 1]!.B];
+    let offsets = MODEL_OFFSET;
+    for (let s = group.length - 2; s >= 0; s--) {
+      A = be.modMul(be.modPow(A, shift, N2), group[s]!.A, N2);
+      B = be.modMul(be.modPow(B, shift, N2), group[s]!.B, N2);
+      offsets = (offsets << BigInt(MODEL_SLOT_BITS)) + MODEL_OFFSET;
+    }
+    const fresh = pk.encrypt(offsets);
+    out.push(new Ciphertext(pk, be.modMul(A, fresh.A, N2), be.modMul(B, fresh.B, N2)));
+  }
+  return out;
+}
+
 export interface TwoServerTraining {
-  /** Enc_jointKey(w) for every parameter, in release order. */
+  /** Packs of Enc_jointKey(w + 2^63), MODEL_SLOT_BITS to a slot, every parameter in release order. */
   model: Ciphertext[];
   jointKey: BcpPublicKey;
+  /** Seconds of the training loop at the compute server, and the part its provider spent making correlated randomness. */
+  trainingSeconds: number;
+  offlineSeconds: number;
 }
 
 /** The compute server's half. */
@@ -121,21 +177,37 @@ export async function trainOnTwoServers(
   const jointKey = jointPublicKey(distinct(sources.map((s) => s.key)));
   await ctx.transport.call('register-key', serializePublicKey(jointKey));
   const session = `train-${randomBytes(12).toString('hex')}`;
-  const args = { sources: sources.map((s) => ({ key: s.key.fingerprint, rows: s.rows })), columns, targets, config, jointKey: jointKey.fingerprint };
+  const args = {
+    sources: sources.map((s) => ({ key: s.key.fingerprint, rows: s.rows, slots: s.slots, chunks: s.chunkValues })),
+    columns,
+    targets,
+    config,
+    jointKey: jointKey.fingerprint,
+  };
   const p = await startEngineSession(ctx, TRAIN_PROGRAM, session, args);
   for (const s of sources) await p.channel.exchange(serializeCiphertexts(s.key, [s.seed]));
   const n = sources.reduce((a, s) => a + s.rows, 0);
   const values = new BigUint64Array(n * columns);
   let at = 0;
   for (const s of sources) {
-    const cts = await s.values();
-    if (cts.length !== s.rows * columns) throw new ParameterError(`a source holds ${cts.length} values, not ${s.rows} rows of ${columns}`);
-    values.set(await packedToShares(ctx, p, cts, s.key), at);
-    at += cts.length;
+    if (s.chunkValues.reduce((acc, c) => acc + c, 0) !== s.rows * columns)
+      throw new ParameterError(`a source's chunks do not hold ${s.rows} rows of ${columns}`);
+    let c = 0;
+    for await (const packs of s.chunks()) {
+      const count = s.chunkValues[c++]!;
+      values.set(await packedToShares(p, packs, count, s.slots, s.key, (ms) => encryptAll(ctx, s.key, ms)), at);
+      at += count;
+    }
   }
+  const started = performance.now();
   const weights = await trainShares(p, values, n, columns, targets, config, onBatch);
-  const model = await sharesToCiphertexts(p, share([weights.length], weights), jointKey);
-  return { model, jointKey };
+  const trainingSeconds = (performance.now() - started) / 1000;
+  const offlineSeconds = p.provider.counters.offlineSeconds;
+  const each = await sharesToCiphertexts(p, share([weights.length], weights), jointKey);
+  // Packed, MODEL_SLOT_BITS to a slot with 2^63 added, so the owners' partial decryptions (one
+  // full-length exponentiation each) are one per pack instead of one per parameter.
+  const model = packForOwners(jointKey, each);
+  return { model, jointKey, trainingSeconds, offlineSeconds };
 }
 
 /** The key server's half, registered on its engine endpoint. */
@@ -167,10 +239,15 @@ export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerS
       const values = new BigUint64Array(n * a.columns);
       let at = 0;
       for (let i = 0; i < a.keys.length; i++) {
-        const count = a.sources[i]!.rows * a.columns;
-        const mine = await packedToSharesAtKeyServer(p, state, a.keys[i]!, count, 'train-data');
-        values.set(ring.add(mine, ringAt(seeds[i]!, 0, count)), at);
-        at += count;
+        const src = a.sources[i]!;
+        if (src.chunks.reduce((acc, c) => acc + c, 0) !== src.rows * a.columns) throw new MpcChannelError('the chunks do not hold the rows');
+        let first = 0;
+        for (const count of src.chunks) {
+          const mine = await packedToSharesAtKeyServer(p, state, a.keys[i]!, count, src.slots, 'train-data');
+          values.set(ring.add(mine, ringAt(seeds[i]!, first, count)), at);
+          at += count;
+          first += count;
+        }
       }
       // 3. training, 4. release under the joint key
       const weights = await trainShares(p, values, n, a.columns, a.targets, a.config);

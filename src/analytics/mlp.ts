@@ -28,6 +28,12 @@ export interface MlpConfig {
   epochs: number;
   /** Seeds the initial weights and the batch order. */
   seed: string;
+  /**
+   * `mse`: squared error against the targets (regression; also classification); `softmax`: the
+   * cross-entropy gradient softmax(out) - y, with the softmax approximated in fixed point
+   * (`softmaxRows`), for classification.
+   */
+  loss?: 'mse' | 'softmax';
 }
 
 /** A tensor of one backend: plaintext ring values, or this party's share. */
@@ -48,6 +54,10 @@ export interface TensorOps {
   scale(x: Tensor, c: bigint): Tensor;
   /** Adds a public constant tensor (only one party adds it, on shares). */
   addPublic(x: Tensor, c: RingArray): Tensor;
+  /** Elementwise fixed-point product (one truncation). */
+  mulFixed(a: Tensor, b: Tensor): Promise<Tensor>;
+  /** The largest element of each row, as [rows, 1]. */
+  rowMax(x: Tensor): Promise<Tensor>;
 }
 
 export interface MlpModel {
@@ -153,6 +163,51 @@ function sumRows(x: Tensor): Tensor {
 
 const sub = (a: Tensor, b: Tensor): Tensor => tensor(a.shape, ring.sub(a.data, b.data));
 
+/** Each row of x [r, c] with the row's value of v [r, 1] (broadcast), combined by op. */
+function perRow(x: Tensor, v: Tensor, op: (a: bigint, b: bigint) => bigint): Tensor {
+  const [r, c] = x.shape as [number, number];
+  const out = new BigUint64Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[i * c + j] = BigInt.asUintN(64, op(x.data[i * c + j]!, v.data[i]!));
+  return tensor(x.shape, out);
+}
+
+function rowSums(x: Tensor): Tensor {
+  const [r, c] = x.shape as [number, number];
+  const out = new BigUint64Array(r);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[i] = BigInt.asUintN(64, out[i]! + x.data[i * c + j]!);
+  return tensor([r, 1], out);
+}
+
+const fixed = (v: number, n: number): RingArray => ring.encodeFixed(new Array<number>(n).fill(v), MLP_FRACTION_BITS);
+const zerosLike = (x: Tensor): Tensor => tensor(x.shape, new BigUint64Array(x.data.length));
+
+/** Squarings in exp(x) ~ (1 + x / 2^8)^(2^8), and Newton steps of the reciprocal. */
+export const EXP_SQUARINGS = 8;
+export const RECIPROCAL_STEPS = 8;
+
+/**
+ * Softmax of each row in fixed point, by operations that exist on shares (CrypTen's approach):
+ * subtract the row maximum (so every input is <= 0 and the row sum lies in [1, c]), exp by the
+ * limit (1 + x / 256)^256 (8 squarings; exact in the limit, about 1 / 256 relative error in the
+ * exponent for x near 0, and valid for x >= -256), the row sum's reciprocal by 8 Newton steps
+ * y <- y (2 - s y) from y = 1 / (c + 1) (converges for s in (0, 2 (c + 1)); error below 2^-16
+ * after 8 steps for c <= 16 classes... and within 2^-10 up to c = 1000), then the product.
+ */
+export async function softmaxRows(ops: TensorOps, z: Tensor): Promise<Tensor> {
+  const [r, c] = z.shape as [number, number];
+  const x = perRow(z, await ops.rowMax(z), (a, m) => a - m);
+  let t = ops.addPublic(ops.scale(x, 1n << BigInt(MLP_FRACTION_BITS - EXP_SQUARINGS)), fixed(1, x.data.length));
+  for (let k = 0; k < EXP_SQUARINGS; k++) t = await ops.mulFixed(t, t);
+  const s = rowSums(t);
+  let y = ops.addPublic(zerosLike(s), fixed(1 / (c + 1), r));
+  for (let k = 0; k < RECIPROCAL_STEPS; k++) {
+    const sy = await ops.mulFixed(s, y);
+    y = await ops.mulFixed(y, ops.addPublic(tensor(sy.shape, ring.neg(sy.data)), fixed(2, r)));
+  }
+  const yRows = perRow(zerosLike(t), y, (_, v) => v);
+  return ops.mulFixed(t, yRows);
+}
+
 /** The forward pass: each layer's input and the ReLU derivatives of the hidden layers. */
 export async function forward(ops: TensorOps, m: MlpModel, x: Tensor): Promise<{ inputs: Tensor[]; derivatives: Tensor[]; out: Tensor }> {
   const inputs: Tensor[] = [];
@@ -170,9 +225,11 @@ export async function forward(ops: TensorOps, m: MlpModel, x: Tensor): Promise<{
 }
 
 /** One SGD step on a batch: gradients of the squared error, W -= (lr / batch) dW. */
-export async function step(ops: TensorOps, m: MlpModel, x: Tensor, y: Tensor, stepC: bigint): Promise<MlpModel> {
+export async function step(ops: TensorOps, m: MlpModel, x: Tensor, y: Tensor, stepC: bigint, loss: MlpConfig['loss'] = 'mse'): Promise<MlpModel> {
   const { inputs, derivatives, out } = await forward(ops, m, x);
-  let delta = sub(out, y); // d(0.5 ||out - y||^2) / d out, summed over the batch
+  // The output gradient, summed over the batch: out - y for the squared error (its half), or
+  // softmax(out) - y for the cross-entropy.
+  let delta = sub(loss === 'softmax' ? await softmaxRows(ops, out) : out, y);
   const weights = [...m.weights];
   const biases = [...m.biases];
   for (let l = m.weights.length - 1; l >= 0; l--) {
@@ -211,7 +268,7 @@ export async function train(
   for (let e = 0; e < order.length; e++) {
     for (let b = 0; b < order[e]!.length; b++) {
       const rows = order[e]![b]!;
-      m = await step(ops, m, rowsOf(x, rows), rowsOf(y, rows), stepC);
+      m = await step(ops, m, rowsOf(x, rows), rowsOf(y, rows), stepC, c.loss);
       await onBatch?.({ epoch: e + 1, batch: b + 1, batches: order[e]!.length });
     }
   }
@@ -239,6 +296,19 @@ export const plainOps: TensorOps = {
   addPublic(x, c) {
     return tensor(x.shape, ring.add(x.data, c));
   },
+  async mulFixed(a, b) {
+    return tensor(a.shape, ring.shiftRightSigned(ring.mul(a.data, b.data), MLP_FRACTION_BITS));
+  },
+  async rowMax(x) {
+    const [r, c] = x.shape as [number, number];
+    const out = new BigUint64Array(r);
+    for (let i = 0; i < r; i++) {
+      let m = BigInt.asIntN(64, x.data[i * c]!);
+      for (let j = 1; j < c; j++) if (BigInt.asIntN(64, x.data[i * c + j]!) > m) m = BigInt.asIntN(64, x.data[i * c + j]!);
+      out[i] = BigInt.asUintN(64, m);
+    }
+    return tensor([r, 1], out);
+  },
 };
 
 /** Scores of the output layer for plaintext inputs (reals in, reals out), for a released model. */
@@ -247,7 +317,7 @@ export function predictScores(model: { weights: number[][][]; biases: number[][]
     let a = row;
     model.weights.forEach((w, l) => {
       const z = model.biases[l]!.map((b, j) => a.reduce((s, v, i) => s + v * w[i]![j]!, b));
-      a = l === model.weights.length - 1 ? z : z.map((v) => (v > 0 ? v : 0));
+      a = l === model.weights.length - 1 ? z : z.map((v) => (v >= 0 ? v : 0));
     });
     return a;
   });

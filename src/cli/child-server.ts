@@ -55,6 +55,11 @@ export async function startChildServer(args: string[], opts: ChildServerOptions 
       reject(new Error(`${args[0]} exited with code ${code}:\n${log}`));
     });
   });
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    // A server that dies under a running demo says so, with its last words, instead of a bare "fetch failed".
+    if (!stopping) process.stderr.write(`${args[0]} exited unexpectedly (${signal ?? `code ${code}`}):\n${log.split('\n').slice(-20).join('\n')}\n`);
+  });
   return {
     url: info.url!,
     info,
@@ -62,6 +67,7 @@ export async function startChildServer(args: string[], opts: ChildServerOptions 
     log: () => log,
     stop: () =>
       new Promise<void>((resolve) => {
+        stopping = true;
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
@@ -80,10 +86,35 @@ export async function startServerPair(o: {
   keyBits: number;
   database?: string;
   echoLog?: boolean;
-}): Promise<{ ks: ChildServer; cs: ChildServer }> {
-  const ks = await startChildServer(['key-server', 'start', '--data-dir', join(o.dir, 'ks'), '--port', '0', '--key-bits', String(o.keyBits)], {
-    echoLog: o.echoLog,
-  });
+  /** Also start a dealer process and point both servers at it (the engine's `dealer` provider). */
+  dealer?: boolean;
+}): Promise<{ ks: ChildServer; cs: ChildServer; dealer?: ChildServer }> {
+  const dealer = o.dealer
+    ? await startChildServer(['dealer', 'start', '--data-dir', join(o.dir, 'dealer'), '--port', '0', '--key-server-port', '0'], {
+        echoLog: o.echoLog,
+      })
+    : undefined;
+  const via = (url?: string, key?: string) => (dealer ? ['--dealer', url!, '--dealer-key', key!] : []);
+  let ks: ChildServer;
+  try {
+    ks = await startChildServer(
+      [
+        'key-server',
+        'start',
+        '--data-dir',
+        join(o.dir, 'ks'),
+        '--port',
+        '0',
+        '--key-bits',
+        String(o.keyBits),
+        ...via(dealer?.info.keyServerUrl, dealer?.info.keyServer),
+      ],
+      { echoLog: o.echoLog },
+    );
+  } catch (e) {
+    await dealer?.stop();
+    throw e;
+  }
   try {
     const args = [
       'compute-server',
@@ -97,10 +128,13 @@ export async function startServerPair(o: {
       '--channel-key',
       ks.info.channelKey!,
     ];
-    const cs = await startChildServer([...args, ...(o.database ? ['--database', o.database] : [])], { echoLog: o.echoLog });
-    return { ks, cs };
+    const cs = await startChildServer([...args, ...(o.database ? ['--database', o.database] : []), ...via(dealer?.url, dealer?.info.computeServer)], {
+      echoLog: o.echoLog,
+    });
+    return { ks, cs, dealer };
   } catch (e) {
     await ks.stop();
+    await dealer?.stop();
     throw e;
   }
 }

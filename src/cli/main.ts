@@ -6,6 +6,7 @@ import { integerFlag, list, listOf, numberFlag, oneOf } from './parse.js';
 import { addServerCommands } from './servers.js';
 import { addPartyCommands } from './parties.js';
 import { runDemo, SHIPPED_IRIS } from './demo.js';
+import { runNnDemo, SHIPPED_DIGITS } from './demo-nn.js';
 import { runStatsDemo } from './demo-stats.js';
 
 const program = new Command('ciphermine')
@@ -72,6 +73,35 @@ demo
   .addHelpText('after', '\nExample:\n  $ ciphermine demo stats --mode spmdp --blocks 4\n')
   .action(async (o) => {
     const r = await runStatsDemo({ ...o, json: !!o.json });
+    if (o.json) console.log(JSON.stringify(r));
+  });
+
+demo
+  .command('nn')
+  .description('seed 002: owners upload secret-shared labelled data, the two servers train a neural network, the owners decrypt it jointly')
+  .option('--data <file>', 'labelled CSV with a header row', SHIPPED_DIGITS)
+  .option('--label <column>', 'the label column', 'label')
+  .option('--layers <a,b>', 'hidden layer widths (input and output come from the data)', listOf('--layers', integerFlag('--layers', 1)), [32])
+  .option('--epochs <n>', 'passes over the training rows', integerFlag('--epochs', 1), 30)
+  .option('--batch <n>', 'mini-batch size', integerFlag('--batch', 1), 64)
+  .option('--lr <x>', 'learning rate', numberFlag('--lr', 0, true), 1)
+  .option('--owners <n>', 'data owners the training rows are split among', integerFlag('--owners', 1), 3)
+  .option(
+    '--provider <p>',
+    'correlated randomness: dealer (a third process) or ot (the two servers alone)',
+    oneOf('--provider', ['dealer', 'ot']),
+    'dealer',
+  )
+  .option('--seed <s>', 'seeds the initial weights and the batch order', 'ciphermine')
+  .option('--key-bits <bits>', 'size of N (at least 2048)', (v: string) => checkKeyBits(integerFlag('--key-bits', 256)(v)), 2048)
+  .option('--verbose', "show the servers' logs")
+  .option('--json', 'print one JSON object as the last line')
+  .addHelpText(
+    'after',
+    '\nExample:\n  $ ciphermine demo nn --epochs 30 --provider dealer --json\n  $ ciphermine demo nn --data data/iris.csv --layers 8 --epochs 20 --batch 16 --lr 0.5\n',
+  )
+  .action(async (o) => {
+    const r = await runNnDemo({ ...o, hidden: o.layers, json: !!o.json });
     if (o.json) console.log(JSON.stringify(r));
   });
 

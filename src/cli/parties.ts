@@ -6,7 +6,11 @@
 import { requireCertFingerprint } from '../crypto/tls.js';
 import { GRANT_SCOPES } from '../services/store/store.js';
 import { requireFingerprint } from '../clients/pins.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { parseNumericCsv } from '../clients/csv.js';
+import type { ModelFile } from '../clients/model-decryption.js';
+import { argmax, predictScores } from '../analytics/mlp.js';
 import type { Command } from 'commander';
 import { ParameterError } from '../crypto/errors.js';
 import { WorkerPool } from '../crypto/pool.js';
@@ -14,7 +18,7 @@ import { DataOwner } from '../clients/data-owner.js';
 import { QueryClient, type FollowOptions } from '../clients/query-client.js';
 import { loadIdentity, saveIdentity } from '../clients/identity.js';
 import { revokeToken, rotateToken } from '../clients/tokens.js';
-import { integerFlag, list, listOf, numberFlag, oneOf } from './parse.js';
+import { integerFlag, list, listOf, numberFlag, numberList, oneOf } from './parse.js';
 import { progressReporter, uploadReporter } from './progress.js';
 
 const server = process.env.CIPHERMINE_SERVER ?? 'http://127.0.0.1:7400';
@@ -43,6 +47,35 @@ export function addPartyCommands(program: Command): void {
   addClientCommands(program);
   addQueryCommands(program);
   addTokenCommands(program);
+  addTrainCommands(program);
+}
+
+function addTrainCommands(program: Command): void {
+  program
+    .command('predict')
+    .description('apply a released model (owner decrypt-model) to a local CSV: prints the prediction of every row, and the accuracy with --label')
+    .requiredOption('--model <file>', 'the model JSON')
+    .requiredOption('--csv <file>', "rows with the model's feature columns (others are ignored)")
+    .option('--label <column>', 'compare with this column and print the accuracy')
+    .action((o) => {
+      const model = JSON.parse(readFileSync(o.model, 'utf8')) as ModelFile;
+      if (model.format !== 'ciphermine-mlp/v1') throw new ParameterError(`${o.model} is not a Ciphermine model`);
+      const table = parseNumericCsv(readFileSync(o.csv, 'utf8'));
+      const at = model.features.map((f) => {
+        const j = table.columns.indexOf(f);
+        if (j < 0) throw new ParameterError(`${o.csv} has no column '${f}', which the model needs`);
+        return j;
+      });
+      const scores = predictScores(
+        model,
+        table.rows.map((r) => at.map((j) => r[j]!)),
+      );
+      const predictions = scores.map((s) => (model.task === 'classification' ? model.classes![argmax(s)]! : s[0]!));
+      const label = o.label === undefined ? -1 : table.columns.indexOf(o.label);
+      if (o.label !== undefined && label < 0) throw new ParameterError(`${o.csv} has no column '${o.label}'`);
+      const accuracy = label < 0 ? undefined : predictions.filter((p, i) => p === table.rows[i]![label]).length / predictions.length;
+      print({ predictions, accuracy });
+    });
 }
 
 function addTokenCommands(program: Command): void {
@@ -109,6 +142,15 @@ function addOwnerCommands(program: Command): void {
       'the largest delta one Gaussian DP query may spend on this dataset (default 1e-6; 0 allows no Gaussian queries)',
       numberFlag('--max-delta', 0),
     )
+    .option(
+      '--for <purpose>',
+      'analytics (k-means and DP statistics; the default) or training (neural networks: secret-shared values)',
+      oneOf('--for', ['analytics', 'training']),
+      'analytics',
+    )
+    .option('--label <column>', 'training: the label column')
+    .option('--classes <a,b>', "training: the classes in one-hot order, the same at every owner (default: this file's labels, sorted)", numberList)
+    .option('--task <t>', 'training: classification (the default) or regression', oneOf('--task', ['classification', 'regression']), 'classification')
     .option('--resume <dataset>', 'finish an interrupted upload of this dataset from the same file (sent chunks are skipped)')
     .option('--chunk-rows <n>', 'rows per uploaded chunk (default: as many as fit 8 MiB of ciphertexts)', integerFlag('--chunk-rows', 1))
     .addHelpText(
@@ -134,10 +176,31 @@ function addOwnerCommands(program: Command): void {
           pool,
           onProgress: uploadReporter(),
         };
-        print(o.resume ? await d.resumeCsvFile(o.resume, o.csv, opts) : await d.uploadCsvFile(o.csv, opts));
+        if (o.for === 'training') {
+          if (!o.label) throw new ParameterError('a training upload names its label column (--label)');
+          if (o.resume) throw new ParameterError('a training upload cannot be resumed: upload it again');
+          const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
+          const id = await d.uploadForTraining(o.name ?? basename(o.csv), table, { ...opts, label: o.label, classes: o.classes, task: o.task });
+          print({ dataset: id, rows: table.rows.length, columns: table.columns });
+        } else print(o.resume ? await d.resumeCsvFile(o.resume, o.csv, opts) : await d.uploadCsvFile(o.csv, opts));
       } finally {
         await pool.close();
       }
+    });
+  cmd
+    .command('decrypt-model')
+    .description(
+      "take part in the joint decryption of a model trained on your data (every owner of the model runs it; it waits for the others' parts)",
+    )
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--job <id>', 'the training job')
+    .requiredOption('--out <file>', 'where to write the model (JSON)')
+    .option('--wait <seconds>', "how long to wait for the other owners' parts", integerFlag('--wait', 0), 600)
+    .addHelpText('after', example('ciphermine owner decrypt-model --identity .ciphermine/alice.id --job job-... --out model.json'))
+    .action(async (o) => {
+      const model = await (await owner(o.identity)).decryptModel(o.job, o.wait * 1000);
+      writeFileSync(o.out, JSON.stringify(model));
+      print({ model: o.out, layers: model.layers });
     });
   cmd
     .command('datasets')
@@ -218,6 +281,28 @@ function addClientCommands(program: Command): void {
     .requiredOption('--identity <file>', IDENTITY_HELP)
     .addHelpText('after', example('ciphermine client datasets --identity .ciphermine/analyst.id'))
     .action(async (o) => print(await client(o.identity).datasets()));
+  cmd
+    .command('train')
+    .description(
+      'train a neural network (seed 002) on granted training uploads: the two servers train on secret shares; the model is released to the data owners, who decrypt it together (owner decrypt-model)',
+    )
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--datasets <a,b>', 'granted training uploads with the same columns and classes', list)
+    .requiredOption('--layers <a,b,c>', 'widths from input to output, e.g. 64,32,10', listOf('--layers', integerFlag('--layers', 1)))
+    .option('--epochs <n>', 'passes over the data', integerFlag('--epochs', 1), 10)
+    .option('--batch <n>', 'mini-batch size', integerFlag('--batch', 1), 64)
+    .option('--lr <x>', 'learning rate', numberFlag('--lr', 0, true), 0.5)
+    .option('--loss <l>', 'softmax (classification) or mse; default by the task', oneOf('--loss', ['softmax', 'mse']))
+    .option('--seed <s>', 'seeds the initial weights and the batch order', 'ciphermine')
+    .addHelpText('after', example('ciphermine client train --identity .ciphermine/analyst.id --datasets ds-...,ds-... --layers 64,32,10 --epochs 30'))
+    .action(async (o) => {
+      const r = await client(o.identity).train(
+        { datasets: o.datasets, layers: o.layers, epochs: o.epochs, batchSize: o.batch, learningRate: o.lr, loss: o.loss, seed: o.seed },
+        follow(),
+      );
+      const { model: _model, jointKey: _key, ...summary } = r;
+      print(summary);
+    });
   cmd
     .command('kmeans')
     .description('run exact k-means on granted datasets: prints the job id at once, follows it (through server restarts), decrypts the result')

@@ -5,6 +5,7 @@
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { ringAt, SEED_BYTES } from '../mpc/prg.js';
+import { packRing, ringSlots } from '../mpc/packed-conversion.js';
 import { MLP_FRACTION_BITS } from '../analytics/mlp.js';
 import { trainingTable, type TrainingTableOptions } from './training-table.js';
 import { decryptJointModel, type ModelFile } from './model-decryption.js';
@@ -260,15 +261,19 @@ export class DataOwner {
     const seedCt = this.sk.publicKey.encrypt(BigInt('0x' + seed.toString('hex')));
     const codec = new FixedPointCodec({ fractionBits: MLP_FRACTION_BITS, maxAbs: Math.max(1, largestAbs(prepared.rows)) });
     const cols = prepared.columns.length;
+    const slots = ringSlots(this.sk.publicKey.params.N);
     const id = await this.createDataset(name, prepared.columns, prepared.rows.length, codec, {
       ...opts,
-      training: { ...prepared.info, seed: serializeCiphertexts(this.sk.publicKey, [seedCt]).toString('base64') },
+      training: { ...prepared.info, seed: serializeCiphertexts(this.sk.publicKey, [seedCt]).toString('base64'), slots },
     });
-    const chunkRows = opts.chunkRows ?? defaultChunkRows(cols, this.sk.publicKey.params.elementBytes);
+    const chunkRows = opts.chunkRows ?? slots * defaultChunkRows(cols, this.sk.publicKey.params.elementBytes);
     const share: RowEncoder = (rows, first) => {
       const m = rows.flatMap((r) => codec.encodeRow(r));
       const R = ringAt(seed, first * cols, m.length);
-      return m.map((v, i) => BigInt.asUintN(64, v - R[i]!));
+      return packRing(
+        m.map((v, i) => BigInt.asUintN(64, v - R[i]!)),
+        slots,
+      );
     };
     await this.sendChunks(id, share, tableBatches(prepared.rows, chunkRows), prepared.rows.length, new Map(), opts);
     return id;

@@ -20,6 +20,7 @@ import {
 import { deserializeCiphertexts, deserializePublicKey } from '../crypto/serialize.js';
 import { CiphermineError } from '../crypto/errors.js';
 import type { ComputeServerApi } from './api.js';
+import { MODEL_OFFSET, MODEL_SLOT_BITS } from '../analytics/mlp-two-server.js';
 
 /** The released model: plain JSON that `ciphermine predict` reads (docs/neural-networks.md). */
 export interface ModelFile {
@@ -40,7 +41,14 @@ interface ModelInfo {
   owners: Array<{ id: string; bcpPublicKey: string; x25519PublicKey: string }>;
   partials: Array<{ from: string; envelope: string }>;
   posted: boolean;
-  job: { layers: number[]; features: string[]; task: 'classification' | 'regression'; classes: number[] | null; fractionBits: number };
+  job: {
+    layers: number[];
+    features: string[];
+    task: 'classification' | 'regression';
+    classes: number[] | null;
+    fractionBits: number;
+    parameters: number;
+  };
 }
 
 export interface OwnerKeys {
@@ -121,7 +129,20 @@ export async function decryptJointModel(me: OwnerKeys, job: string, waitMs = 0):
     verifyPartial(keys.get(o.id)!, cts, part, context(job, o.id), `owner ${o.id}`);
     return part;
   });
-  return modelFile(job, info.job, combinePartials(cts, [mine, ...theirs]));
+  return modelFile(job, info.job, unpackModel(combinePartials(cts, [mine, ...theirs]), info.job.parameters));
+}
+
+/** The parameters from the opened packs: 66-bit slots holding w + 2^63. */
+function unpackModel(packs: readonly bigint[], count: number): bigint[] {
+  const per = Math.ceil(count / packs.length);
+  const mask = (1n << BigInt(MODEL_SLOT_BITS)) - 1n;
+  const out: bigint[] = [];
+  for (const p of packs) {
+    let v = p < 0n ? 0n : p;
+    for (let s = 0; s < per && out.length < count; s++, v >>= BigInt(MODEL_SLOT_BITS)) out.push((v & mask) - MODEL_OFFSET);
+  }
+  if (out.length !== count) throw new PartialDecryptionError('the model does not hold its parameters');
+  return out;
 }
 
 function modelFile(job: string, meta: ModelInfo['job'], values: bigint[]): ModelFile {

@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import { ringSlots } from '../mpc/packed-conversion.js';
 import { registerModelRoutes } from './model-routes.js';
 import type { TrainingInfo } from './store/store.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
@@ -143,6 +144,7 @@ const datasetBody = z.object({
       classes: z.array(z.number().finite()).min(2).max(1000).nullable(),
       targets: z.number().int().min(1).max(1000),
       seed: z.string().min(1).max(100_000),
+      slots: z.number().int().min(1).max(1000),
     })
     .optional(),
 });
@@ -177,6 +179,7 @@ function checkTraining(t: TrainingInfo, columns: number, owner: Party, params: B
     throw badRequest('a regression upload has one target column and no classes');
   const pk = deserializePublicKey(owner.bcpPublicKey, params);
   if (deserializeCiphertexts(Buffer.from(t.seed, 'base64'), pk).length !== 1) throw badRequest('the training seed is one ciphertext');
+  if (t.slots > ringSlots(params.N)) throw badRequest(`at most ${ringSlots(params.N)} values fit a ciphertext`);
   return t;
 }
 
@@ -306,8 +309,10 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     const bytes = openEnvelope(aesKey, envelope, context);
     checkCiphertextTag(deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id }, 'hmac-tag'), context, bytes, b.tag);
     const cts = deserializeCiphertexts(bytes, deserializePublicKey(owner.bcpPublicKey, params));
-    if (cts.length !== b.rows * d.columns.length)
-      throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${b.rows} rows x ${d.columns.length} columns`);
+    // A training upload packs each chunk's values, `slots` to a ciphertext.
+    const expected = d.training ? Math.ceil((b.rows * d.columns.length) / d.training.slots) : b.rows * d.columns.length;
+    if (cts.length !== expected)
+      throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${expected} for ${b.rows} rows x ${d.columns.length} columns`);
     const uploadedRows = await store.putChunk(id, d.rows, { idx, rows: b.rows, envelope, tag: b.tag });
     if (uploadedRows === null) throw badRequest(`more rows than the ${d.rows} declared, or the dataset is complete`);
     return { ok: true, uploadedRows };

@@ -43,7 +43,8 @@ export interface DatasetRow {
 /**
  * A training upload (seed 002): every value m (fixed point, 16 fraction bits, as a ring element)
  * was split by the owner into R from a PRG and m - R; the compute server stores Enc_pk(m - R), and
- * the PRG seed travels as one BCP ciphertext under the owner's key for the key server alone.
+ * the PRG seed travels as one BCP ciphertext under the owner's key for the key server alone. The
+ * values of each chunk are packed `slots` to a ciphertext.
  */
 export interface TrainingInfo {
   task: 'classification' | 'regression';
@@ -55,6 +56,8 @@ export interface TrainingInfo {
   targets: number;
   /** Serialised BCP ciphertext of the 32-byte seed under the owner's key, base64. */
   seed: string;
+  /** Ring elements per ciphertext: each chunk's row-major values, packed (mpc/packed-conversion.ts). */
+  slots: number;
 }
 
 /** The job kinds a grant may allow. */

@@ -15,11 +15,17 @@ export const trainSpec = z.object({
   learningRate: z.number().positive().max(16).default(0.5),
   /** Seeds the initial weights and the batch order: the same seed gives the same training. */
   seed: z.string().min(1).max(200).default('ciphermine'),
+  /** `softmax` (cross-entropy, classification only) or `mse`; default: softmax for classification, mse for regression. */
+  loss: z.enum(['mse', 'softmax']).optional(),
 });
 
 export const trainResult = z.object({
-  /** Every parameter (W_1, b_1, W_2, b_2, ..., row-major), fixed point, BCP ciphertexts under the joint key, base64. */
+  /**
+   * Every parameter (W_1, b_1, W_2, b_2, ..., row-major) in fixed point, packed: BCP ciphertexts
+   * under the joint key of sum_s (w_s + 2^63) 2^(66 s), base64.
+   */
   model: z.string(),
+  parameters: z.number().int(),
   /** The owners' joint public key, serialised, base64, and the owners in key order. */
   jointKey: z.string(),
   owners: z.array(z.string()),
@@ -29,8 +35,11 @@ export const trainResult = z.object({
   classes: z.array(z.number()).nullable(),
   fractionBits: z.number().int(),
   epochs: z.number().int(),
-  /** Seconds of training per epoch (online and offline together), for the record. */
+  loss: z.enum(['mse', 'softmax']),
+  /** Seconds per epoch at the compute server: the online part, and the provider's offline part. */
   secondsPerEpoch: z.number(),
+  offlineSecondsPerEpoch: z.number(),
+  provider: z.enum(['dealer', 'ot']),
 });
 
 export type TrainSpec = z.input<typeof trainSpec>;

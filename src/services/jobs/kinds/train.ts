@@ -6,7 +6,7 @@
  * ciphertexts under the joint key, which no single party can open.
  */
 import { deserializeCiphertexts, deserializePublicKey, serializeCiphertexts, serializePublicKey } from '../../../crypto/index.js';
-import { trainOnTwoServers, type SharedSource } from '../../../analytics/mlp-two-server.js';
+import { parameterCount, trainOnTwoServers, type SharedSource } from '../../../analytics/mlp-two-server.js';
 import { validateConfig, MLP_FRACTION_BITS } from '../../../analytics/mlp.js';
 import { datasetChunks } from '../../dataset-reader.js';
 import { badRequest } from '../../http-errors.js';
@@ -29,6 +29,12 @@ function sameShape(ds: readonly DatasetRow[]): DatasetRow {
   return first;
 }
 
+/** Softmax's cross-entropy suits classes only; regression trains on the squared error. */
+function lossOf(asked: 'mse' | 'softmax' | undefined, task: 'classification' | 'regression'): 'mse' | 'softmax' {
+  if (asked === 'softmax' && task === 'regression') throw badRequest('the softmax loss is for classification uploads');
+  return asked ?? (task === 'classification' ? 'softmax' : 'mse');
+}
+
 export const trainKind = defineJobKind({
   name: 'train',
   description: 'train a neural network (MLP, ReLU) on secret-shared training uploads; the model is released to the owners jointly (seed 002)',
@@ -39,6 +45,7 @@ export const trainKind = defineJobKind({
     const ds = await grantedDatasets(services.store, client, spec.datasets, 'train');
     const first = sameShape(ds);
     const targets = first.training!.targets;
+    lossOf(spec.loss, first.training!.task);
     try {
       validateConfig({ ...spec }, first.columns.length - targets, targets);
     } catch (e) {
@@ -60,24 +67,23 @@ export const trainKind = defineJobKind({
           key,
           seed: deserializeCiphertexts(Buffer.from(d.training!.seed, 'base64'), key, 1)[0]!,
           rows: d.rows,
-          values: async () => {
-            const out = [];
-            for await (const cts of datasetChunks(store, d, params, x25519)) out.push(...cts);
-            return out;
-          },
+          slots: d.training!.slots,
+          chunkValues: (await store.chunkSizes(d.id)).map((c) => c.rows * d.columns.length),
+          chunks: () => datasetChunks(store, d, params, x25519),
         };
       }),
     );
+    const loss = lossOf(ctx.spec.loss, info.task);
     const config = {
       layers: ctx.spec.layers,
       epochs: ctx.spec.epochs,
       batchSize: ctx.spec.batchSize,
       learningRate: ctx.spec.learningRate,
       seed: ctx.spec.seed,
+      loss,
     };
-    const started = performance.now();
     let lastEpoch = 0;
-    const { model, jointKey } = await ctx.phase('training', () =>
+    const { model, jointKey, trainingSeconds, offlineSeconds } = await ctx.phase('training', () =>
       trainOnTwoServers(compute, sources, first.columns.length, info.targets, config, async (p) => {
         if (p.batch === p.batches || p.epoch !== lastEpoch) {
           lastEpoch = p.epoch;
@@ -85,18 +91,22 @@ export const trainKind = defineJobKind({
         }
       }),
     );
-    const seconds = (performance.now() - started) / 1000;
+    const perEpoch = (s: number) => Number((s / ctx.spec.epochs).toFixed(3));
     return {
       model: serializeCiphertexts(jointKey, model).toString('base64'),
       jointKey: serializePublicKey(jointKey).toString('base64'),
       owners: [...new Set(ds.map((d) => d.ownerId))],
+      parameters: parameterCount(ctx.spec.layers),
       layers: ctx.spec.layers,
       features: first.columns.slice(0, first.columns.length - info.targets),
       task: info.task,
       classes: info.classes,
       fractionBits: MLP_FRACTION_BITS,
       epochs: ctx.spec.epochs,
-      secondsPerEpoch: Number((seconds / ctx.spec.epochs).toFixed(3)),
+      loss,
+      secondsPerEpoch: perEpoch(trainingSeconds - offlineSeconds),
+      offlineSecondsPerEpoch: perEpoch(offlineSeconds),
+      provider: compute.dealer ? ('dealer' as const) : ('ot' as const),
     };
   },
 });
