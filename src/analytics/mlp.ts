@@ -75,9 +75,9 @@ export function validateConfig(c: MlpConfig, features: number, outputs: number):
   if (c.layers.at(-1) !== outputs) throw new ParameterError(`the last layer has ${c.layers.at(-1)} outputs, the targets have ${outputs}`);
   if (!Number.isInteger(c.batchSize) || c.batchSize < 1 || c.batchSize > 4096) throw new ParameterError('the batch size is 1 to 4096');
   if (!Number.isInteger(c.epochs) || c.epochs < 1 || c.epochs > 1000) throw new ParameterError('epochs are 1 to 1000');
-  const step = stepConstant(c);
   if (!(c.learningRate > 0) || !Number.isFinite(c.learningRate) || c.learningRate > 16)
     throw new ParameterError('the learning rate must be in (0, 16]');
+  const step = stepConstant(c);
   // lr / batch in fixed point: 0 would train nothing, silently.
   if (step === 0n)
     throw new ParameterError(`learning rate / batch size = ${c.learningRate / c.batchSize} is below the fixed point's resolution 2^-16`);

@@ -1,0 +1,129 @@
+/**
+ * Seed 002 through the services: owners upload secret-shared training data, a query client trains,
+ * the owners decrypt the model jointly (each gets the same model, equal to the plaintext reference
+ * within the bound); what the key server decrypts is data-independent and never under the model's
+ * key; bad input is refused with clear errors.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { DataOwner } from '../../src/clients/data-owner.js';
+import { QueryClient } from '../../src/clients/query-client.js';
+import { ApiError } from '../../src/clients/api.js';
+import { argmax, plainOps, predictScores, train } from '../../src/analytics/mlp.js';
+import * as ring from '../../src/mpc/ring.js';
+import { startServices, type Services } from './services-harness.js';
+import { ksSameDistribution } from '../protocols/harness.js';
+
+const rows = readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8')
+  .trim()
+  .split('\n')
+  .slice(1)
+  .map((l) => l.trim().split(',').map(Number));
+const scaled = rows.map((r) => [...r.slice(0, 4).map((v) => v / 8), r[4]!]);
+const columns = ['sl', 'sw', 'pl', 'pw', 'label'];
+const half = (k: number) => ({ columns, rows: scaled.filter((_, i) => i % 2 === k) });
+
+describe('training on two clouds through the services', () => {
+  let s: Services;
+  let a: DataOwner;
+  let b: DataOwner;
+  let q: QueryClient;
+  let ds: string[];
+  const seen = new Map<string, bigint[]>();
+  before(async () => {
+    s = await startServices(512);
+    s.ks.core.observer = (protocol, values) => seen.set(protocol, [...(seen.get(protocol) ?? []), ...values]);
+    [a, b] = [await DataOwner.register(s.cs.url, 'A'), await DataOwner.register(s.cs.url, 'B')];
+    q = await QueryClient.register(s.cs.url, 'q');
+    ds = [await a.uploadForTraining('a', half(0), { label: 'label' }), await b.uploadForTraining('b', half(1), { label: 'label' })];
+    await a.grant(ds[0]!, q.id, ['train']);
+    await b.grant(ds[1]!, q.id, ['train']);
+  });
+  after(() => s.close());
+
+  const spec = { layers: [4, 8, 3], epochs: 3, batchSize: 16, learningRate: 0.5, seed: 'svc', loss: 'mse' as const };
+
+  it('trains, and every owner decrypts the same model, equal to the plaintext training within the bound', async () => {
+    seen.clear();
+    const r = await q.train({ datasets: ds, ...spec });
+    assert.deepEqual(new Set(r.owners), new Set([a.id, b.id]));
+    // The first owner alone cannot open it; it names the owner still to take part.
+    await assert.rejects(a.decryptModel(r.jobId, 0), new RegExp(`waiting for the partial decryption of owner ${b.id}`));
+    const [ma, mb] = await Promise.all([a.decryptModel(r.jobId, 30_000), b.decryptModel(r.jobId, 30_000)]);
+    assert.deepEqual(ma.weights, mb.weights);
+    // The reference: the same rows in the same order (owner a's, then b's), same seed.
+    const ordered = [...half(0).rows, ...half(1).rows];
+    const x = {
+      shape: [ordered.length, 4],
+      data: ring.encodeFixed(
+        ordered.flatMap((r) => r.slice(0, 4)),
+        16,
+      ),
+    };
+    const y = {
+      shape: [ordered.length, 3],
+      data: ring.encodeFixed(
+        ordered.flatMap((r) => [0, 1, 2].map((c) => (c === r[4] ? 1 : 0))),
+        16,
+      ),
+    };
+    const ref = await train(plainOps, x, y, spec);
+    const refW = ref.weights.map((w) => ring.decodeFixed(w.data, 16));
+    const worst = Math.max(...ma.weights.flatMap((w, l) => w.flat().map((v, i) => Math.abs(v - refW[l]![i]!))));
+    const steps = spec.epochs * Math.ceil(150 / spec.batchSize);
+    assert.ok(worst <= (16 * steps) / 65536, `largest weight difference ${worst} after ${steps} steps`);
+    const acc =
+      predictScores(
+        ma,
+        scaled.map((r) => r.slice(0, 4)),
+      ).filter((sc, i) => argmax(sc) === scaled[i]![4]).length / 150;
+    assert.ok(acc > 0.6, `accuracy ${acc}`);
+    // What the key server decrypted: the seeds and masked values only, never anything under the model's key.
+    assert.deepEqual([...seen.keys()].sort(), ['train-data', 'train-data-pack', 'train-seed']);
+  });
+
+  it("the key server's view of the shared data does not depend on the data (KS, alpha 0.001), with a negative control", async () => {
+    const view = async (value: number) => {
+      const o = await DataOwner.register(s.cs.url, `v${value}`);
+      const id = await o.uploadForTraining(
+        'v',
+        { columns, rows: Array.from({ length: 60 }, (_, i) => [value, value, value, value, i % 3]) },
+        { label: 'label', classes: [0, 1, 2] },
+      );
+      await o.grant(id, q.id, ['train']);
+      seen.clear();
+      await q.train({ datasets: [id], ...spec, epochs: 1 });
+      return (seen.get('train-data') ?? []).map((v) => Number(v >> 64n) / 2 ** 40);
+    };
+    const zeros = await view(0);
+    const large = await view(1000);
+    assert.ok(zeros.length >= 300 && zeros.length === large.length);
+    const ks = ksSameDistribution(zeros, large);
+    assert.ok(ks.same, `KS d = ${ks.d} > ${ks.critical}`);
+    // Negative control: the unmasked values would be told apart at once.
+    assert.ok(
+      !ksSameDistribution(
+        zeros.map(() => 0),
+        large.map(() => 1000),
+      ).same,
+    );
+  });
+
+  it('refuses bad input with clear errors', async () => {
+    const reject = (p: Promise<unknown>, status: number, re: RegExp) =>
+      assert.rejects(p, (e: unknown) => e instanceof ApiError && e.status === status && re.test(e.message));
+    await assert.rejects(a.uploadForTraining('x', half(0), { label: 'species' }), /no label column 'species'/);
+    await assert.rejects(a.uploadForTraining('x', half(0), { label: 'label', classes: [0, 1] }), /label 2 is not one of the classes 0,1/);
+    await reject(q.train({ datasets: ds, ...spec, layers: [5, 8, 3] }), 400, /5 inputs, the data has 4 features/);
+    await reject(q.train({ datasets: ds, ...spec, layers: [4, 8, 2] }), 400, /2 outputs, the targets have 3/);
+    await reject(q.train({ datasets: ds, ...spec, learningRate: 1e-9 }), 400, /resolution/);
+    const other = await a.uploadForTraining('o', { columns: ['sl', 'sw', 'pl', 'xx', 'label'], rows: half(0).rows }, { label: 'label' });
+    await a.grant(other, q.id, ['train']);
+    await reject(q.train({ datasets: [ds[1]!, other], ...spec }), 400, /the feature columns must match/);
+    await a.grant(ds[0]!, q.id, ['train', 'kmeans']);
+    await reject(q.kmeans({ datasets: [ds[0]!], k: 2 }), 400, /training upload/);
+    const stranger = await QueryClient.register(s.cs.url, 'stranger');
+    await reject(stranger.train({ datasets: ds, ...spec }), 403, /not granted/);
+  });
+});
