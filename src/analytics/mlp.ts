@@ -1,11 +1,11 @@
 /**
  * A multilayer perceptron trained by mini-batch SGD in fixed point (seed 002: ReLU hidden layers,
  * the model trained by two clouds on shared data). One algorithm, written once against `TensorOps`,
- * runs on two backends: plaintext ring arithmetic with exact floor truncation (the reference,
+ * runs on two backends: plaintext ring arithmetic with exact rounding (the reference,
  * `plainOps`), and the secret-sharing engine (`sharedOps`, mlp-shared.ts), where both servers run
  * this same code on their shares. The only difference between the two is the engine's local
- * truncation (SecureML): each truncation may differ from the floor by one unit in the last place,
- * so the secure weights follow the reference within a bound that grows with the number of steps
+ * truncation (SecureML): each truncation may differ from the rounded value by one unit in the last
+ * place, so the secure weights follow the reference within a bound that grows with the number of steps
  * (docs/neural-networks.md states and tests it).
  *
  * Layers are dense, with a bias; hidden layers use ReLU, the output layer is linear and the loss
@@ -275,13 +275,24 @@ export async function train(
   return m;
 }
 
-/** The plaintext reference backend: ring arithmetic with exact floor truncation. */
+/**
+ * Division by 2^f rounded to the nearest: the engine's local truncation returns floor(x / 2^f) or
+ * one more, with probability equal to the dropped fraction, so its expected value is x / 2^f; a
+ * rounded reference has no bias against it, where a floored one drifts by half a unit per product.
+ */
+const roundFixed = (x: RingArray): RingArray =>
+  ring.shiftRightSigned(
+    x.map((v) => BigInt.asUintN(64, v + (1n << BigInt(MLP_FRACTION_BITS - 1)))),
+    MLP_FRACTION_BITS,
+  );
+
+/** The plaintext reference backend: ring arithmetic, every product rounded to the nearest unit of 2^-16. */
 export const plainOps: TensorOps = {
   async matmul(a, b) {
     const [m, k] = a.shape as [number, number];
     const n = b.shape[1]!;
     if (b.shape[0] !== k) throw new ParameterError(`cannot multiply [${a.shape}] by [${b.shape}]`);
-    return tensor([m, n], ring.shiftRightSigned(ring.matmul(a.data, b.data, m, k, n), MLP_FRACTION_BITS));
+    return tensor([m, n], roundFixed(ring.matmul(a.data, b.data, m, k, n)));
   },
   async relu(z) {
     const derivative = z.data.map((v) => (BigInt.asIntN(64, v) >= 0n ? 1n : 0n));
@@ -291,13 +302,13 @@ export const plainOps: TensorOps = {
     return tensor(x.shape, ring.mul(x.data, bits.data));
   },
   scale(x, c) {
-    return tensor(x.shape, ring.shiftRightSigned(ring.scale(x.data, c), MLP_FRACTION_BITS));
+    return tensor(x.shape, roundFixed(ring.scale(x.data, c)));
   },
   addPublic(x, c) {
     return tensor(x.shape, ring.add(x.data, c));
   },
   async mulFixed(a, b) {
-    return tensor(a.shape, ring.shiftRightSigned(ring.mul(a.data, b.data), MLP_FRACTION_BITS));
+    return tensor(a.shape, roundFixed(ring.mul(a.data, b.data)));
   },
   async rowMax(x) {
     const [r, c] = x.shape as [number, number];

@@ -105,8 +105,8 @@ describe('MLP training on shares equals the fixed-point plaintext training', () 
       const secure = joined(s0, s1);
       const ulp = maxUlp(secure, reference);
       const steps = config.epochs * Math.ceil(150 / config.batchSize);
-      // The documented bound (docs/neural-networks.md): 16 units in the last place per SGD step.
-      assert.ok(ulp <= BigInt(16 * steps), `${ulp} ulp after ${steps} steps`);
+      // The documented bound (docs/neural-networks.md): 32 units in the last place per SGD step.
+      assert.ok(ulp <= BigInt(32 * steps), `${ulp} ulp after ${steps} steps`);
       const [a, b] = [accuracy(secure), accuracy(reference)];
       assert.ok(Math.abs(a - b) <= 0.02, `accuracy ${a} vs ${b}`);
       console.log(`${loss}/${provider}: ${ulp} ulp after ${steps} steps, accuracy ${a.toFixed(3)} vs plaintext ${b.toFixed(3)}`);

@@ -72,7 +72,7 @@ describe('training on two clouds through the services', () => {
     const refW = ref.weights.map((w) => ring.decodeFixed(w.data, 16));
     const worst = Math.max(...ma.weights.flatMap((w, l) => w.flat().map((v, i) => Math.abs(v - refW[l]![i]!))));
     const steps = spec.epochs * Math.ceil(150 / spec.batchSize);
-    assert.ok(worst <= (16 * steps) / 65536, `largest weight difference ${worst} after ${steps} steps`);
+    assert.ok(worst <= (32 * steps) / 65536, `largest weight difference ${worst} after ${steps} steps`);
     const acc =
       predictScores(
         ma,
