@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { secureArgmin, secureLessThan } from '../../src/protocols/index.js';
 import { hiddenArgmin, HIDDEN_ARGMIN } from '../../src/mpc/hidden-argmin.js';
 import { hiddenLessThan, HIDDEN_LESS_THAN } from '../../src/mpc/hidden-less-than.js';
-import { harness, ksSameDistribution, type Harness } from './harness.js';
+import { ksSameDistribution, recordingHarness, type Harness } from './harness.js';
 
 const VALUE_BITS = 12;
 const EDGES = [0n, 10n, 20n, 30n, 40n, 50n, 60n, 70n, 80n];
@@ -19,9 +19,7 @@ describe('comparison attacks: the key server cannot place values', () => {
   let h: Harness;
   let seen: Map<string, bigint[]>;
   before(async () => {
-    h = await harness('memory');
-    seen = new Map();
-    h.core.observer = (protocol, values) => seen.set(protocol, [...(seen.get(protocol) ?? []), ...values]);
+    ({ h, seen } = await recordingHarness());
   });
   after(() => h.close());
 
@@ -117,9 +115,7 @@ describe('k-means comparison attacks: the key server cannot estimate |Delta|', (
   let h: Harness;
   let seen: Map<string, bigint[]>;
   before(async () => {
-    h = await harness('memory');
-    seen = new Map();
-    h.core.observer = (protocol, values) => seen.set(protocol, [...(seen.get(protocol) ?? []), ...values]);
+    ({ h, seen } = await recordingHarness());
   });
   after(() => h.close());
 

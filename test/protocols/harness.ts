@@ -79,3 +79,11 @@ export function ksSameDistribution(a: readonly number[], b: readonly number[]): 
   const critical = 1.949 * Math.sqrt((x.length + y.length) / (x.length * y.length));
   return { d, critical, same: d <= critical };
 }
+
+/** A memory harness whose key server records every value it decrypts, by protocol (for leakage and attack tests). */
+export async function recordingHarness(): Promise<{ h: Harness; seen: Map<string, bigint[]> }> {
+  const h = await harness('memory');
+  const seen = new Map<string, bigint[]>();
+  h.core.observer = (protocol, values) => seen.set(protocol, [...(seen.get(protocol) ?? []), ...values]);
+  return { h, seen };
+}
