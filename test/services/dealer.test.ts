@@ -19,6 +19,7 @@ import { mpcParty } from '../../src/mpc/party.js';
 import * as ring from '../../src/mpc/ring.js';
 import { mul, open, splitSecret } from '../../src/mpc/primitives/arithmetic.js';
 import { relu } from '../../src/mpc/primitives/binary.js';
+import { startServices, type Services } from './services-harness.js';
 
 describe('the dealer process', () => {
   let dealer: ChildServer;
@@ -59,30 +60,18 @@ describe('the dealer process', () => {
 describe('both servers on a dealer', () => {
   it('DP clipping and k-means take their correlated randomness from the dealer and equal their plaintext', async () => {
     const { startDealerServer } = await import('../../src/services/dealer-server.js');
-    const { startKeyServer } = await import('../../src/services/key-server.js');
-    const { startComputeServer } = await import('../../src/services/compute-server.js');
     const { DataOwner } = await import('../../src/clients/data-owner.js');
     const { QueryClient } = await import('../../src/clients/query-client.js');
     const { FixedPointCodec } = await import('../../src/crypto/index.js');
     const { lloyd } = await import('../../src/analytics/kmeans-plain.js');
     const dir = mkdtempSync(join(tmpdir(), 'cm-dealer-svc-'));
+    let services: Services;
     const d = await startDealerServer({ dataDir: join(dir, 'dealer'), port: 0, keyServerPort: 0 });
-    const ks = await startKeyServer({
-      dataDir: join(dir, 'ks'),
-      port: 0,
-      keyBits: 512,
-      workers: 1,
-      dealer: { url: d.keyServerUrl, key: readKeyFile(d.keyFiles.keyServer) },
-    });
-    const cs = await startComputeServer({
-      dataDir: join(dir, 'cs'),
-      port: 0,
-      keyServerUrl: ks.url,
-      channelKey: readKeyFile(ks.channelKeyPath),
-      workers: 1,
-      dealer: { url: d.computeServerUrl, key: readKeyFile(d.keyFiles.computeServer) },
-      unsafeNoiseControlForTests: { disabled: true },
-    });
+    const { cs } = (services = await startServices(
+      512,
+      { dealer: { url: d.computeServerUrl, key: readKeyFile(d.keyFiles.computeServer) }, unsafeNoiseControlForTests: { disabled: true } },
+      { dealer: { url: d.keyServerUrl, key: readKeyFile(d.keyFiles.keyServer) } },
+    ));
     try {
       const codec = new FixedPointCodec({ fractionBits: 8, maxAbs: 100 });
       const rows = [
@@ -118,8 +107,7 @@ describe('both servers on a dealer', () => {
         'the dealer holds sizes, never data',
       );
     } finally {
-      await cs.close();
-      await ks.close();
+      await services.close();
       await d.close();
     }
   });

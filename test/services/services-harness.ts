@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startKeyServer, type KeyServerHandle } from '../../src/services/key-server.js';
+import { startKeyServer, type KeyServerHandle, type KeyServerOptions } from '../../src/services/key-server.js';
 import { startComputeServer, type ComputeServerHandle, type ComputeServerOptions } from '../../src/services/compute-server.js';
 import { readKeyFile } from '../../src/crypto/index.js';
 import type { Store } from '../../src/services/store/index.js';
@@ -22,9 +22,13 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function startServices(keyBits = 512, extra: Partial<ComputeServerOptions> = {}): Promise<Services> {
+export async function startServices(
+  keyBits = 512,
+  extra: Partial<ComputeServerOptions> = {},
+  keyServerExtra: Partial<KeyServerOptions> = {},
+): Promise<Services> {
   const dir = mkdtempSync(join(tmpdir(), 'cm-svc-'));
-  const ks = await startKeyServer({ dataDir: join(dir, 'ks'), port: 0, keyBits, workers: 1 });
+  const ks = await startKeyServer({ dataDir: join(dir, 'ks'), port: 0, keyBits, workers: 1, ...keyServerExtra });
   const database = await testDatabase();
   const cs = await startComputeServer({
     dataDir: join(dir, 'cs'),
