@@ -12,7 +12,7 @@ import type { ComputeSideContext } from '../protocols/round-trip.js';
 import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocols/bit-budget.js';
 import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
-import { hiddenArgmin } from '../mpc/hidden-argmin.js';
+import { hiddenArgmin, MAX_ARGMIN_CHOICES } from '../mpc/hidden-argmin.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { bitLength } from '../crypto/bigint.js';
 import { blindCentroids, innerDistances, shareRecords, type BlindedCentroids, type RecordShare } from '../protocols/inner-distances.js';
@@ -73,6 +73,8 @@ export class KMeansInputError extends CiphermineError {
 
 export function validateKMeansInput(n: number, m: number, k: number, maxIter: number, initIndices: readonly number[]): void {
   if (!Number.isInteger(k) || k < 2) throw new KMeansInputError('k must be an integer >= 2');
+  if (k > MAX_ARGMIN_CHOICES)
+    throw new KMeansInputError(`k is at most ${MAX_ARGMIN_CHOICES} (the hidden argmin compares all pairs of clusters in one session)`);
   if (k > n) throw new KMeansInputError(`k = ${k} is larger than the number of records`);
   if (!Number.isInteger(maxIter) || maxIter < 1) throw new KMeansInputError('max iterations must be an integer >= 1');
   if (m < 1) throw new KMeansInputError('records need at least one attribute');

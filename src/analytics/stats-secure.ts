@@ -15,11 +15,12 @@ import { add, addPlain, negate, scalarMultiply, type Ciphertext } from '../crypt
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { bitLength } from '../crypto/bigint.js';
 import { CiphermineError } from '../crypto/errors.js';
-import { gaussianSpec, gumbelFixedPoint, laplaceSpec, sample, sampleShare, type NoiseKind, type NoiseSpec } from '../crypto/noise/mechanisms.js';
+import { gaussianSpec, gumbelBound, laplaceSpec, sample, sampleShare, type NoiseKind, type NoiseSpec } from '../crypto/noise/mechanisms.js';
 import { div, rational, toNumber, type Rational } from '../crypto/noise/rational.js';
 import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
 import { keyServerNoiseShares, secureMultiply, sct } from '../protocols/index.js';
-import { hiddenArgmin } from '../mpc/hidden-argmin.js';
+import { GUMBEL_FRACTION_BITS, keyServerGumbel } from '../protocols/noise-share.js';
+import { hiddenArgmin, MAX_ARGMIN_CHOICES } from '../mpc/hidden-argmin.js';
 import { hiddenLessThan } from '../mpc/hidden-less-than.js';
 
 export type StatsKind = 'count' | 'sum' | 'mean' | 'histogram' | 'mode';
@@ -72,6 +73,8 @@ export function validateQuery(q: StatsQuery): void {
   if (q.kind === 'histogram' || q.kind === 'mode') {
     const e = q.edges ?? [];
     if (e.length < 2 || e.some((x, i) => i > 0 && !(x > e[i - 1]!))) throw new StatsQueryError('bin edges must be at least two, strictly increasing');
+    if (q.kind === 'mode' && e.length - 1 > MAX_ARGMIN_CHOICES)
+      throw new StatsQueryError(`a mode query has at most ${MAX_ARGMIN_CHOICES} bins (${MAX_ARGMIN_CHOICES + 1} edges)`);
   }
   if (q.mechanism === 'gaussian' && !(q.delta !== undefined && q.delta > 0 && q.delta < 1))
     throw new StatsQueryError('the Gaussian mechanism needs delta in (0, 1)');
@@ -231,17 +234,16 @@ export async function secureStats(
     }
     case 'mode': {
       // Exponential mechanism as argmax(count_b + Gumbel(2 / epsilon)), in fixed point, compared
-      // securely (the engine's argmin on the negated scores); the chosen index is the released
-      // output, and the only outcome either server learns.
+      // securely (the engine's argmin on the negated scores). The Gumbel noise comes encrypted
+      // from the key server: the compute server, which learns the chosen bin, never knows the
+      // noise, so the choice is epsilon-DP against it too; the key server knows the noise but
+      // learns neither the counts nor the choice.
       const counts = await binCounts(ctx, xs, q.edges!, q.valueBits);
-      const F = 16;
-      const scale = (2 * 1) / toNumber(q.epsilon);
-      const cap = BigInt(Math.ceil(64 * scale * 2 ** F));
-      const gumbel = counts.map(() => {
-        const g = noise.disabled ? 0n : gumbelFixedPoint(scale, F);
-        return g > cap ? cap : g < -cap ? -cap : g;
-      });
-      const scores = counts.map((c, b) => negate(addPlain(scalarMultiply(c, 1n << BigInt(F)), gumbel[b]!)));
+      const F = GUMBEL_FRACTION_BITS;
+      const scale = div(rational(2n), q.epsilon);
+      const cap = gumbelBound(toNumber(scale), F);
+      const gumbel = noise.disabled ? counts.map(() => pk.trivial(0n)) : await keyServerGumbel(ctx, pk, scale, counts.length);
+      const scores = counts.map((c, b) => negate(add(scalarMultiply(c, 1n << BigInt(F)), gumbel[b]!)));
       const bound = (BigInt(n) << BigInt(F)) + cap;
       const [best] = await hiddenArgmin(
         ctx,

@@ -143,6 +143,11 @@ function addOwnerCommands(program: Command): void {
       numberFlag('--max-delta', 0),
     )
     .option(
+      '--delta-budget <d>',
+      'the total delta all Gaussian DP queries together may spend on this dataset (default 1e-5)',
+      numberFlag('--delta-budget', 0),
+    )
+    .option(
       '--for <purpose>',
       'analytics (k-means and DP statistics; the default) or training (neural networks: secret-shared values)',
       oneOf('--for', ['analytics', 'training']),
@@ -172,6 +177,7 @@ function addOwnerCommands(program: Command): void {
           epsilonBudget: o.epsilonBudget,
           minClusterSize: o.minClusterSize,
           maxDelta: o.maxDelta,
+          deltaBudget: o.deltaBudget,
           chunkRows: o.chunkRows,
           pool,
           onProgress: uploadReporter(),

@@ -2,6 +2,7 @@
 import type { Dispatcher } from 'undici';
 import { CiphermineError, isErrorCode, ParameterError } from '../crypto/errors.js';
 import { deserializeParams } from '../crypto/serialize.js';
+import { requireSecureUrl } from '../crypto/tls.js';
 import { pinnedDispatcher, pinErrorOf } from '../protocols/pinned-tls.js';
 import { checkPinned } from './pins.js';
 
@@ -38,6 +39,7 @@ export class ComputeServerApi {
     private token?: string,
     readonly pins: ServerPins = {},
   ) {
+    requireSecureUrl(baseUrl, 'the compute server');
     if (baseUrl.startsWith('https:')) {
       if (!pins.tls) throw new ParameterError(`no TLS certificate is pinned for ${baseUrl}: register with this server again`);
       this.dispatcher = pinnedDispatcher(pins.tls, 'the compute server');
@@ -77,6 +79,8 @@ export class ComputeServerApi {
         method,
         headers,
         body: payload,
+        // A redirect would carry the bearer token somewhere nobody pinned.
+        redirect: 'error',
         ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
       } as RequestInit);
     } catch (e) {

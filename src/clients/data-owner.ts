@@ -64,6 +64,8 @@ export interface UploadOptions {
   minClusterSize?: number;
   /** The largest delta one Gaussian DP query may spend (default 1e-6; 0 allows none). */
   maxDelta?: number;
+  /** The total delta all Gaussian DP queries may spend (default 1e-5). */
+  deltaBudget?: number;
   /** Called after each chunk is stored. */
   onProgress?: (p: UploadProgress) => void;
   /** Attempts per chunk while the compute server is unreachable or restarting (default 6, about a minute). */
@@ -295,6 +297,7 @@ export class DataOwner {
       epsilonBudget: opts.epsilonBudget,
       minClusterSize: opts.minClusterSize,
       maxDelta: opts.maxDelta,
+      deltaBudget: opts.deltaBudget,
       training: opts.training,
     });
     return id;

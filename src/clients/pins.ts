@@ -7,7 +7,7 @@
 import { CiphermineError, ParameterError } from '../crypto/errors.js';
 import type { BcpParams } from '../crypto/bcp-params.js';
 import { checkParamsPolicy } from '../crypto/params-policy.js';
-import { requireCertFingerprint } from '../crypto/tls.js';
+import { requireCertFingerprint, requireSecureUrl } from '../crypto/tls.js';
 import { presentedFingerprint } from '../protocols/pinned-tls.js';
 
 export class PinMismatchError extends CiphermineError {
@@ -46,6 +46,7 @@ export function checkPinned(
  * user was told to expect (if any), to be pinned for every later connection.
  */
 export async function pinCertificate(server: string, expected?: string): Promise<string | undefined> {
+  requireSecureUrl(server, 'the compute server');
   if (!server.startsWith('https:')) {
     if (expected !== undefined)
       throw new PinMismatchError(`${server} does not speak TLS, but a certificate ${expected} was expected: refusing to register`);

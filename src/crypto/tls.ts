@@ -53,7 +53,30 @@ export function loadTls(certFile: string, keyFile: string): TlsMaterial {
 
 /** Whether a listener on `host` is reachable only from this machine. */
 export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  const h = host.replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * A client's URL for a server: https, or plain http to this machine only. Without TLS nothing
+ * authenticates the server, so a bearer token or a pin check over http off loopback is refused
+ * rather than sent in the clear (`what` names the server in the error).
+ */
+export function requireSecureUrl(url: string, what: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ParameterError(`${what}: '${url}' is not a URL`);
+  }
+  if (u.protocol === 'https:') return u;
+  if (u.protocol !== 'http:') throw new ParameterError(`${what}: '${url}' is neither https nor http`);
+  if (!isLoopbackHost(u.hostname)) {
+    throw new ParameterError(
+      `${what} at ${url} is not on this machine and the URL is plain http: use https (the server needs --tls-cert/--tls-key; 'ciphermine tls make' makes a pair)`,
+    );
+  }
+  return u;
 }
 
 /** A listener off loopback must have TLS: refuse to start otherwise. */

@@ -41,11 +41,16 @@ import { startEngineSession } from './engine-session.js';
 export const HIDDEN_ARGMIN = 'engine.argmin';
 /** Comparisons per engine session: bounds the OT memory and the messages of one session. */
 const MAX_COMPARISONS = 1 << 16;
+/**
+ * The most choices one argmin may have: all k(k-1)/2 pairs of one record must fit a session.
+ * Jobs check it at admission (k-means k, the mode's bins), so no query fails on it later.
+ */
+export const MAX_ARGMIN_CHOICES = Math.floor((1 + Math.sqrt(1 + 8 * MAX_COMPARISONS)) / 2);
 
 const Args = z.object({
   key: z.string().min(1).max(128),
   records: z.number().int().min(1).max(MAX_COMPARISONS),
-  k: z.number().int().min(2).max(1024),
+  k: z.number().int().min(2).max(MAX_ARGMIN_CHOICES),
   deltaBits: z.number().int().min(1).max(16_000),
 });
 
@@ -161,6 +166,7 @@ export async function hiddenArgmin(
   if (omegas.length === 0) return [];
   if (omegas.some((row) => row.length !== k)) throw new ProtocolError('one distance per cluster');
   if (k === 1) return omegas.map(() => 0);
+  if (k > MAX_ARGMIN_CHOICES) throw new ParameterError(`a hidden argmin chooses among at most ${MAX_ARGMIN_CHOICES}`);
   const pk = omegas[0]![0]!.publicKey;
   if (omegas.some((row) => row.some((c) => !c.publicKey.equals(pk)))) throw new KeyMismatchError('batch mixes public keys');
   widths(pk.params.N, deltaBits);

@@ -7,7 +7,7 @@
  * with a clear error instead of hanging.
  */
 import { CiphermineError } from '../crypto/errors.js';
-import type { Transport } from '../protocols/transport.js';
+import { RemoteError, type Transport } from '../protocols/transport.js';
 import { MAX_MESSAGE_BYTES, MpcChannelError, type ChannelCounters, type PartyChannel } from './channel.js';
 import { BaseOtStore, newBase } from './ot/base-ot-cache.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
@@ -70,7 +70,9 @@ export class TransportChannel implements PartyChannel {
       return await this.transport.call(MPC_METHOD, encodeFrame(this.session, round, message));
     } catch (e) {
       const code = (e as CiphermineError).code;
-      if (code === 'ERR_UNREACHABLE') throw new MpcChannelError(`the key server disappeared mid-protocol (session ${this.session}, round ${round})`);
+      // Still an outage, so the job waits for the key server and restarts the step from its checkpoint.
+      if (code === 'ERR_UNREACHABLE')
+        throw new RemoteError('ERR_UNREACHABLE', `the key server disappeared mid-protocol (session ${this.session}, round ${round})`, 503);
       throw e;
     }
   }

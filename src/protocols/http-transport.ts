@@ -14,6 +14,7 @@
 import type { Dispatcher } from 'undici';
 import type { TlsMaterial } from '../crypto/tls.js';
 import { ParameterError } from '../crypto/errors.js';
+import { requireSecureUrl } from '../crypto/tls.js';
 import { pinnedDispatcher, pinErrorOf } from './pinned-tls.js';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -101,6 +102,9 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
     if (!macEqual(String(req.headers['x-cm-head'] ?? ''), mac(opts.hmacKey, 'head', method, ts, nonce, length))) {
       throw new Unauthenticated('bad request signature');
     }
+    // The window and the nonce are checked before the body is read, so a seen head cannot be
+    // replayed to make this server buffer bodies.
+    guard.check(nonce, Number(ts));
     authenticated.add(req.raw);
   });
   app.removeAllContentTypeParsers();
@@ -124,7 +128,6 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
     if (!macEqual(sig, mac(opts.hmacKey, 'request', req.params.method, ts, nonce, sha(body)))) {
       throw new Unauthenticated('bad request signature');
     }
-    guard.check(nonce, Number(ts));
     const out = Buffer.from(await handler(req.params.method, body));
     reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', nonce, '200', sha(out)));
     reply.type('application/octet-stream');
@@ -147,6 +150,7 @@ export class HttpTransport implements Transport {
     private readonly hmacKey: Uint8Array,
     opts: { fingerprint?: string; peer?: string } = {},
   ) {
+    requireSecureUrl(baseUrl, opts.peer ?? 'the key server');
     if (baseUrl.startsWith('https:')) {
       if (!opts.fingerprint)
         throw new ParameterError(
@@ -164,6 +168,8 @@ export class HttpTransport implements Transport {
         headers,
         body: body as unknown as BodyInit,
         signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        // A redirect would send the signed request somewhere nobody pinned.
+        redirect: 'error',
         ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
       } as RequestInit);
     } catch (e) {
@@ -188,20 +194,21 @@ export class HttpTransport implements Transport {
     const out = Buffer.from(await res.arrayBuffer());
     const authentic = macEqual(String(res.headers.get('x-cm-signature') ?? ''), mac(this.hmacKey, 'reply', nonce, String(res.status), sha(out)));
     if (!res.ok) {
-      // An unauthenticated error (wrong channel key, or not from the key server) is reported as such.
-      if (!authentic && res.status !== 401) throw new RemoteError('ERR_UNAUTHENTICATED', `unauthenticated ${res.status} answer`, 502);
-      let info: { code?: string; message?: string; detail?: { index?: number } } = {};
-      try {
-        info = JSON.parse(out.toString('utf8'));
-      } catch {
-        // not JSON: keep the status alone
-      }
-      if (res.status === 401 && info.code === 'ERR_UNAUTHENTICATED') {
+      // An unsigned error may come from anyone on the path: its body is not read, so neither its
+      // code nor its message can be forged into a typed error.
+      if (!authentic && res.status === 401) {
         throw new RemoteError(
           'ERR_CHANNEL_KEY',
           `the key server at ${this.baseUrl} refused this compute server's signature: the two servers' channel keys differ (give the compute server the key server's channel.key), or their clocks are minutes apart`,
           502,
         );
+      }
+      if (!authentic) throw new RemoteError('ERR_UNAUTHENTICATED', `unauthenticated ${res.status} answer`, 502);
+      let info: { code?: string; message?: string; detail?: { index?: number } } = {};
+      try {
+        info = JSON.parse(out.toString('utf8'));
+      } catch {
+        // not JSON: keep the status alone
       }
       throw new RemoteError(info.code ?? 'ERR_REMOTE', info.message ?? `key server answered ${res.status}`, res.status, info.detail);
     }

@@ -11,11 +11,28 @@ import { mod } from '../crypto/bigint.js';
 import { encodeReply, type ComputeSideContext } from './round-trip.js';
 import { decodeMessage, encodeMessage, fingerprint, ProtocolError } from './messages.js';
 import { decodeForKey, pairsOf, type KeyServerState } from './key-server-state.js';
-import { sampleShare, type NoiseSpec } from '../crypto/noise/mechanisms.js';
-import { rational } from '../crypto/noise/rational.js';
+import { boundedGumbel, sampleShare, type NoiseSpec } from '../crypto/noise/mechanisms.js';
+import { rational, toNumber, type Rational } from '../crypto/noise/rational.js';
+
+/** Fraction bits of the Gumbel noise of the exponential mechanism (the mode's scores). */
+export const GUMBEL_FRACTION_BITS = 16;
 
 export async function keyServerNoiseShares(ctx: ComputeSideContext, pk: BcpPublicKey, spec: NoiseSpec, count: number): Promise<Ciphertext[]> {
-  const header = { key: pk.fingerprint, count, kind: spec.kind, num: spec.param.num.toString(), den: spec.param.den.toString() };
+  return request(ctx, pk, spec.kind, spec.param, count);
+}
+
+/**
+ * The exponential mechanism's noise, all of it from the key server: `count` Gumbel variates of
+ * scale `scale` in fixed point (GUMBEL_FRACTION_BITS), encrypted under `pk`. The compute server,
+ * which learns the chosen index, never knows the noise; the key server, which knows it, never
+ * learns the counts nor the choice.
+ */
+export async function keyServerGumbel(ctx: ComputeSideContext, pk: BcpPublicKey, scale: Rational, count: number): Promise<Ciphertext[]> {
+  return request(ctx, pk, 'gumbel', scale, count);
+}
+
+async function request(ctx: ComputeSideContext, pk: BcpPublicKey, kind: string, param: Rational, count: number): Promise<Ciphertext[]> {
+  const header = { key: pk.fingerprint, count, kind, num: param.num.toString(), den: param.den.toString() };
   const reply = await ctx.transport.call('noise-share', encodeMessage(header, [], pk.params.elementBytes));
   const { header: h, elements } = decodeMessage(reply, z.object({ count: z.number().int() }), () => ({
     elementBytes: pk.params.elementBytes,
@@ -28,7 +45,7 @@ export async function keyServerNoiseShares(ctx: ComputeSideContext, pk: BcpPubli
 const schema = z.object({
   key: fingerprint,
   count: z.number().int().min(0).max(100_000),
-  kind: z.enum(['laplace', 'gaussian']),
+  kind: z.enum(['laplace', 'gaussian', 'gumbel']),
   num: z.string().regex(/^[1-9]\d{0,300}$/),
   den: z.string().regex(/^[1-9]\d{0,300}$/),
 });
@@ -36,8 +53,10 @@ const schema = z.object({
 export async function noiseShareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, elements, pk } = decodeForKey(state, body, schema);
   if (elements.length !== 0) throw new ProtocolError('noise-share takes no ciphertexts');
-  const spec: NoiseSpec = { kind: header.kind, param: rational(BigInt(header.num), BigInt(header.den)) };
-  const shares = Array.from({ length: header.count }, () => sampleShare(spec, 1));
+  const param = rational(BigInt(header.num), BigInt(header.den));
+  const shares = Array.from({ length: header.count }, () =>
+    header.kind === 'gumbel' ? boundedGumbel(toNumber(param), GUMBEL_FRACTION_BITS) : sampleShare({ kind: header.kind, param }, 1),
+  );
   state.observe('noise-share', shares);
   return encodeReply(
     await state.seal(

@@ -48,9 +48,10 @@ export async function presentedFingerprint(url: string): Promise<string> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect({
-      host: u.hostname,
+      // An IPv6 literal comes bracketed in a URL; tls.connect wants it bare, and no SNI for an address.
+      host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: Number(u.port || 443),
-      servername: u.hostname.match(/^[\d.:]+$/) ? undefined : u.hostname,
+      servername: /^[\d.]+$|^\[/.test(u.hostname) ? undefined : u.hostname,
       rejectUnauthorized: false,
     });
     socket.setTimeout(10_000, () => socket.destroy(new Error('TLS handshake timed out')));

@@ -7,6 +7,7 @@
  */
 import { ringSlots } from '../mpc/packed-conversion.js';
 import { registerModelRoutes } from './model-routes.js';
+import { registerTokenRoutes } from './token-routes.js';
 import type { TrainingInfo } from './store/store.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
 import rateLimit from '@fastify/rate-limit';
@@ -83,6 +84,20 @@ export interface ComputeServerOptions {
   log?: (msg: string) => void;
 }
 
+/** What the registration limit counts by: the IPv4 address, or the /64 prefix of an IPv6 one. */
+export function registrationSource(ip: string): string {
+  const v4 = /^(?:::ffff:)?(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (v4) return v4[1]!;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...left, ...new Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
 export interface ComputeServerHandle {
   url: string;
   /** SHA-256 of its TLS certificate, which owners and clients pin at registration (TLS only). */
@@ -136,6 +151,8 @@ const datasetBody = z.object({
   minClusterSize: z.number().int().min(1).max(1_000_000).optional(),
   /** The largest delta one Gaussian query may spend on this dataset (default 1e-6; 0: no Gaussian queries). */
   maxDelta: z.number().min(0).max(0.1).optional(),
+  /** The total delta all Gaussian queries on this dataset may spend (default 1e-5). */
+  deltaBudget: z.number().min(0).max(1).optional(),
   /** A training upload (seed 002): secret-shared values and the encrypted seed of the key server's shares. */
   training: z
     .object({
@@ -250,6 +267,9 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   // database with identities (it costs the key server nothing either way).
   await app.register(rateLimit, {
     global: false,
+    // One IPv6 host owns a whole /64, so the limit counts per /64 there, per address for IPv4. The
+    // address is the socket's: behind a reverse proxy every caller shares the proxy's (docs/parties-and-trust.md).
+    keyGenerator: (req) => registrationSource(req.ip),
     errorResponseBuilder: (_req, c) => new HttpError('ERR_RATE_LIMITED', `too many registrations from this address: try again in ${c.after}`),
   });
   app.post('/v1/register', { config: { rateLimit: { max: opts.registrationsPerMinute ?? 30, timeWindow: 60_000 } } }, async (req) => {
@@ -263,18 +283,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     return store.addParty(b.role, b.name, serializePublicKey(pk), b.x25519PublicKey ?? null);
   });
 
-  /** A new token for the caller; the one it authenticated with stops working at once. */
-  app.post('/v1/token', async (req) => {
-    const party = await auth(req);
-    return { token: await store.replaceToken(party.id) };
-  });
-
-  /** Revokes the caller's token with no replacement (a leaked identity): every later request is 401. */
-  app.delete('/v1/token', async (req) => {
-    const party = await auth(req);
-    await store.replaceToken(party.id, true);
-    return { revoked: true };
-  });
+  registerTokenRoutes(app, { store, params, x25519, auth: (req) => auth(req) });
 
   app.post('/v1/datasets', async (req) => {
     const owner = await auth(req, 'owner');
@@ -291,7 +300,9 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         rows: b.rows,
         epsilonBudgetMicro,
         minClusterSize: b.minClusterSize,
-        maxDeltaPico: b.maxDelta === undefined ? undefined : Math.floor(b.maxDelta * 1e12),
+        // Nearest, not down: 1.2e-7 * 1e12 is 119999.99999999999.
+        maxDeltaPico: b.maxDelta === undefined ? undefined : Math.round(b.maxDelta * 1e12),
+        deltaBudgetPico: b.deltaBudget === undefined ? undefined : Math.round(b.deltaBudget * 1e12),
         training: b.training && checkTraining(b.training, b.columns.length, owner, params),
       }),
     };

@@ -126,6 +126,88 @@ describe('key server endpoints refuse bad input and keep serving', () => {
     await still();
   });
 
+  /** Claims 150 MB, sends 1 MB and waits: a server that buffered before refusing would never answer. */
+  const refusedWhileSending = async (headers: Record<string, string>) => {
+    const { request } = await import('node:http');
+    const url = new URL(`${h.server!.url}/rpc/sct`);
+    return new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...headers, 'content-length': String(150 << 20) } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        },
+      );
+      req.on('error', (e) => (e.message.includes('socket hang up') || (e as { code?: string }).code === 'ECONNRESET' ? undefined : reject(e)));
+      req.write(Buffer.alloc(1 << 20));
+      setTimeout(() => reject(new Error('no answer before the body was complete')), 10_000).unref();
+    });
+  };
+
+  it('a seen head replayed with a junk body is refused before the body is read', async () => {
+    // A valid head for a 150 MB body, used once (refused for its signature when the body ends)...
+    const headers = { ...signed(h.hmacKey, 'sct', Buffer.alloc(0)) };
+    const ts = headers['x-cm-timestamp'];
+    const nonce = headers['x-cm-nonce'];
+    const mac = (...parts: string[]) => {
+      const m = createHmac('sha256', h.hmacKey);
+      for (const p of parts) m.update(p).update('\n');
+      return m.digest('hex');
+    };
+    headers['x-cm-head'] = mac('head', 'sct', ts, nonce, String(150 << 20));
+    const first = await post('sct', Buffer.alloc(8), { ...headers, 'content-length': '8' });
+    assert.equal(first.status, 401, 'a head for another length');
+    const once = { ...headers, 'x-cm-head': mac('head', 'sct', ts, nonce, '8') };
+    assert.equal((await post('sct', Buffer.alloc(8), once)).status, 401, 'the body does not match its signature');
+    // ...then the same head again: the nonce is spent, so the 401 comes before any body is buffered.
+    assert.equal(await refusedWhileSending({ ...once, 'x-cm-head': mac('head', 'sct', ts, nonce, String(150 << 20)) }), 401);
+    await still();
+  });
+
+  it('an unsigned error reply cannot be forged into a typed error', async () => {
+    const Fastify = (await import('fastify')).default;
+    const fake = Fastify();
+    fake.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    fake.post('/rpc/:m', async (req, reply) => {
+      const status = (req.params as { m: string }).m === 'a' ? 401 : 403;
+      reply.status(status).send({ code: 'ERR_PRIVACY_BUDGET_EXCEEDED', message: 'forged', detail: { index: 3 } });
+    });
+    const url = await fake.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const t = new HttpTransport(url, randomBytes(32));
+      await assert.rejects(
+        t.call('a', Buffer.from('x')),
+        (e: unknown) => e instanceof RemoteError && e.code === 'ERR_CHANNEL_KEY' && !/forged/.test(e.message),
+      );
+      await assert.rejects(
+        t.call('b', Buffer.from('x')),
+        (e: unknown) => e instanceof RemoteError && e.code === 'ERR_UNAUTHENTICATED' && e.detail === undefined,
+      );
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('a key server URL in plain http off this machine is refused; redirects are not followed', async () => {
+    assert.throws(() => new HttpTransport('http://10.1.2.3:7000', randomBytes(32)), /not on this machine and the URL is plain http/);
+    assert.throws(() => new HttpTransport('http://[2001:db8::1]:7000', randomBytes(32)), /plain http/);
+    new HttpTransport('http://[::1]:7000', randomBytes(32));
+    const Fastify = (await import('fastify')).default;
+    const redirecting = Fastify();
+    redirecting.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    redirecting.post('/rpc/:m', async (_req, reply) => reply.redirect('http://127.0.0.1:9/elsewhere', 307));
+    const url = await redirecting.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      await assert.rejects(
+        new HttpTransport(url, randomBytes(32)).call('a', Buffer.from('x')),
+        (e: unknown) => e instanceof RemoteError && e.code === 'ERR_UNREACHABLE',
+      );
+    } finally {
+      await redirecting.close();
+    }
+  });
+
   it('an unauthenticated body is refused before it is read: the 401 comes while the sender is still sending', async () => {
     const { request } = await import('node:http');
     const url = new URL(`${h.server!.url}/rpc/sct`);

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { FixedPointCodec } from '../../src/crypto/index.js';
 import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient } from '../../src/clients/query-client.js';
-import { ApiError } from '../../src/clients/api.js';
+import { ApiError, ComputeServerApi } from '../../src/clients/api.js';
+import { registrationSource } from '../../src/services/compute-server.js';
 import { revokeToken, rotateToken } from '../../src/clients/tokens.js';
 import { statsResult } from '../../src/services/jobs/kinds/stats-schema.js';
 import { startServices, type Services } from './services-harness.js';
@@ -41,7 +42,7 @@ describe('budgets, counts and tokens', () => {
     s = await startServices(512, { unsafeNoiseControlForTests: { disabled: true }, retryForMs: 0 });
     owner = await DataOwner.register(s.cs.url, 'hospital');
     client = await QueryClient.register(s.cs.url, 'analyst');
-    small = await owner.upload('small', rowsOf(12), codec, { epsilonBudget: 10, maxDelta: 1e-7, minClusterSize: 1 });
+    small = await owner.upload('small', rowsOf(12), codec, { epsilonBudget: 10, maxDelta: 1e-7, deltaBudget: 1.2e-7, minClusterSize: 1 });
     large = await owner.upload('large', rowsOf(17), codec, { epsilonBudget: 10, minClusterSize: 1 });
     await owner.grant(small, client.id);
     await owner.grant(large, client.id);
@@ -69,6 +70,32 @@ describe('budgets, counts and tokens', () => {
     assert.equal(d.epsilonSpentMicro, 500_000);
     assert.equal(d.deltaSpentPico, 50_000);
     assert.equal(d.maxDeltaPico, 100_000);
+    assert.equal(d.deltaBudgetPico, 120_000);
+    // The total: 5e-8 spent of 1.2e-7, so a second 1e-7 (under the per-query cap) no longer fits.
+    await rejectsWith(client.stats({ ...q, delta: 1e-7 }), 403, /delta budget 7e-8 left, the query needs 1e-7/);
+    assert.equal((await spent(small)).epsilonSpentMicro, 500_000, 'nothing charged');
+    await client.stats({ ...q, delta: 7e-8 });
+    assert.equal((await spent(small)).deltaSpentPico, 120_000);
+  });
+
+  it('queries that could only fail later are refused at admission, free', async () => {
+    const before = (await spent(large)).epsilonSpentMicro;
+    await rejectsWith(client.kmeans({ datasets: [large], k: 400, maxIter: 2 }), 400, /k is at most 362/);
+    const edges = Array.from({ length: 402 }, (_, i) => i / 10);
+    await rejectsWith(client.stats({ datasets: [large], column: 'wage', kind: 'mode', epsilon: 0.1, edges }), 400, /at most 362 bins/);
+    assert.equal((await spent(large)).epsilonSpentMicro, before);
+  });
+
+  it('the registration limit counts an IPv6 host by its /64', () => {
+    assert.equal(registrationSource('203.0.113.9'), '203.0.113.9');
+    assert.equal(registrationSource('::ffff:203.0.113.9'), '203.0.113.9');
+    assert.equal(registrationSource('2001:db8:1:2:aaaa::1'), registrationSource('2001:0db8:1:2:bbbb:cccc:dddd:eeee'));
+    assert.notEqual(registrationSource('2001:db8:1:2::1'), registrationSource('2001:db8:1:3::1'));
+    assert.equal(registrationSource('2001:db8::1'), '2001:db8:0:0::/64');
+  });
+
+  it('clients refuse a plain-http server off this machine before sending a token', () => {
+    assert.throws(() => QueryClient.fromIdentity({ ...client.identity(), server: 'http://192.0.2.7:8443' }), /plain http: use https/);
   });
 
   it('the count routes to n are closed: errors name no count, the divisor is the public b * s', async () => {
@@ -115,6 +142,13 @@ describe('budgets, counts and tokens', () => {
   it('a rotated token stops working at once, and a revoked one gets 401', async () => {
     const q = await QueryClient.register(s.cs.url, 'leaky');
     const old = q.identity();
+    // The token alone cannot change the credential: the answer to a challenge under the party's key is needed.
+    const thief = new ComputeServerApi(s.cs.url, old.token);
+    await rejectsWith(thief.request('POST', '/v1/token'), 400, /challenge/);
+    const ch = await thief.request<{ expires: number }>('POST', '/v1/token/challenge');
+    await rejectsWith(thief.request('POST', '/v1/token', { expires: ch.expires, answer: 'abcdef' }), 401, /secret key/);
+    await rejectsWith(thief.request('POST', '/v1/token/revoke', { expires: ch.expires, answer: 'abcdef' }), 401, /secret key/);
+    await rejectsWith(thief.request('POST', '/v1/token', { expires: Date.now() - 1, answer: 'ab' }), 401, /expired/);
     const fresh = await rotateToken(old);
     assert.notEqual(fresh.token, old.token);
     await rejectsWith(QueryClient.fromIdentity(old).datasets(), 401, /token/);

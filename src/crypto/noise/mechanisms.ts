@@ -76,6 +76,18 @@ export function gumbelFixedPoint(scale: number, fractionBits: number): bigint {
   return BigInt(Math.round(-Math.log(-Math.log(uniform01())) * scale * 2 ** fractionBits));
 }
 
+/** |G| is clipped here (64 scales): the slot width of the scores must be bounded, and beyond it the tail is below 2^-90. */
+export function gumbelBound(scale: number, fractionBits: number): bigint {
+  return BigInt(Math.ceil(64 * scale * 2 ** fractionBits));
+}
+
+/** A Gumbel variate in fixed point, clipped to +-gumbelBound. */
+export function boundedGumbel(scale: number, fractionBits: number): bigint {
+  const cap = gumbelBound(scale, fractionBits);
+  const g = gumbelFixedPoint(scale, fractionBits);
+  return g > cap ? cap : g < -cap ? -cap : g;
+}
+
 /** The exponential mechanism over plaintext utilities (reference for the encrypted one). */
 export function exponentialMechanism(utilities: readonly number[], epsilon: number, sensitivity: number): number {
   let best = 0;

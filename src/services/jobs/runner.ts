@@ -30,6 +30,15 @@ export function isDatabaseUnavailable(e: unknown): boolean {
   );
 }
 
+/**
+ * A failure no input can cause: the key server could not be reached at all (a key server that
+ * answers 500 might have failed on the data) or the database was away.
+ */
+export function isOutage(e: unknown): boolean {
+  if (e instanceof RemoteError) return e.code === 'ERR_UNREACHABLE';
+  return (isKeyServerUnavailable(e) && !(e instanceof RemoteError)) || isDatabaseUnavailable(e);
+}
+
 /** Thrown inside a job when its server is shutting down: the job stays unfinished and resumes. */
 class JobInterrupted extends Error {}
 
@@ -80,9 +89,13 @@ export class JobRunner {
     if (!created.ok) {
       const d = created.dataset;
       const left = d.epsilonBudgetMicro === null ? 0 : (d.epsilonBudgetMicro - d.epsilonSpentMicro) / 1e6;
+      const deltaLeft = (d.deltaBudgetPico - d.deltaSpentPico) / 1e12;
+      const deltaShort = (charge!.deltaPico ?? 0) > d.deltaBudgetPico - d.deltaSpentPico;
       throw new HttpError(
         'ERR_PRIVACY_BUDGET_EXCEEDED',
-        `dataset ${d.id} has privacy budget ${left} left, the query needs ${charge!.epsilonMicro / 1e6}`,
+        deltaShort
+          ? `dataset ${d.id} has delta budget ${deltaLeft} left, the query needs ${charge!.deltaPico! / 1e12}`
+          : `dataset ${d.id} has privacy budget ${left} left, the query needs ${charge!.epsilonMicro / 1e6}`,
       );
     }
     this.start(created.id);
@@ -137,7 +150,7 @@ export class JobRunner {
             continue;
           }
         }
-        await this.fail(jobId, e);
+        await this.fail(jobId, e, isOutage(e));
         return;
       }
     }
@@ -146,8 +159,15 @@ export class JobRunner {
   /**
    * Ends a job with its reason. Typed errors (bad data, a refused budget) carry messages meant for
    * the client; anything else is a bug or an outage whose details (hosts, SQL) stay in the log.
+   *
+   * `outage`: the job failed because the key server or the database stayed away past the retry
+   * window, which no query client can cause and which says nothing about the data, so its privacy
+   * budget goes back. Any other failure keeps its charge: it may depend on the data (a value
+   * outside its declared range, a bug on some input), and a free failure that depends on the data
+   * is a free question about it, asked as often as the client likes (the timings of a failed job
+   * grow with the record count).
    */
-  private async fail(jobId: string, e: unknown): Promise<void> {
+  private async fail(jobId: string, e: unknown, outage: boolean): Promise<void> {
     const typed = e instanceof CiphermineError && e.code !== 'ERR_INTERNAL';
     const code = typed ? e.code : 'ERR_INTERNAL';
     const message = typed ? e.message : 'internal error (details in the compute server log)';
@@ -155,8 +175,7 @@ export class JobRunner {
     for (;;) {
       try {
         await this.o.services.store.updateJob(jobId, { state: 'failed', phase: 'failed', error: message, errorCode: code, finishedAt: Date.now() });
-        // A failed job released nothing, so it costs nothing: its privacy-budget charge goes back.
-        if (await this.o.services.store.refundJob(jobId)) this.o.log?.(`job ${jobId}: privacy budget refunded`);
+        if (outage && (await this.o.services.store.refundJob(jobId))) this.o.log?.(`job ${jobId}: privacy budget refunded (an outage)`);
         return;
       } catch {
         // The database is away too: keep trying, or the job would show running forever.

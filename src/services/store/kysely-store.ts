@@ -23,7 +23,7 @@ import type {
   Role,
   Store,
 } from './store.js';
-import { DEFAULT_MAX_DELTA_PICO } from './store.js';
+import { DEFAULT_DELTA_BUDGET_PICO, DEFAULT_MAX_DELTA_PICO } from './store.js';
 
 /** The database was written by a newer Ciphermine (or is not Ciphermine's). */
 export class SchemaVersionError extends CiphermineError {
@@ -126,6 +126,7 @@ export class KyselyStore implements Store {
         epsilon_budget_micro: d.epsilonBudgetMicro,
         min_cluster_size: d.minClusterSize ?? 5,
         max_delta_pico: d.maxDeltaPico ?? DEFAULT_MAX_DELTA_PICO,
+        delta_budget_pico: d.deltaBudgetPico ?? DEFAULT_DELTA_BUDGET_PICO,
         training: d.training ? json(d.training) : null,
       })
       .execute();
@@ -384,6 +385,7 @@ async function chargeBudget(trx: Transaction<Database>, charge: BudgetCharge): P
       .where('id', '=', id)
       .where('epsilon_budget_micro', 'is not', null)
       .where(sql<boolean>`epsilon_spent_micro + ${charge.epsilonMicro} <= epsilon_budget_micro`)
+      .where(sql<boolean>`delta_spent_pico + ${charge.deltaPico ?? 0} <= delta_budget_pico`)
       .executeTakeFirst();
     if (Number(r.numUpdatedRows) !== 1) throw new BudgetRefused(id);
   }
@@ -436,11 +438,12 @@ function toParty(r: PartiesTable): Party {
 }
 
 function toDataset(
-  r: Omit<DatasetsTable, 'epsilon_spent_micro' | 'min_cluster_size' | 'max_delta_pico' | 'delta_spent_pico'> & {
+  r: Omit<DatasetsTable, 'epsilon_spent_micro' | 'min_cluster_size' | 'max_delta_pico' | 'delta_spent_pico' | 'delta_budget_pico'> & {
     epsilon_spent_micro: number | string;
     min_cluster_size: number | string;
     max_delta_pico: number | string;
     delta_spent_pico: number | string;
+    delta_budget_pico: number | string;
   },
 ): DatasetRow {
   return {
@@ -457,6 +460,7 @@ function toDataset(
     minClusterSize: Number(r.min_cluster_size),
     maxDeltaPico: Number(r.max_delta_pico),
     deltaSpentPico: Number(r.delta_spent_pico),
+    deltaBudgetPico: Number(r.delta_budget_pico),
     training: r.training ? (JSON.parse(r.training) as TrainingInfo) : null,
   };
 }

@@ -141,6 +141,21 @@ function trainingUploads(): Migration {
   };
 }
 
+/**
+ * A total delta budget beside the per-query cap (units of 10^-12, default 10^-5: ten queries at the
+ * default cap), so Gaussian queries cannot spend delta without end.
+ */
+function deltaBudget(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .alterTable('datasets')
+        .addColumn('delta_budget_pico', 'bigint', (c) => c.notNull().defaultTo(10_000_000))
+        .execute();
+    },
+  };
+}
+
 /** Every migration this build knows, by name; names sort in the order they run. */
 export function migrations(d: Dialect): Record<string, Migration> {
   return {
@@ -148,5 +163,6 @@ export function migrations(d: Dialect): Record<string, Migration> {
     '0002-grant-scopes': grantScopes(),
     '0003-delta-ledger': deltaLedger(),
     '0004-training-uploads': trainingUploads(),
+    '0005-delta-budget': deltaBudget(),
   };
 }

@@ -38,6 +38,8 @@ export interface DatasetsTable {
   max_delta_pico: Generated<Int64>;
   /** Delta spent so far (the ledger beside epsilon), in units of 10^-12. */
   delta_spent_pico: Generated<Int64>;
+  /** The total delta all Gaussian queries together may spend, in units of 10^-12. */
+  delta_budget_pico: Generated<Int64>;
   /** JSON: a training upload's description (store.ts TrainingInfo); null for analytics data. */
   training: string | null;
 }

@@ -36,6 +36,8 @@ export interface DatasetRow {
   maxDeltaPico: number;
   /** Delta spent so far, in units of 10^-12. */
   deltaSpentPico: number;
+  /** The total delta the dataset's Gaussian queries may spend, in units of 10^-12. */
+  deltaBudgetPico: number;
   /** Set for a training upload (secret-shared values, seed 002); such data serves `train` jobs only. */
   training: TrainingInfo | null;
 }
@@ -113,22 +115,26 @@ export interface Checkpoint {
 export interface BudgetCharge {
   datasets: readonly string[];
   epsilonMicro: number;
-  /** Gaussian queries: delta, in units of 10^-12 (recorded in the ledger; the per-query cap is checked at admission). */
+  /** Gaussian queries: delta, in units of 10^-12 (charged against the total delta budget; the per-query cap is checked at admission). */
   deltaPico?: number;
 }
 
 /** What an upload declares; the ledgers start at zero and the owner's limits have defaults. */
 export type NewDataset = Omit<
   DatasetRow,
-  'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize' | 'maxDeltaPico' | 'deltaSpentPico' | 'training'
+  'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize' | 'maxDeltaPico' | 'deltaSpentPico' | 'deltaBudgetPico' | 'training'
 > & {
   minClusterSize?: number;
   maxDeltaPico?: number;
+  deltaBudgetPico?: number;
   training?: TrainingInfo;
 };
 
 /** Default cap on delta per Gaussian query: 10^-6. */
 export const DEFAULT_MAX_DELTA_PICO = 1_000_000;
+
+/** Default total delta budget: 10^-5, ten Gaussian queries at the default cap. */
+export const DEFAULT_DELTA_BUDGET_PICO = 10_000_000;
 
 export type CreateJobOutcome = { ok: true; id: string } | { ok: false; dataset: DatasetRow };
 

@@ -85,7 +85,8 @@ export const statsKind = defineJobKind({
     } catch (e) {
       throw badRequest((e as Error).message);
     }
-    const deltaPico = spec.mechanism === 'gaussian' ? Math.ceil(spec.delta! * 1e12) : 0;
+    // Rounded up (never charged less than spent), past the float error of the scaling: 7e-8 * 1e12 is 70000.00000000001.
+    const deltaPico = spec.mechanism === 'gaussian' ? Math.ceil(spec.delta! * 1e12 - 1e-6) : 0;
     const capped = ds.find((d) => deltaPico > d.maxDeltaPico);
     if (capped) {
       throw new HttpError(
