@@ -147,14 +147,15 @@ export function transpose(x: Tensor): Tensor {
 }
 
 /** x + b with b [1, cols] added to every row (local on shares). */
-function addRow(x: Tensor, b: Tensor): Tensor {
+export function addRow(x: Tensor, b: Tensor): Tensor {
   const [r, c] = x.shape as [number, number];
   const out = x.data.slice();
   for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[i * c + j] = BigInt.asUintN(64, out[i * c + j]! + b.data[j]!);
   return tensor(x.shape, out);
 }
 
-function sumRows(x: Tensor): Tensor {
+/** Column sums [1, cols] (local on shares). */
+export function sumRows(x: Tensor): Tensor {
   const [r, c] = x.shape as [number, number];
   const out = new BigUint64Array(c);
   for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j] = BigInt.asUintN(64, out[j]! + x.data[i * c + j]!);
@@ -178,7 +179,7 @@ function rowSums(x: Tensor): Tensor {
   return tensor([r, 1], out);
 }
 
-const fixed = (v: number, n: number): RingArray => ring.encodeFixed(new Array<number>(n).fill(v), MLP_FRACTION_BITS);
+export const fixed = (v: number, n: number): RingArray => ring.encodeFixed(new Array<number>(n).fill(v), MLP_FRACTION_BITS);
 const zerosLike = (x: Tensor): Tensor => tensor(x.shape, new BigUint64Array(x.data.length));
 
 /** Squarings in exp(x) ~ (1 + x / 2^8)^(2^8), and Newton steps of the reciprocal. */

@@ -283,7 +283,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     return store.addParty(b.role, b.name, serializePublicKey(pk), b.x25519PublicKey ?? null);
   });
 
-  registerTokenRoutes(app, { store, params, x25519, auth: (req) => auth(req) });
+  registerTokenRoutes(app, { store, auth: (req) => auth(req) });
 
   app.post('/v1/datasets', async (req) => {
     const owner = await auth(req, 'owner');
@@ -300,9 +300,9 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         rows: b.rows,
         epsilonBudgetMicro,
         minClusterSize: b.minClusterSize,
-        // Nearest, not down: 1.2e-7 * 1e12 is 119999.99999999999.
-        maxDeltaPico: b.maxDelta === undefined ? undefined : Math.round(b.maxDelta * 1e12),
-        deltaBudgetPico: b.deltaBudget === undefined ? undefined : Math.round(b.deltaBudget * 1e12),
+        // Down, past the float error of the scaling: 1.2e-7 * 1e12 is 119999.99999999999.
+        maxDeltaPico: b.maxDelta === undefined ? undefined : Math.floor(b.maxDelta * 1e12 + 1e-6),
+        deltaBudgetPico: b.deltaBudget === undefined ? undefined : Math.floor(b.deltaBudget * 1e12 + 1e-6),
         training: b.training && checkTraining(b.training, b.columns.length, owner, params),
       }),
     };

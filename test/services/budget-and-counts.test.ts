@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { FixedPointCodec } from '../../src/crypto/index.js';
 import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient } from '../../src/clients/query-client.js';
-import { ApiError, ComputeServerApi } from '../../src/clients/api.js';
+import { ApiError } from '../../src/clients/api.js';
 import { registrationSource } from '../../src/services/compute-server.js';
 import { revokeToken, rotateToken } from '../../src/clients/tokens.js';
 import { statsResult } from '../../src/services/jobs/kinds/stats-schema.js';
@@ -142,13 +142,6 @@ describe('budgets, counts and tokens', () => {
   it('a rotated token stops working at once, and a revoked one gets 401', async () => {
     const q = await QueryClient.register(s.cs.url, 'leaky');
     const old = q.identity();
-    // The token alone cannot change the credential: the answer to a challenge under the party's key is needed.
-    const thief = new ComputeServerApi(s.cs.url, old.token);
-    await rejectsWith(thief.request('POST', '/v1/token'), 400, /challenge/);
-    const ch = await thief.request<{ expires: number }>('POST', '/v1/token/challenge');
-    await rejectsWith(thief.request('POST', '/v1/token', { expires: ch.expires, answer: 'abcdef' }), 401, /secret key/);
-    await rejectsWith(thief.request('POST', '/v1/token/revoke', { expires: ch.expires, answer: 'abcdef' }), 401, /secret key/);
-    await rejectsWith(thief.request('POST', '/v1/token', { expires: Date.now() - 1, answer: 'ab' }), 401, /expired/);
     const fresh = await rotateToken(old);
     assert.notEqual(fresh.token, old.token);
     await rejectsWith(QueryClient.fromIdentity(old).datasets(), 401, /token/);

@@ -86,7 +86,8 @@ export const statsKind = defineJobKind({
       throw badRequest((e as Error).message);
     }
     // Rounded up (never charged less than spent), past the float error of the scaling: 7e-8 * 1e12 is 70000.00000000001.
-    const deltaPico = spec.mechanism === 'gaussian' ? Math.ceil(spec.delta! * 1e12 - 1e-6) : 0;
+    // At least 1: a tiny delta must not be charged nothing (nor pass an owner's cap of 0).
+    const deltaPico = spec.mechanism === 'gaussian' ? Math.max(1, Math.ceil(spec.delta! * 1e12 - 1e-6)) : 0;
     const capped = ds.find((d) => deltaPico > d.maxDeltaPico);
     if (capped) {
       throw new HttpError(
