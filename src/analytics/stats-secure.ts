@@ -80,6 +80,10 @@ export function validateQuery(q: StatsQuery): void {
     throw new StatsQueryError('the Gaussian mechanism needs delta in (0, 1)');
   // The classic calibration sigma = Delta sqrt(2 ln(1.25/delta)) / epsilon holds only for epsilon < 1.
   if (q.mechanism === 'gaussian' && !(q.epsilon.num < q.epsilon.den)) throw new StatsQueryError('the Gaussian mechanism needs epsilon < 1');
+  // The Gumbel scale 2/epsilon, clipped at 64 scales in 2^16 units, must be a finite number of bits
+  // that leaves the argmin's slots room under N: checked here, before the query is charged.
+  if (q.kind === 'mode' && !(64 * toNumber(div(rational(2n), q.epsilon)) * 2 ** GUMBEL_FRACTION_BITS < 2 ** 900))
+    throw new StatsQueryError('epsilon is too small for the mode (its noise would not fit the comparison)');
   if (q.kind === 'mode' && q.mode !== 'pmdp') throw new StatsQueryError('the exponential mechanism (mode) runs in pmdp mode only');
   if (q.blocks !== undefined && (q.kind !== 'mean' || !Number.isInteger(q.blocks) || q.blocks < 2))
     throw new StatsQueryError('blocks (sample-and-aggregate) is for mean queries, at least 2');

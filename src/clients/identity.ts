@@ -12,10 +12,10 @@ export interface IdentityFile {
   server: string;
   /** serialised BCP secret key, base64 */
   bcpSecretKey: string;
-  /** X25519 private key (pkcs8 DER), base64; owners only */
+  /** X25519 private key (pkcs8 DER), base64: owners (envelopes, token proofs) and query clients registered since token proofs (token proofs) */
   x25519PrivateKey?: string;
   /**
-   * What was trusted at registration: the public parameters' fingerprint and (owners) the compute
+   * What was trusted at registration: the public parameters' fingerprint and the compute
    * server's X25519 key, and (https servers) the SHA-256 of its TLS certificate. A server that later
    * presents others is refused (ERR_PIN_MISMATCH).
    */

@@ -5,6 +5,8 @@
  */
 import { trainResult, type TrainRawResult, type TrainSpec } from '../services/jobs/kinds/train-schema.js';
 import { checkNewParams, pinCertificate } from './pins.js';
+import { exportAgreementPrivateKey, generateAgreementKeyPair, importAgreementPrivateKey } from '../crypto/key-agreement.js';
+import type { KeyObject } from 'node:crypto';
 import {
   deserializeParams,
   keyGen,
@@ -83,24 +85,32 @@ export class QueryClient {
     private readonly api: ComputeServerApi,
     readonly sk: BcpSecretKey,
     private readonly token: string,
+    /** X25519 key pair half and the server's pinned key: they prove this client when its token is rotated. */
+    private readonly agreement?: { privateKey: KeyObject; serverPublic: string },
   ) {}
 
   static async register(serverUrl: string, name: string, opts: { expectParams?: string; expectCert?: string } = {}): Promise<QueryClient> {
     const api = new ComputeServerApi(serverUrl, undefined, { tls: await pinCertificate(serverUrl, opts.expectCert) });
-    const info = await api.request<{ params: string }>('GET', '/v1/info');
+    const info = await api.request<{ params: string; x25519PublicKey: string }>('GET', '/v1/info');
     const sk = keyGen(checkNewParams(deserializeParams(Buffer.from(info.params, 'base64')), serverUrl, opts.expectParams));
+    const x = generateAgreementKeyPair();
     const { id, token } = await api.request<{ id: string; token: string }>('POST', '/v1/register', {
       role: 'client',
       name,
       bcpPublicKey: serializePublicKey(sk.publicKey).toString('base64'),
+      x25519PublicKey: x.publicKey,
     });
-    return new QueryClient(id, api.withToken(token), sk, token);
+    return new QueryClient(id, api.withToken(token), sk, token, { privateKey: x.privateKey, serverPublic: info.x25519PublicKey });
   }
 
   static fromIdentity(f: IdentityFile): QueryClient {
     if (f.role !== 'client') throw new ParameterError(`identity ${f.id} is a data owner's; query client commands need a query client's identity`);
     const api = new ComputeServerApi(f.server, f.token, { tls: f.pins?.tls, params: f.pins?.params });
-    return new QueryClient(f.id, api, deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64')), f.token);
+    const agreement =
+      f.x25519PrivateKey && f.pins?.x25519
+        ? { privateKey: importAgreementPrivateKey(Buffer.from(f.x25519PrivateKey, 'base64')), serverPublic: f.pins.x25519 }
+        : undefined;
+    return new QueryClient(f.id, api, deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64')), f.token, agreement);
   }
 
   identity(): IdentityFile {
@@ -110,7 +120,8 @@ export class QueryClient {
       token: this.token,
       server: this.api.baseUrl,
       bcpSecretKey: serializeSecretKey(this.sk).toString('base64'),
-      pins: { params: this.sk.publicKey.params.fingerprint, tls: this.api.pins.tls },
+      ...(this.agreement ? { x25519PrivateKey: exportAgreementPrivateKey(this.agreement.privateKey).toString('base64') } : {}),
+      pins: { params: this.sk.publicKey.params.fingerprint, x25519: this.agreement?.serverPublic, tls: this.api.pins.tls },
     };
   }
 

@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   ERR_INTERNAL: { status: 500, meaning: 'an internal error (details in the server log)' },
   ERR_WORKER: { status: 500, meaning: 'a worker thread failed' },
   ERR_UNREACHABLE: { status: 503, meaning: 'a server cannot be reached' },
+  ERR_SESSION_LOST: { status: 503, meaning: 'the key server no longer holds that MPC session (it restarted); the job retries' },
   ERR_CHANNEL_KEY: { status: 502, meaning: "the key server refused the compute server's requests: the two servers' channel keys differ" },
   ERR_REMOTE: { status: 502, meaning: 'the other server answered with an error of its own' },
   ERR_BAD_RESPONSE: { status: 502, meaning: 'a server answered with something that is not its protocol' },

@@ -12,6 +12,13 @@ export class MpcChannelError extends CiphermineError {
   }
 }
 
+/** The key server restarted and lost the session's state: an outage, retried from the last checkpoint. */
+export class MpcSessionLostError extends CiphermineError {
+  constructor(message: string) {
+    super('ERR_SESSION_LOST', message);
+  }
+}
+
 export interface ChannelCounters {
   rounds: number;
   bytesSent: number;

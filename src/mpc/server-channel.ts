@@ -8,7 +8,7 @@
  */
 import { CiphermineError } from '../crypto/errors.js';
 import { RemoteError, type Transport } from '../protocols/transport.js';
-import { MAX_MESSAGE_BYTES, MpcChannelError, type ChannelCounters, type PartyChannel } from './channel.js';
+import { MAX_MESSAGE_BYTES, MpcChannelError, MpcSessionLostError, type ChannelCounters, type PartyChannel } from './channel.js';
 import { BaseOtStore, newBase } from './ot/base-ot-cache.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
 import type { CorrelatedRandomness } from './provider/provider.js';
@@ -271,7 +271,7 @@ export class MpcEndpoint {
     if (method === MPC_METHOD) {
       const { session, round, payload } = decodeFrame(body);
       const c = this.sessions.get(session);
-      if (!c) throw new MpcChannelError(`no MPC session ${session} at the key server`);
+      if (!c) throw new MpcSessionLostError(`no MPC session ${session} at the key server`);
       return c.deliver(round, payload);
     }
     return undefined;

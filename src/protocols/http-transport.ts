@@ -114,7 +114,9 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
     const code = err.code ?? 'ERR_INTERNAL';
     const status = httpStatusOf(err);
     const detail = status < 500 ? err.detail : undefined;
-    const body = Buffer.from(JSON.stringify({ code, message: status >= 500 ? 'internal error' : err.message, detail }));
+    // A lost session is an outage the caller acts on, so its message is kept; other 5xx stay in the log.
+    const message = status >= 500 && code !== 'ERR_SESSION_LOST' ? 'internal error' : err.message;
+    const body = Buffer.from(JSON.stringify({ code, message, detail }));
     if (authenticated.has(req.raw)) {
       reply.header('x-cm-signature', mac(opts.hmacKey, 'reply', String(req.headers['x-cm-nonce']), String(status), sha(body)));
     }
@@ -202,6 +204,11 @@ export class HttpTransport implements Transport {
           `the key server at ${this.baseUrl} refused this compute server's signature: the two servers' channel keys differ (give the compute server the key server's channel.key), or their clocks are minutes apart`,
           502,
         );
+      }
+      // A proxy's or a closing server's own 502/503/504 (fastify answers 503 while it shuts down):
+      // the key server is away, and the job waits for it as for a refused connection.
+      if (!authentic && res.status >= 502 && res.status <= 504) {
+        throw new RemoteError('ERR_UNREACHABLE', `the key server at ${this.baseUrl} is unavailable (unsigned ${res.status})`, 503);
       }
       if (!authentic) throw new RemoteError('ERR_UNAUTHENTICATED', `unauthenticated ${res.status} answer`, 502);
       let info: { code?: string; message?: string; detail?: { index?: number } } = {};

@@ -22,6 +22,8 @@ import { lessThanKeyServer } from './secure-less-than.js';
 import { noiseShareKeyServer } from './noise-share.js';
 import { dropShareKeyServer, innerKeyServer, shareKeyServer } from './inner-distances.js';
 import { ShareStore } from './share-store.js';
+import { keyedUniform } from '../crypto/noise/keyed-uniform.js';
+import type { Uniform } from '../crypto/noise/samplers.js';
 
 export class UnknownKeyError extends CiphermineError {
   constructor(fp: string) {
@@ -115,6 +117,11 @@ export class KeyServerCore implements KeyServerState {
         'only a job key may be used here (KMS form, shares, the source of a plain SCT, the target of a bounded SCT)',
       );
     }
+  }
+
+  jobUniform(pk: BcpPublicKey, label: string): Uniform {
+    this.requireJobKey(pk);
+    return keyedUniform(this.jobKeys.get(pk.fingerprint)!.a, label);
   }
 
   async sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {

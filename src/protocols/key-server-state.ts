@@ -7,6 +7,7 @@ import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import type { Pair } from '../crypto/kernels.js';
 import type { ShareStore } from './share-store.js';
 import type { z } from 'zod';
+import type { Uniform } from '../crypto/noise/samplers.js';
 import { decodeMessage, type Message } from './messages.js';
 
 export interface KeyServerState {
@@ -21,6 +22,11 @@ export interface KeyServerState {
   sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]>;
   /** Throws ERR_NOT_JOB_KEY unless pk is a job key made here (KMS form and shares are for those only). */
   requireJobKey(pk: BcpPublicKey): void;
+  /**
+   * A uniform source reproducible per job key and label (keyed by the job key's secret, which only
+   * the key server holds): a job run again after a failure draws the same noise. Job keys only.
+   */
+  jobUniform(pk: BcpPublicKey, label: string): Uniform;
   /** Shared records of running jobs (share-store.ts). */
   readonly shares: ShareStore;
 }

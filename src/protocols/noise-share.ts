@@ -42,6 +42,15 @@ async function request(ctx: ComputeSideContext, pk: BcpPublicKey, kind: string, 
   return pairsOf(elements).map(([A, B]) => new Ciphertext(pk, A, B));
 }
 
+/**
+ * The mode's Gumbel noise is reproducible per job key (and scale): the compute server sees the
+ * chosen bin, and a rerun after a failure must not give it a second, independent draw.
+ */
+function gumbelNoise(state: KeyServerState, pk: BcpPublicKey, scale: Rational, count: number): bigint[] {
+  const u = state.jobUniform(pk, `gumbel ${scale.num}/${scale.den}`);
+  return Array.from({ length: count }, () => boundedGumbel(toNumber(scale), GUMBEL_FRACTION_BITS, u));
+}
+
 const schema = z.object({
   key: fingerprint,
   count: z.number().int().min(0).max(100_000),
@@ -54,9 +63,9 @@ export async function noiseShareKeyServer(state: KeyServerState, body: Uint8Arra
   const { header, elements, pk } = decodeForKey(state, body, schema);
   if (elements.length !== 0) throw new ProtocolError('noise-share takes no ciphertexts');
   const param = rational(BigInt(header.num), BigInt(header.den));
-  const shares = Array.from({ length: header.count }, () =>
-    header.kind === 'gumbel' ? boundedGumbel(toNumber(param), GUMBEL_FRACTION_BITS) : sampleShare({ kind: header.kind, param }, 1),
-  );
+  const kind = header.kind;
+  const shares =
+    kind === 'gumbel' ? gumbelNoise(state, pk, param, header.count) : Array.from({ length: header.count }, () => sampleShare({ kind, param }, 1));
   state.observe('noise-share', shares);
   return encodeReply(
     await state.seal(

@@ -275,15 +275,14 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   app.post('/v1/register', { config: { rateLimit: { max: opts.registrationsPerMinute ?? 30, timeWindow: 60_000 } } }, async (req) => {
     const b = parse(registerBody, req.body);
     const pk = deserializePublicKey(Buffer.from(b.bcpPublicKey, 'base64'), params);
-    if (b.role === 'owner') {
-      if (!b.x25519PublicKey) throw badRequest('a data owner must send its X25519 public key');
-      importAgreementPublicKey(b.x25519PublicKey);
-    }
+    if (b.role === 'owner' && !b.x25519PublicKey) throw badRequest('a data owner must send its X25519 public key');
+    // A client's key is optional (it proves the party when its token is rotated; token-routes.ts).
+    if (b.x25519PublicKey) importAgreementPublicKey(b.x25519PublicKey);
     // The key server learns the key when a job first needs it (jobs/key-registration.ts).
     return store.addParty(b.role, b.name, serializePublicKey(pk), b.x25519PublicKey ?? null);
   });
 
-  registerTokenRoutes(app, { store, auth: (req) => auth(req) });
+  registerTokenRoutes(app, { store, auth: (req) => auth(req), x25519 });
 
   app.post('/v1/datasets', async (req) => {
     const owner = await auth(req, 'owner');

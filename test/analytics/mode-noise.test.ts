@@ -29,7 +29,7 @@ describe("the mode's noise", () => {
   });
 
   it('comes from the key server, one Gumbel variate per bin, and the compute server sees none of it', async () => {
-    const pk = h.owner.publicKey;
+    const pk = h.core.createJobKey();
     // Bin 2 holds most records; at epsilon 1000 the noise (scale 0.002) cannot change the winner.
     const xs = [1n, 12n, 21n, 22n, 23n, 25n, 33n].map((x) => pk.encrypt(x));
     seen.clear();
@@ -42,13 +42,40 @@ describe("the mode's noise", () => {
     assert.ok(noise.some((g) => g !== 0n));
   });
 
-  it('at a small epsilon the choice varies between runs on the same data (the noise is really added)', async () => {
-    const pk = h.owner.publicKey;
-    const xs = [1n, 12n, 21n, 22n, 33n].map((x) => pk.encrypt(x));
+  it('at a small epsilon the choice varies between jobs on the same data (the noise is really added)', async () => {
     const choices = new Set<number>();
     for (let i = 0; i < 12 && choices.size < 2; i++) {
+      const pk = h.core.createJobKey();
+      const xs = [1n, 12n, 21n, 22n, 33n].map((x) => pk.encrypt(x));
       choices.add((await secureStats(h.alice, xs, query(1n), h.target.publicKey)).choice!);
     }
-    assert.ok(choices.size >= 2, `one choice in 12 runs at epsilon 1: ${[...choices]}`);
+    assert.ok(choices.size >= 2, `one choice in 12 jobs at epsilon 1: ${[...choices]}`);
+  });
+
+  it('is the same noise when a job runs again (a rerun after a failure gives the compute server no second draw)', async () => {
+    const pk = h.core.createJobKey();
+    const xs = [1n, 12n, 21n, 22n, 33n].map((x) => pk.encrypt(x));
+    const draws: bigint[][] = [];
+    for (let i = 0; i < 3; i++) {
+      seen.clear();
+      await secureStats(h.alice, xs, query(1n), h.target.publicKey);
+      draws.push(seen.get('noise-share')!);
+    }
+    assert.deepEqual(draws[1], draws[0]);
+    assert.deepEqual(draws[2], draws[0]);
+    const other = h.core.createJobKey();
+    seen.clear();
+    await secureStats(
+      h.alice,
+      [1n, 12n].map((x) => other.encrypt(x)),
+      query(1n),
+      h.target.publicKey,
+    );
+    assert.notDeepEqual(seen.get('noise-share'), draws[0], 'another job draws other noise');
+  });
+
+  it('is refused for a key that is not a job key', async () => {
+    const pk = h.owner.publicKey;
+    await assert.rejects(secureStats(h.alice, [pk.encrypt(1n)], query(1n), h.target.publicKey), /job key/);
   });
 });

@@ -170,7 +170,8 @@ describe('key server endpoints refuse bad input and keep serving', () => {
     const fake = Fastify();
     fake.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
     fake.post('/rpc/:m', async (req, reply) => {
-      const status = (req.params as { m: string }).m === 'a' ? 401 : 403;
+      const m = (req.params as { m: string }).m;
+      const status = m === 'a' ? 401 : m === 'c' ? 503 : 403;
       reply.status(status).send({ code: 'ERR_PRIVACY_BUDGET_EXCEEDED', message: 'forged', detail: { index: 3 } });
     });
     const url = await fake.listen({ host: '127.0.0.1', port: 0 });
@@ -183,6 +184,11 @@ describe('key server endpoints refuse bad input and keep serving', () => {
       await assert.rejects(
         t.call('b', Buffer.from('x')),
         (e: unknown) => e instanceof RemoteError && e.code === 'ERR_UNAUTHENTICATED' && e.detail === undefined,
+      );
+      // An unsigned 503 is what a closing key server (or a proxy before it) answers: the job waits.
+      await assert.rejects(
+        t.call('c', Buffer.from('x')),
+        (e: unknown) => e instanceof RemoteError && e.code === 'ERR_UNREACHABLE' && !/forged/.test(e.message),
       );
     } finally {
       await fake.close();

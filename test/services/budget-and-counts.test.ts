@@ -83,6 +83,8 @@ describe('budgets, counts and tokens', () => {
     await rejectsWith(client.kmeans({ datasets: [large], k: 400, maxIter: 2 }), 400, /k is at most 362/);
     const edges = Array.from({ length: 402 }, (_, i) => i / 10);
     await rejectsWith(client.stats({ datasets: [large], column: 'wage', kind: 'mode', epsilon: 0.1, edges }), 400, /at most 362 bins/);
+    const few = [0, 10, 20];
+    await rejectsWith(client.stats({ datasets: [large], column: 'wage', kind: 'mode', epsilon: 1e-290, edges: few }), 400, /too small for the mode/);
     assert.equal((await spent(large)).epsilonSpentMicro, before);
   });
 
@@ -148,6 +150,26 @@ describe('budgets, counts and tokens', () => {
     assert.deepEqual(await QueryClient.fromIdentity(fresh).datasets(), []);
     await revokeToken(fresh);
     await rejectsWith(QueryClient.fromIdentity(fresh).datasets(), 401, /token/);
+  });
+
+  it('a leaked token alone can neither rotate nor revoke: the party must prove its X25519 key', async () => {
+    const q = await QueryClient.register(s.cs.url, 'leaked');
+    const mine = q.identity();
+    // The thief has the token, not the identity's private key: it sends no proof, or one made with its own key.
+    const { x25519PrivateKey: _, ...stolen } = mine;
+    await rejectsWith(rotateToken(stolen), 403, /prove the party's X25519 key/);
+    const other = (await QueryClient.register(s.cs.url, 'thief')).identity();
+    await rejectsWith(rotateToken({ ...mine, x25519PrivateKey: other.x25519PrivateKey }), 403, /does not verify/);
+    await rejectsWith(revokeToken({ ...mine, x25519PrivateKey: other.x25519PrivateKey }), 403, /does not verify/);
+    // The owner of the key still can, and its proof cannot be replayed once the token it names is gone.
+    const fresh = await rotateToken(mine);
+    assert.deepEqual(await QueryClient.fromIdentity(fresh).datasets(), []);
+    await rejectsWith(rotateToken(mine), 401, /token/);
+    // Data owners prove theirs the same way.
+    const owner = (await DataOwner.register(s.cs.url, 'owner-rotates')).identity();
+    const { x25519PrivateKey: __, ...ownerStolen } = owner;
+    await rejectsWith(rotateToken(ownerStolen), 403, /prove/);
+    assert.notEqual((await rotateToken(owner)).token, owner.token);
   });
 
   it('registration is rate-limited per address', async () => {

@@ -3,7 +3,6 @@
  * integer noise to a sensitivity and epsilon, the sPMDP split of that noise between parties, and the
  * exponential mechanism.
  */
-import { randomBytes } from 'node:crypto';
 import { ParameterError } from '../errors.js';
 import { discreteGaussian, discreteLaplace, geometric, secureUniform, type Uniform } from './samplers.js';
 import { div, parseRational, rational, toNumber, type Rational } from './rational.js';
@@ -61,9 +60,8 @@ export function sampleShare(spec: NoiseSpec, party: 0 | 1, u: Uniform = secureUn
 }
 
 /** Uniform in (0, 1) with 53 random bits, never 0. */
-function uniform01(): number {
-  const b = randomBytes(8);
-  const x = (b.readUInt32BE(0) * 2 ** 21 + (b.readUInt32BE(4) >>> 11)) / 2 ** 53;
+function uniform01(u: Uniform = secureUniform): number {
+  const x = Number(u(1n << 53n)) / 2 ** 53;
   return x === 0 ? 2 ** -54 : x;
 }
 
@@ -72,19 +70,21 @@ function uniform01(): number {
  * epsilon)) chooses i with probability proportional to exp(epsilon u_i / (2 Delta)), the exponential
  * mechanism. The Gumbel variate is computed in floating point; it is never released, only compared.
  */
-export function gumbelFixedPoint(scale: number, fractionBits: number): bigint {
-  return BigInt(Math.round(-Math.log(-Math.log(uniform01())) * scale * 2 ** fractionBits));
+export function gumbelFixedPoint(scale: number, fractionBits: number, u: Uniform = secureUniform): bigint {
+  return BigInt(Math.round(-Math.log(-Math.log(uniform01(u))) * scale * 2 ** fractionBits));
 }
 
 /** |G| is clipped here (64 scales): the slot width of the scores must be bounded, and beyond it the tail is below 2^-90. */
 export function gumbelBound(scale: number, fractionBits: number): bigint {
-  return BigInt(Math.ceil(64 * scale * 2 ** fractionBits));
+  const bound = Math.ceil(64 * scale * 2 ** fractionBits);
+  if (!Number.isFinite(bound)) throw new ParameterError(`a Gumbel scale of ${scale} is too large`);
+  return BigInt(bound);
 }
 
 /** A Gumbel variate in fixed point, clipped to +-gumbelBound. */
-export function boundedGumbel(scale: number, fractionBits: number): bigint {
+export function boundedGumbel(scale: number, fractionBits: number, u: Uniform = secureUniform): bigint {
   const cap = gumbelBound(scale, fractionBits);
-  const g = gumbelFixedPoint(scale, fractionBits);
+  const g = gumbelFixedPoint(scale, fractionBits, u);
   return g > cap ? cap : g < -cap ? -cap : g;
 }
 

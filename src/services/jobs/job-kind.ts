@@ -56,6 +56,12 @@ export interface JobContext<S> {
   once(name: string, make: () => Promise<Buffer[]>): Promise<Buffer[]>;
   /** This job's key pk_c, made by the key server on first use and remembered with the job. */
   jobKey(): Promise<BcpPublicKey>;
+  /**
+   * From here on the job's privacy charge stays even if an outage ends it: call it before a step
+   * that shows a server something derived from the data (the mode's choice), which a refund would
+   * leave uncounted.
+   */
+  keepCharge(): Promise<void>;
 }
 
 export interface JobKind<S = any, R = any> {

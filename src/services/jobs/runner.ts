@@ -34,8 +34,11 @@ export function isDatabaseUnavailable(e: unknown): boolean {
  * A failure no input can cause: the key server could not be reached at all (a key server that
  * answers 500 might have failed on the data) or the database was away.
  */
+/** The job blob that marks a charge as past refunding (JobContext.keepCharge). */
+const CHARGE_KEPT = 'charge-kept';
+
 export function isOutage(e: unknown): boolean {
-  if (e instanceof RemoteError) return e.code === 'ERR_UNREACHABLE';
+  if (e instanceof RemoteError) return e.code === 'ERR_UNREACHABLE' || e.code === 'ERR_SESSION_LOST';
   return (isKeyServerUnavailable(e) && !(e instanceof RemoteError)) || isDatabaseUnavailable(e);
 }
 
@@ -175,7 +178,8 @@ export class JobRunner {
     for (;;) {
       try {
         await this.o.services.store.updateJob(jobId, { state: 'failed', phase: 'failed', error: message, errorCode: code, finishedAt: Date.now() });
-        if (outage && (await this.o.services.store.refundJob(jobId))) this.o.log?.(`job ${jobId}: privacy budget refunded (an outage)`);
+        const kept = outage && (await this.o.services.store.jobBlob(jobId, CHARGE_KEPT)) !== undefined;
+        if (outage && !kept && (await this.o.services.store.refundJob(jobId))) this.o.log?.(`job ${jobId}: privacy budget refunded (an outage)`);
         return;
       } catch {
         // The database is away too: keep trying, or the job would show running forever.
@@ -245,6 +249,9 @@ export class JobRunner {
         stepDone();
         live();
         return parts;
+      },
+      async keepCharge() {
+        if (!(await store.jobBlob(job.id, CHARGE_KEPT))) await store.putJobBlob(job.id, CHARGE_KEPT, [Buffer.from('1')]);
       },
       async jobKey() {
         if (!jobKey) {

@@ -92,11 +92,18 @@ export class KyselyStore implements Store {
     return r && toParty(r);
   }
 
-  async replaceToken(partyId: string, revokeOnly = false): Promise<string | undefined> {
+  async replaceToken(partyId: string, current: string, revokeOnly = false): Promise<string | undefined> {
     const token = revokeOnly ? undefined : randomBytes(32).toString('base64url');
     // A revoked party keeps a hash no token has (of fresh random bytes nobody holds).
     const hash = hashToken(token ?? randomBytes(32).toString('base64url'));
-    await this.db.updateTable('parties').set({ token_hash: hash }).where('id', '=', partyId).execute();
+    // Only while `current` is still the token: of two concurrent rotations one wins, the other is refused.
+    const r = await this.db
+      .updateTable('parties')
+      .set({ token_hash: hash })
+      .where('id', '=', partyId)
+      .where('token_hash', '=', hashToken(current))
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) throw new CiphermineError('ERR_CONFLICT', 'the token was replaced meanwhile');
     return token;
   }
 

@@ -148,7 +148,8 @@ export interface Store {
   addParty(role: Role, name: string, bcpPublicKey: Buffer, x25519PublicKey: string | null): Promise<{ id: string; token: string }>;
   partyByToken(token: string): Promise<Party | undefined>;
   /** Replaces the party's token (the old one stops working at once); returns the new one, or none when revoking. */
-  replaceToken(partyId: string, revokeOnly?: boolean): Promise<string | undefined>;
+  /** Replaces (or, revokeOnly, voids) the party's token, only while `current` is still it (else ERR_CONFLICT). */
+  replaceToken(partyId: string, current: string, revokeOnly?: boolean): Promise<string | undefined>;
   party(id: string): Promise<Party | undefined>;
 
   addDataset(d: NewDataset): Promise<string>;

@@ -123,6 +123,9 @@ export const statsKind = defineJobKind({
       }),
     );
     const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
+    // The mode's choice is opened to the compute server during the computation: from then on the
+    // query has been answered to one party, outage or not.
+    if (ctx.spec.kind === 'mode') await ctx.keepCharge();
     // Stored once: the noise is drawn once per job (and per charge), so a restart after the
     // computation cannot produce a second noisy answer, nor a second exponential-mechanism choice.
     const [released, extra] = await ctx.once('released', () =>
