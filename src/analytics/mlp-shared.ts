@@ -10,7 +10,7 @@ import { addPublic, matmulFixed, mul, mulFixed, mulPublic, share, truncate } fro
 import { argmin } from '../mpc/primitives/argmin.js';
 import * as ring from '../mpc/ring.js';
 import { reluDerivative } from '../mpc/primitives/binary.js';
-import type { TensorOps } from './mlp.js';
+import { columnProduct, type TensorOps } from './mlp.js';
 
 export function sharedOps(p: MpcParty): TensorOps {
   return {
@@ -21,6 +21,7 @@ export function sharedOps(p: MpcParty): TensorOps {
     },
     mask: (x, bits) => mul(p, share(x.shape, x.data), share(bits.shape, bits.data)),
     scale: (x, c) => truncate(p, mulPublic(share(x.shape, x.data), c)),
+    scaleColumns: (x, c) => truncate(p, share(x.shape, columnProduct(x, c))),
     addPublic: (x, c) => addPublic(p, share(x.shape, x.data), c),
     mulFixed: (a, b) => mulFixed(p, share(a.shape, a.data), share(b.shape, b.data)),
     async rowMax(x) {

@@ -88,6 +88,18 @@ const Args = z.object({
     epochs: z.number().int().min(1).max(1000),
     seed: z.string().min(1).max(200),
     loss: z.enum(['mse', 'softmax']).optional(),
+    standardise: z
+      .object({
+        bounds: z
+          .array(
+            z
+              .number()
+              .positive()
+              .max(2 ** 20),
+          )
+          .max(10_000),
+      })
+      .optional(),
   }),
   /** The joint key's fingerprint, which KMS recomputes from the seeds' keys and compares. */
   jointKey: z.string().min(1).max(128),
@@ -107,14 +119,16 @@ function splitColumns(values: BigUint64Array, n: number, columns: number, target
 
 const flatten = (m: MlpModel): BigUint64Array => {
   const parts = m.weights.flatMap((w, l) => [w.data, m.biases[l]!.data]);
+  if (m.preprocessing) parts.push(m.preprocessing.mean.data, m.preprocessing.scale.data);
   const out = new BigUint64Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) out.set(p, (at += p.length) - p.length);
   return out;
 };
 
-/** Model parameters in release order: W_1, b_1, W_2, b_2, ... (row-major). */
-export const parameterCount = (layers: readonly number[]): number => layers.slice(1).reduce((a, out, l) => a + (layers[l]! + 1) * out, 0);
+/** Model parameters in release order: W_1, b_1, W_2, b_2, ... (row-major), then the standardisation's mean and scale. */
+export const parameterCount = (layers: readonly number[], standardised = false): number =>
+  layers.slice(1).reduce((a, out, l) => a + (layers[l]! + 1) * out, 0) + (standardised ? 2 * layers[0]! : 0);
 
 async function trainShares(
   p: MpcParty,

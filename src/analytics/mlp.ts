@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { ParameterError } from '../crypto/errors.js';
 import * as ring from '../mpc/ring.js';
 import type { RingArray } from '../mpc/ring.js';
+import { standardise, validateBound } from './standardise.js';
 
 export const MLP_FRACTION_BITS = 16;
 
@@ -34,6 +35,12 @@ export interface MlpConfig {
    * (`softmaxRows`), for classification.
    */
   loss?: 'mse' | 'softmax';
+  /**
+   * Standardise every feature on the backend before training (standardise.ts): the mean and
+   * scale are computed from all records together and never opened. `bounds` are public bounds on
+   * |x| per feature, from the owners' uploads.
+   */
+  standardise?: { bounds: number[] };
 }
 
 /** A tensor of one backend: plaintext ring values, or this party's share. */
@@ -52,6 +59,8 @@ export interface TensorOps {
   mask(x: Tensor, bits: Tensor): Promise<Tensor>;
   /** x * c / 2^f for a public fixed-point c (one truncation). */
   scale(x: Tensor, c: bigint): Tensor;
+  /** x[i][j] * c[j] / 2^f for public fixed-point constants per column (one truncation). */
+  scaleColumns(x: Tensor, c: readonly bigint[]): Tensor;
   /** Adds a public constant tensor (only one party adds it, on shares). */
   addPublic(x: Tensor, c: RingArray): Tensor;
   /** Elementwise fixed-point product (one truncation). */
@@ -64,6 +73,8 @@ export interface MlpModel {
   /** W_l as [in, out] and b_l as [1, out], fixed point. */
   weights: Tensor[];
   biases: Tensor[];
+  /** With `standardise`: the map z = (x - mean) * scale applied to the inputs, [1, features] each. */
+  preprocessing?: { mean: Tensor; scale: Tensor };
 }
 
 const tensor = (shape: readonly number[], data: RingArray): Tensor => ({ shape: [...shape], data });
@@ -77,6 +88,10 @@ export function validateConfig(c: MlpConfig, features: number, outputs: number):
   if (!Number.isInteger(c.epochs) || c.epochs < 1 || c.epochs > 1000) throw new ParameterError('epochs are 1 to 1000');
   if (!(c.learningRate > 0) || !Number.isFinite(c.learningRate) || c.learningRate > 16)
     throw new ParameterError('the learning rate must be in (0, 16]');
+  if (c.standardise) {
+    if (c.standardise.bounds.length !== features) throw new ParameterError(`${c.standardise.bounds.length} feature bounds for ${features} features`);
+    c.standardise.bounds.forEach(validateBound);
+  }
   const step = stepConstant(c);
   // lr / batch in fixed point: 0 would train nothing, silently.
   if (step === 0n)
@@ -179,6 +194,15 @@ function rowSums(x: Tensor): Tensor {
   return tensor([r, 1], out);
 }
 
+/** x[i][j] * c[j] in the ring, without truncation (local on shares). */
+export function columnProduct(x: Tensor, c: readonly bigint[]): RingArray {
+  const [r, cols] = x.shape as [number, number];
+  if (c.length !== cols) throw new ParameterError(`${c.length} column constants for ${cols} columns`);
+  const out = new BigUint64Array(r * cols);
+  for (let i = 0; i < r; i++) for (let j = 0; j < cols; j++) out[i * cols + j] = x.data[i * cols + j]! * c[j]!;
+  return out;
+}
+
 export const fixed = (v: number, n: number): RingArray => ring.encodeFixed(new Array<number>(n).fill(v), MLP_FRACTION_BITS);
 const zerosLike = (x: Tensor): Tensor => tensor(x.shape, new BigUint64Array(x.data.length));
 
@@ -258,6 +282,8 @@ export async function train(
   onBatch?: (p: TrainProgress) => void | Promise<void>,
 ): Promise<MlpModel> {
   validateConfig(c, x.shape[1]!, y.shape[1]!);
+  const pre = c.standardise ? await standardise(ops, x, c.standardise.bounds) : undefined;
+  if (pre) x = pre.z;
   const start = initialModel(c);
   // The public start enters the backend (on shares: party 0 holds it, party 1 zeros).
   let m: MlpModel = {
@@ -273,7 +299,7 @@ export async function train(
       await onBatch?.({ epoch: e + 1, batch: b + 1, batches: order[e]!.length });
     }
   }
-  return m;
+  return pre ? { ...m, preprocessing: { mean: pre.mean, scale: pre.scale } } : m;
 }
 
 /**
@@ -305,6 +331,9 @@ export const plainOps: TensorOps = {
   scale(x, c) {
     return tensor(x.shape, roundFixed(ring.scale(x.data, c)));
   },
+  scaleColumns(x, c) {
+    return tensor(x.shape, roundFixed(columnProduct(x, c)));
+  },
   addPublic(x, c) {
     return tensor(x.shape, ring.add(x.data, c));
   },
@@ -323,10 +352,18 @@ export const plainOps: TensorOps = {
   },
 };
 
+/** A released model's parameters as reals; `preprocessing` is the standardisation it was trained with. */
+export interface RealModel {
+  weights: number[][][];
+  biases: number[][];
+  preprocessing?: { mean: number[]; scale: number[] } | null;
+}
+
 /** Scores of the output layer for plaintext inputs (reals in, reals out), for a released model. */
-export function predictScores(model: { weights: number[][][]; biases: number[][] }, rows: readonly number[][]): number[][] {
-  return rows.map((row) => {
-    let a = row;
+export function predictScores(model: RealModel, rows: readonly number[][]): number[][] {
+  const pre = model.preprocessing;
+  return rows.map((raw) => {
+    let a = pre ? raw.map((v, j) => (v - pre.mean[j]!) * pre.scale[j]!) : raw;
     model.weights.forEach((w, l) => {
       const z = model.biases[l]!.map((b, j) => a.reduce((s, v, i) => s + v * w[i]![j]!, b));
       a = l === model.weights.length - 1 ? z : z.map((v) => (v >= 0 ? v : 0));

@@ -4,8 +4,9 @@
  * secret-shared; a query client trains a network on the two servers (separate processes, with a
  * dealer process when the provider is `dealer`); the owners decrypt the model jointly; the demo
  * reports train and test accuracy next to the same fixed-point training in plaintext.
- * Features are scaled by their public range (each column's largest magnitude, which the owners
- * declare as for any upload); secure standardisation is not built yet.
+ * By default the servers standardise the features on shares (global mean and standard deviation,
+ * never opened; analytics/standardise.ts); with `standardise: false` the demo scales each column by
+ * its public range instead, before the upload.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,8 @@ export interface NnDemoOptions {
   label: string;
   /** Hidden widths (the input and output widths come from the data). */
   hidden: number[];
+  /** Standardise on the servers (default), or scale by the public range before the upload. */
+  standardise?: boolean;
   epochs: number;
   batch: number;
   lr: number;
@@ -62,10 +65,23 @@ export async function runNnDemo(o: NnDemoOptions) {
   const labels = table.rows.map((r) => r[at]!);
   const classes = [...new Set(labels)].sort((a, b) => a - b);
   const range = features.map((_, j) => Math.max(1e-9, ...table.rows.map((r) => Math.abs(r.filter((_, k) => k !== at)[j]!))));
-  const x = table.rows.map((r) => r.filter((_, k) => k !== at).map((v, j) => v / range[j]!));
+  const standardise = o.standardise ?? true;
+  const x = table.rows.map((r) => r.filter((_, k) => k !== at).map((v, j) => (standardise ? v : v / range[j]!)));
   const { train: trainIdx, test: testIdx } = stratifiedSplit(labels);
-  const layers = [features.length, ...o.hidden, classes.length];
-  const config = { layers, epochs: o.epochs, batchSize: o.batch, learningRate: o.lr, seed: o.seed, loss: 'softmax' as const };
+  // Full widths (features first, classes last) or the hidden widths alone.
+  const full = o.hidden.length >= 2 && o.hidden[0] === features.length && o.hidden.at(-1) === classes.length;
+  const layers = full ? o.hidden : [features.length, ...o.hidden, classes.length];
+  // The bounds the job will use: per feature, the largest over the owners of each one's power of two.
+  const bounds = features.map((_, j) => 2 ** Math.max(0, Math.ceil(Math.log2(Math.max(1, ...trainIdx.map((i) => Math.abs(x[i]![j]!)))))));
+  const config = {
+    layers,
+    epochs: o.epochs,
+    batchSize: o.batch,
+    learningRate: o.lr,
+    seed: o.seed,
+    loss: 'softmax' as const,
+    standardise: standardise ? { bounds } : undefined,
+  };
 
   // The same training in plaintext, fixed point, same seed and batches: the reference.
   const owned = Array.from({ length: o.owners }, (_, w) => trainIdx.filter((_, i) => i % o.owners === w)).flat();
@@ -83,7 +99,12 @@ export async function runNnDemo(o: NnDemoOptions) {
     const v = ring.decodeFixed(t.data, MLP_FRACTION_BITS);
     return Array.from({ length: t.shape[0]! }, (_, i) => v.slice(i * t.shape[1]!, (i + 1) * t.shape[1]!));
   };
-  const plain = { weights: reference.weights.map(decode), biases: reference.biases.map((b) => decode(b)[0]!) };
+  const pre = reference.preprocessing;
+  const plain = {
+    weights: reference.weights.map(decode),
+    biases: reference.biases.map((b) => decode(b)[0]!),
+    preprocessing: pre ? { mean: decode(pre.mean)[0]!, scale: decode(pre.scale)[0]! } : null,
+  };
 
   const dir = mkdtempSync(join(tmpdir(), 'ciphermine-nn-'));
   const servers: ChildServer[] = [];
@@ -110,7 +131,7 @@ export async function runNnDemo(o: NnDemoOptions) {
     say(`${o.owners} owners uploaded ${trainIdx.length} training rows, secret-shared, in ${((performance.now() - tu) / 1000).toFixed(1)} s`);
     let shown = '';
     const r = await client.train(
-      { datasets, layers, epochs: o.epochs, batchSize: o.batch, learningRate: o.lr, seed: o.seed, loss: 'softmax' },
+      { datasets, layers, epochs: o.epochs, batchSize: o.batch, learningRate: o.lr, seed: o.seed, loss: 'softmax', standardise },
       {
         onStatus: (s) => {
           const line = s.progress ? `epoch ${Math.ceil(s.progress.done / (s.progress.total / o.epochs))}/${o.epochs}` : s.phase;
@@ -133,6 +154,7 @@ export async function runNnDemo(o: NnDemoOptions) {
       layers,
       provider: r.provider,
       epochs: o.epochs,
+      standardised: standardise,
       trainRows: trainIdx.length,
       testRows: testIdx.length,
       trainAccuracy: accuracy(model, rowsOf(trainIdx), labelsOf(trainIdx), classes),

@@ -81,9 +81,15 @@ demo
   .description('seed 002: owners upload secret-shared labelled data, the two servers train a neural network, the owners decrypt it jointly')
   .option('--data <file>', 'labelled CSV with a header row', SHIPPED_DIGITS)
   .option('--label <column>', 'the label column', 'label')
-  .option('--layers <a,b>', 'hidden layer widths (input and output come from the data)', listOf('--layers', integerFlag('--layers', 1)), [32])
+  .option(
+    '--layers <a,b>',
+    'hidden layer widths (input and output come from the data), or all widths, e.g. 64,32,10',
+    listOf('--layers', integerFlag('--layers', 1)),
+    [32],
+  )
+  .option('--no-standardise', 'scale each feature by its public range before the upload instead of standardising on the servers')
   .option('--epochs <n>', 'passes over the training rows', integerFlag('--epochs', 1), 30)
-  .option('--batch <n>', 'mini-batch size', integerFlag('--batch', 1), 64)
+  .option('--batch <n>', 'mini-batch size', integerFlag('--batch', 1), 128)
   .option('--lr <x>', 'learning rate', numberFlag('--lr', 0, true), 1)
   .option('--owners <n>', 'data owners the training rows are split among', integerFlag('--owners', 1), 3)
   .option(
@@ -101,7 +107,7 @@ demo
     '\nExample:\n  $ ciphermine demo nn --epochs 30 --provider dealer --json\n  $ ciphermine demo nn --data data/iris.csv --layers 8 --epochs 20 --batch 16 --lr 0.5\n',
   )
   .action(async (o) => {
-    const r = await runNnDemo({ ...o, hidden: o.layers, json: !!o.json });
+    const r = await runNnDemo({ ...o, hidden: o.layers, standardise: o.standardise !== false, json: !!o.json });
     if (o.json) console.log(JSON.stringify(r));
   });
 

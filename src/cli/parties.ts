@@ -299,11 +299,21 @@ function addClientCommands(program: Command): void {
     .option('--batch <n>', 'mini-batch size', integerFlag('--batch', 1), 64)
     .option('--lr <x>', 'learning rate', numberFlag('--lr', 0, true), 0.5)
     .option('--loss <l>', 'softmax (classification) or mse; default by the task', oneOf('--loss', ['softmax', 'mse']))
+    .option('--standardise', 'standardise every feature on the servers first (global mean and deviation, never opened; they leave with the model)')
     .option('--seed <s>', 'seeds the initial weights and the batch order', 'ciphermine')
     .addHelpText('after', example('ciphermine client train --identity .ciphermine/analyst.id --datasets ds-...,ds-... --layers 64,32,10 --epochs 30'))
     .action(async (o) => {
       const r = await client(o.identity).train(
-        { datasets: o.datasets, layers: o.layers, epochs: o.epochs, batchSize: o.batch, learningRate: o.lr, loss: o.loss, seed: o.seed },
+        {
+          datasets: o.datasets,
+          layers: o.layers,
+          epochs: o.epochs,
+          batchSize: o.batch,
+          learningRate: o.lr,
+          loss: o.loss,
+          seed: o.seed,
+          standardise: !!o.standardise,
+        },
         follow(),
       );
       const { model: _model, jointKey: _key, ...summary } = r;

@@ -122,6 +122,13 @@ function chooseCodec(fractionBits: number | undefined, maxAbs: number | undefine
   return new FixedPointCodec({ fractionBits: fractionBits ?? 16, maxAbs: maxAbs ?? Math.max(1, Math.ceil(largest)) });
 }
 
+/** Per feature, the power of two at or above its largest |value| (at least 1): coarse, so it says little. */
+function featureBounds(rows: readonly number[][], features: number): number[] {
+  const largest = new Array<number>(features).fill(0);
+  for (const r of rows) for (let j = 0; j < features; j++) largest[j] = Math.max(largest[j]!, Math.abs(r[j]!));
+  return largest.map((v) => 2 ** Math.max(0, Math.ceil(Math.log2(Math.max(1, v)))));
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The plaintexts of a batch of rows, given the index of its first row in the table. */
@@ -266,7 +273,12 @@ export class DataOwner {
     const slots = ringSlots(this.sk.publicKey.params.N);
     const id = await this.createDataset(name, prepared.columns, prepared.rows.length, codec, {
       ...opts,
-      training: { ...prepared.info, seed: serializeCiphertexts(this.sk.publicKey, [seedCt]).toString('base64'), slots },
+      training: {
+        ...prepared.info,
+        seed: serializeCiphertexts(this.sk.publicKey, [seedCt]).toString('base64'),
+        slots,
+        featureBounds: featureBounds(prepared.rows, prepared.columns.length - prepared.info.targets),
+      },
     });
     const chunkRows = opts.chunkRows ?? slots * defaultChunkRows(cols, this.sk.publicKey.params.elementBytes);
     const share: RowEncoder = (rows, first) => {

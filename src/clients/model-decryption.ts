@@ -33,6 +33,11 @@ export interface ModelFile {
   /** weights[l][i][j]: input i to unit j of layer l + 1. */
   weights: number[][][];
   biases: number[][];
+  /**
+   * The standardisation the model was trained with, applied to raw inputs before the first layer:
+   * z_j = (x_j - mean[j]) * scale[j]. Null when the job did not standardise.
+   */
+  preprocessing: { mean: number[]; scale: number[] } | null;
 }
 
 interface ModelInfo {
@@ -48,6 +53,7 @@ interface ModelInfo {
     classes: number[] | null;
     fractionBits: number;
     parameters: number;
+    standardised?: boolean;
   };
 }
 
@@ -156,5 +162,8 @@ function modelFile(job: string, meta: ModelInfo['job'], values: bigint[]): Model
     weights.push(Array.from({ length: fanIn }, () => Array.from({ length: fanOut }, next)));
     biases.push(Array.from({ length: fanOut }, next));
   }
-  return { format: 'ciphermine-mlp/v1', job, layers: meta.layers, features: meta.features, task: meta.task, classes: meta.classes, weights, biases };
+  const d = meta.layers[0]!;
+  const preprocessing = meta.standardised ? { mean: Array.from({ length: d }, next), scale: Array.from({ length: d }, next) } : null;
+  const { layers, features, task, classes } = meta;
+  return { format: 'ciphermine-mlp/v1', job, layers, features, task, classes, weights, biases, preprocessing };
 }

@@ -162,6 +162,16 @@ const datasetBody = z.object({
       targets: z.number().int().min(1).max(1000),
       seed: z.string().min(1).max(100_000),
       slots: z.number().int().min(1).max(1000),
+      /** Per feature column, a power of two at least its largest |value| (the owner's declared range). */
+      featureBounds: z
+        .array(
+          z
+            .number()
+            .positive()
+            .max(2 ** 20),
+        )
+        .max(10_000)
+        .optional(),
     })
     .optional(),
 });

@@ -83,6 +83,49 @@ describe('training on two clouds through the services', () => {
     assert.deepEqual([...seen.keys()].sort(), ['train-data', 'train-data-pack', 'train-seed']);
   });
 
+  it('standardises on the servers: the released mean and scale equal the plaintext steps, and the model predicts raw rows', async () => {
+    const raw = (k: number) => ({ columns, rows: rows.filter((_, i) => i % 2 === k) });
+    const rawIds = [await a.uploadForTraining('a raw', raw(0), { label: 'label' }), await b.uploadForTraining('b raw', raw(1), { label: 'label' })];
+    await a.grant(rawIds[0]!, q.id, ['train']);
+    await b.grant(rawIds[1]!, q.id, ['train']);
+    const r = await q.train({ datasets: rawIds, ...spec, standardise: true });
+    assert.equal(r.standardised, true);
+    assert.equal(r.parameters, 4 * 8 + 8 + 8 * 3 + 3 + 2 * 4);
+    const [m] = await Promise.all([a.decryptModel(r.jobId, 30_000), b.decryptModel(r.jobId, 30_000)]);
+    const ordered = [...raw(0).rows, ...raw(1).rows];
+    // Per feature, the power of two at or above its largest value, as the owners declared.
+    const bounds = [0, 1, 2, 3].map((j) => 2 ** Math.ceil(Math.log2(Math.max(...ordered.map((row) => row[j]!)))));
+    const ref = await train(
+      plainOps,
+      {
+        shape: [ordered.length, 4],
+        data: ring.encodeFixed(
+          ordered.flatMap((row) => row.slice(0, 4)),
+          16,
+        ),
+      },
+      {
+        shape: [ordered.length, 3],
+        data: ring.encodeFixed(
+          ordered.flatMap((row) => [0, 1, 2].map((c) => (c === row[4] ? 1 : 0))),
+          16,
+        ),
+      },
+      { ...spec, standardise: { bounds } },
+    );
+    const refMean = ring.decodeFixed(ref.preprocessing!.mean.data, 16);
+    const refScale = ring.decodeFixed(ref.preprocessing!.scale.data, 16);
+    m.preprocessing!.mean.forEach((v, j) => assert.ok(Math.abs(v - refMean[j]!) <= 2 ** -12, `mean ${j}: ${v} vs ${refMean[j]}`));
+    // The scale inherits the variance's relative error, a few units of 2^-16 over v (standardise.ts): 1% here.
+    m.preprocessing!.scale.forEach((v, j) => assert.ok(Math.abs(v / refScale[j]! - 1) <= 0.01, `scale ${j}: ${v} vs ${refScale[j]}`));
+    const acc =
+      predictScores(
+        m,
+        rows.map((row) => row.slice(0, 4)),
+      ).filter((sc, i) => argmax(sc) === rows[i]![4]).length / 150;
+    assert.ok(acc > 0.6, `accuracy ${acc} on raw rows`);
+  });
+
   it("the key server's view of the shared data does not depend on the data (KS, alpha 0.001), with a negative control", async () => {
     const view = async (value: number) => {
       const o = await DataOwner.register(s.cs.url, `v${value}`);

@@ -60,6 +60,11 @@ export interface TrainingInfo {
   seed: string;
   /** Ring elements per ciphertext: each chunk's row-major values, packed (mpc/packed-conversion.ts). */
   slots: number;
+  /**
+   * Per feature column, a power of two at least its largest |value|: the range the standardisation
+   * assumes (public, like the dataset's declared range). Absent on uploads made before it existed.
+   */
+  featureBounds?: number[];
 }
 
 /** The job kinds a grant may allow. */

@@ -17,6 +17,11 @@ export const trainSpec = z.object({
   seed: z.string().min(1).max(200).default('ciphermine'),
   /** `softmax` (cross-entropy, classification only) or `mse`; default: softmax for classification, mse for regression. */
   loss: z.enum(['mse', 'softmax']).optional(),
+  /**
+   * Standardise every feature (global mean and standard deviation over all owners' records) on
+   * shares before training; neither server sees the mean or the scale, which leave with the model.
+   */
+  standardise: z.boolean().default(false),
 });
 
 export const trainResult = z.object({
@@ -40,6 +45,8 @@ export const trainResult = z.object({
   secondsPerEpoch: z.number(),
   offlineSecondsPerEpoch: z.number(),
   provider: z.enum(['dealer', 'ot']),
+  /** Whether the model ends with the standardisation's mean and scale (one per feature each). */
+  standardised: z.boolean().default(false),
 });
 
 export type TrainSpec = z.input<typeof trainSpec>;

@@ -29,6 +29,14 @@ function sameShape(ds: readonly DatasetRow[]): DatasetRow {
   return first;
 }
 
+/**
+ * Per feature, the largest of the owners' declared bounds (public metadata of the uploads); an
+ * upload without per-feature bounds contributes its dataset-wide range.
+ */
+function featureBounds(ds: readonly DatasetRow[], features: number): number[] {
+  return Array.from({ length: features }, (_, j) => Math.max(...ds.map((d) => d.training!.featureBounds?.[j] ?? d.maxAbs)));
+}
+
 /** Softmax's cross-entropy suits classes only; regression trains on the squared error. */
 function lossOf(asked: 'mse' | 'softmax' | undefined, task: 'classification' | 'regression'): 'mse' | 'softmax' {
   if (asked === 'softmax' && task === 'regression') throw badRequest('the softmax loss is for classification uploads');
@@ -47,7 +55,8 @@ export const trainKind = defineJobKind({
     const targets = first.training!.targets;
     lossOf(spec.loss, first.training!.task);
     try {
-      validateConfig({ ...spec }, first.columns.length - targets, targets);
+      const d = first.columns.length - targets;
+      validateConfig({ ...spec, standardise: spec.standardise ? { bounds: featureBounds(ds, d) } : undefined }, d, targets);
     } catch (e) {
       throw badRequest((e as Error).message);
     }
@@ -81,6 +90,7 @@ export const trainKind = defineJobKind({
       learningRate: ctx.spec.learningRate,
       seed: ctx.spec.seed,
       loss,
+      standardise: ctx.spec.standardise ? { bounds: featureBounds(ds, first.columns.length - info.targets) } : undefined,
     };
     let lastEpoch = 0;
     const { model, jointKey, trainingSeconds, offlineSeconds } = await ctx.phase('training', () =>
@@ -96,7 +106,8 @@ export const trainKind = defineJobKind({
       model: serializeCiphertexts(jointKey, model).toString('base64'),
       jointKey: serializePublicKey(jointKey).toString('base64'),
       owners: [...new Set(ds.map((d) => d.ownerId))],
-      parameters: parameterCount(ctx.spec.layers),
+      parameters: parameterCount(ctx.spec.layers, ctx.spec.standardise),
+      standardised: ctx.spec.standardise,
       layers: ctx.spec.layers,
       features: first.columns.slice(0, first.columns.length - info.targets),
       task: info.task,
