@@ -103,6 +103,8 @@ const Args = z.object({
   }),
   /** The joint key's fingerprint, which KMS recomputes from the seeds' keys and compares. */
   jointKey: z.string().min(1).max(128),
+  /** Names the model: the key server's sealed share is bound to it. */
+  session: z.string().min(1).max(100),
 });
 
 /** Features [n, columns - targets] and targets [n, targets] from row-major values of all sources. */
@@ -176,6 +178,18 @@ export interface TwoServerTraining {
   /** Seconds of the training loop at the compute server, and the part its provider spent making correlated randomness. */
   trainingSeconds: number;
   offlineSeconds: number;
+  /** The model as it stays shared: this server's share, and the key server's sealed for itself. */
+  shared: SharedModel;
+}
+
+/** A trained model kept in shares for `predict` (mlp-predict.ts). */
+export interface SharedModel {
+  /** The training session, to which the key server's sealed share is bound. */
+  session: string;
+  /** The compute server's share of every parameter, in release order. */
+  share: BigUint64Array;
+  /** The key server's share, AES-GCM under a key only it derives. */
+  keyServerShare: Uint8Array;
 }
 
 /** The compute server's half. */
@@ -197,11 +211,37 @@ export async function trainOnTwoServers(
     targets,
     config,
     jointKey: jointKey.fingerprint,
+    session,
   };
   const p = await startEngineSession(ctx, TRAIN_PROGRAM, session, args);
-  for (const s of sources) await p.channel.exchange(serializeCiphertexts(s.key, [s.seed]));
   const n = sources.reduce((a, s) => a + s.rows, 0);
-  const values = new BigUint64Array(n * columns);
+  const values = await sourcesToShares(ctx, p, sources, columns);
+  const started = performance.now();
+  const weights = await trainShares(p, values, n, columns, targets, config, onBatch);
+  const trainingSeconds = (performance.now() - started) / 1000;
+  const offlineSeconds = p.provider.counters.offlineSeconds;
+  const each = await sharesToCiphertexts(p, share([weights.length], weights), jointKey);
+  // Packed, MODEL_SLOT_BITS to a slot with 2^63 added, so the owners' partial decryptions (one
+  // full-length exponentiation each) are one per pack instead of one per parameter.
+  const model = packForOwners(jointKey, each);
+  // The model also stays shared for `predict`: this server keeps its share, and keeps the key
+  // server's sealed under a key only the key server holds.
+  const keyServerShare = await p.channel.exchange(new Uint8Array(0));
+  return { model, jointKey, trainingSeconds, offlineSeconds, shared: { session, share: weights, keyServerShare } };
+}
+
+/**
+ * Party 0's half of turning the sources into shares of their values (all rows, row-major): the
+ * seeds to the key server, then each chunk's packs by the packed conversion.
+ */
+export async function sourcesToShares(
+  ctx: ComputeSideContext,
+  p: MpcParty,
+  sources: readonly SharedSource[],
+  columns: number,
+): Promise<BigUint64Array> {
+  for (const s of sources) await p.channel.exchange(serializeCiphertexts(s.key, [s.seed]));
+  const values = new BigUint64Array(sources.reduce((a, s) => a + s.rows, 0) * columns);
   let at = 0;
   for (const s of sources) {
     if (s.chunkValues.reduce((acc, c) => acc + c, 0) !== s.rows * columns)
@@ -213,16 +253,43 @@ export async function trainOnTwoServers(
       at += count;
     }
   }
-  const started = performance.now();
-  const weights = await trainShares(p, values, n, columns, targets, config, onBatch);
-  const trainingSeconds = (performance.now() - started) / 1000;
-  const offlineSeconds = p.provider.counters.offlineSeconds;
-  const each = await sharesToCiphertexts(p, share([weights.length], weights), jointKey);
-  // Packed, MODEL_SLOT_BITS to a slot with 2^63 added, so the owners' partial decryptions (one
-  // full-length exponentiation each) are one per pack instead of one per parameter.
-  const model = packForOwners(jointKey, each);
-  return { model, jointKey, trainingSeconds, offlineSeconds };
+  return values;
 }
+
+/** Party 1's half: opens each seed, adds R to its share of m - R. */
+export async function sourcesToSharesAtKeyServer(
+  p: MpcParty,
+  state: KeyServerState,
+  keys: readonly BcpPublicKey[],
+  sources: ReadonlyArray<{ rows: number; slots: number; chunks: readonly number[] }>,
+  columns: number,
+): Promise<BigUint64Array> {
+  const seeds: Uint8Array[] = [];
+  for (const pk of keys) {
+    const [ct] = deserializeCiphertexts(await p.channel.exchange(new Uint8Array(0)), pk, 1);
+    if (!ct) throw new MpcChannelError('expected a seed ciphertext');
+    const [v] = await state.open('train-seed', pk, [[ct.A, ct.B]]);
+    seeds.push(Buffer.from(v!.toString(16).padStart(2 * SEED_BYTES, '0'), 'hex'));
+  }
+  const values = new BigUint64Array(sources.reduce((acc, s) => acc + s.rows, 0) * columns);
+  let at = 0;
+  for (let i = 0; i < keys.length; i++) {
+    const src = sources[i]!;
+    if (src.chunks.reduce((acc, c) => acc + c, 0) !== src.rows * columns) throw new MpcChannelError('the chunks do not hold the rows');
+    let first = 0;
+    for (const count of src.chunks) {
+      const mine = await packedToSharesAtKeyServer(p, state, keys[i]!, count, src.slots, 'train-data');
+      values.set(ring.add(mine, ringAt(seeds[i]!, first, count)), at);
+      at += count;
+      first += count;
+    }
+  }
+  return values;
+}
+
+/** What the key server's sealed model share is bound to: the session and the model's shape. */
+export const modelShareContext = (session: string, layers: readonly number[], standardised: boolean): string =>
+  `model share\0${session}\0${layers.join(',')}\0${standardised ? 'standardised' : 'raw'}`;
 
 /** The key server's half, registered on its engine endpoint. */
 export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerState): void {
@@ -238,34 +305,18 @@ export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerS
     async (channel, raw, provider) => {
       const a = parse(raw);
       const p = mpcParty(1, channel(), await provider());
-      // 1. the seeds, each under its owner's key: their keys make the joint key, not the request
-      const seeds: Uint8Array[] = [];
-      for (const pk of a.keys) {
-        const [ct] = deserializeCiphertexts(await p.channel.exchange(new Uint8Array(0)), pk, 1);
-        if (!ct) throw new MpcChannelError('expected a seed ciphertext');
-        const [v] = await state.open('train-seed', pk, [[ct.A, ct.B]]);
-        seeds.push(Buffer.from(v!.toString(16).padStart(2 * SEED_BYTES, '0'), 'hex'));
-      }
+      // The owners' keys make the joint key, not the request.
       const jointKey = jointPublicKey(distinct(a.keys));
       if (jointKey.fingerprint !== a.jointKey) throw new MpcChannelError('the model key is not the joint key of the data owners');
-      // 2. shares of m - R, plus R
+      // 1-2. the seeds, then shares of m - R, plus R
       const n = a.sources.reduce((acc, s) => acc + s.rows, 0);
-      const values = new BigUint64Array(n * a.columns);
-      let at = 0;
-      for (let i = 0; i < a.keys.length; i++) {
-        const src = a.sources[i]!;
-        if (src.chunks.reduce((acc, c) => acc + c, 0) !== src.rows * a.columns) throw new MpcChannelError('the chunks do not hold the rows');
-        let first = 0;
-        for (const count of src.chunks) {
-          const mine = await packedToSharesAtKeyServer(p, state, a.keys[i]!, count, src.slots, 'train-data');
-          values.set(ring.add(mine, ringAt(seeds[i]!, first, count)), at);
-          at += count;
-          first += count;
-        }
-      }
+      const values = await sourcesToSharesAtKeyServer(p, state, a.keys, a.sources, a.columns);
       // 3. training, 4. release under the joint key
       const weights = await trainShares(p, values, n, a.columns, a.targets, a.config);
       await sharesToCiphertextsAtKeyServer(p, share([weights.length], weights), state.key(jointKey.fingerprint));
+      // 5. this share, sealed for this key server alone, kept by the compute server for `predict`
+      const context = modelShareContext(a.session, a.config.layers, !!a.config.standardise);
+      await p.channel.exchange(state.sealForSelf(context, new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength)));
     },
     (raw) => void parse(raw),
   );

@@ -94,7 +94,7 @@ export async function standardise(ops: TensorOps, x: Tensor, bounds: readonly nu
 }
 
 /** [1, d] repeated as [n, d] (local on shares). */
-function broadcastRows(row: Tensor, n: number): Tensor {
+export function broadcastRows(row: Tensor, n: number): Tensor {
   const d = row.shape[1]!;
   const out = new BigUint64Array(n * d);
   for (let i = 0; i < n; i++) out.set(row.data, i * d);

@@ -149,8 +149,8 @@ function addOwnerCommands(program: Command): void {
     )
     .option(
       '--for <purpose>',
-      'analytics (k-means and DP statistics; the default) or training (neural networks: secret-shared values)',
-      oneOf('--for', ['analytics', 'training']),
+      "analytics (k-means and DP statistics; the default), training (neural networks: secret-shared values) or prediction (secret-shared, no label: for a client's predict jobs)",
+      oneOf('--for', ['analytics', 'training', 'prediction']),
       'analytics',
     )
     .option('--label <column>', 'training: the label column')
@@ -187,6 +187,11 @@ function addOwnerCommands(program: Command): void {
           if (o.resume) throw new ParameterError('a training upload cannot be resumed: upload it again');
           const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
           const id = await d.uploadForTraining(o.name ?? basename(o.csv), table, { ...opts, label: o.label, classes: o.classes, task: o.task });
+          print({ dataset: id, rows: table.rows.length, columns: table.columns });
+        } else if (o.for === 'prediction') {
+          if (o.resume) throw new ParameterError('a prediction upload cannot be resumed: upload it again');
+          const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
+          const id = await d.uploadForPrediction(o.name ?? basename(o.csv), table, opts);
           print({ dataset: id, rows: table.rows.length, columns: table.columns });
         } else print(o.resume ? await d.resumeCsvFile(o.resume, o.csv, opts) : await d.uploadCsvFile(o.csv, opts));
       } finally {
@@ -300,6 +305,11 @@ function addClientCommands(program: Command): void {
     .option('--lr <x>', 'learning rate', numberFlag('--lr', 0, true), 0.5)
     .option('--loss <l>', 'softmax (classification) or mse; default by the task', oneOf('--loss', ['softmax', 'mse']))
     .option('--standardise', 'standardise every feature on the servers first (global mean and deviation, never opened; they leave with the model)')
+    .option(
+      '--provider <p>',
+      "the engine's correlated randomness: dealer (the servers' dealer) or ot (the two servers alone); default: the servers' setting",
+      oneOf('--provider', ['dealer', 'ot']),
+    )
     .option('--seed <s>', 'seeds the initial weights and the batch order', 'ciphermine')
     .addHelpText('after', example('ciphermine client train --identity .ciphermine/analyst.id --datasets ds-...,ds-... --layers 64,32,10 --epochs 30'))
     .action(async (o) => {
@@ -313,12 +323,23 @@ function addClientCommands(program: Command): void {
           loss: o.loss,
           seed: o.seed,
           standardise: !!o.standardise,
+          provider: o.provider,
         },
         follow(),
       );
       const { model: _model, jointKey: _key, ...summary } = r;
       print(summary);
     });
+  cmd
+    .command('predict')
+    .description(
+      'predict with a model you trained, still in shares at the servers, on granted secret-shared uploads (owner upload --for prediction); only you receive the predictions',
+    )
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--model <job>', 'the train job whose model is used')
+    .requiredOption('--datasets <a,b>', "granted uploads with the model's feature columns (scope predict)", list)
+    .addHelpText('after', example('ciphermine client predict --identity .ciphermine/analyst.id --model job-... --datasets ds-...'))
+    .action(async (o) => print(await client(o.identity).predict({ model: o.model, datasets: o.datasets }, follow())));
   cmd
     .command('kmeans')
     .description('run exact k-means on granted datasets: prints the job id at once, follows it (through server restarts), decrypts the result')

@@ -7,7 +7,7 @@ import { randomBytes, type KeyObject } from 'node:crypto';
 import { ringAt, SEED_BYTES } from '../mpc/prg.js';
 import { packRing, ringSlots } from '../mpc/packed-conversion.js';
 import { MLP_FRACTION_BITS } from '../analytics/mlp.js';
-import { trainingTable, type TrainingTableOptions } from './training-table.js';
+import { trainingTable, type TrainingTable, type TrainingTableOptions } from './training-table.js';
 import { decryptJointModel, type ModelFile } from './model-decryption.js';
 import type { TrainingInfo } from '../services/store/store.js';
 import type { GrantScope } from '../services/store/store.js';
@@ -265,7 +265,20 @@ export class DataOwner {
    * server's master key opens: neither server alone holds both shares.
    */
   async uploadForTraining(name: string, table: NumericTable, opts: TrainingUploadOptions): Promise<string> {
-    const prepared = trainingTable(table, opts);
+    return this.uploadShared(name, trainingTable(table, opts), opts);
+  }
+
+  /**
+   * Uploads features without a label, secret-shared exactly as for training, for `predict` jobs
+   * (a query client's predictions on them, granted with scope `predict`).
+   */
+  async uploadForPrediction(name: string, table: NumericTable, opts: UploadOptions = {}): Promise<string> {
+    if (table.columns.length < 1 || table.rows.length < 1) throw new ParameterError('a prediction upload needs at least one column and one row');
+    const info = { task: 'classification' as const, labelColumn: '', classes: null, targets: 0 };
+    return this.uploadShared(name, { columns: table.columns, rows: table.rows, info }, opts);
+  }
+
+  private async uploadShared(name: string, prepared: TrainingTable, opts: UploadOptions): Promise<string> {
     const seed = randomBytes(SEED_BYTES);
     const seedCt = this.sk.publicKey.encrypt(BigInt('0x' + seed.toString('hex')));
     const codec = new FixedPointCodec({ fractionBits: MLP_FRACTION_BITS, maxAbs: Math.max(1, largestAbs(prepared.rows)) });

@@ -4,6 +4,7 @@
  * own key). `kmeans()` and `stats()` do all three and decode the fixed point.
  */
 import { trainResult, type TrainRawResult, type TrainSpec } from '../services/jobs/kinds/train-schema.js';
+import { predictResult, type PredictSpec } from '../services/jobs/kinds/predict-schema.js';
 import { checkNewParams, pinCertificate } from './pins.js';
 import { exportAgreementPrivateKey, generateAgreementKeyPair, importAgreementPrivateKey } from '../crypto/key-agreement.js';
 import type { KeyObject } from 'node:crypto';
@@ -201,6 +202,31 @@ export class QueryClient {
     const jobId = await this.submit('train', spec);
     await this.follow(jobId, follow);
     return { jobId, ...(await this.rawResult(jobId, trainResult)) };
+  }
+
+  /**
+   * Predicts with a model this client trained, still in shares at the servers, on granted
+   * secret-shared uploads (seed 002): one prediction per row, datasets in the order given. Only
+   * this client can open them: class labels (classification) or values (regression).
+   */
+  async predict(
+    spec: PredictSpec,
+    follow: FollowOptions = {},
+  ): Promise<{ jobId: string; predictions: number[]; task: 'classification' | 'regression' }> {
+    const jobId = await this.submit('predict', spec);
+    await this.follow(jobId, follow);
+    const raw = await this.rawResult(jobId, predictResult);
+    const values = this.decrypt(raw.predictions);
+    if (values.length !== raw.rows) throw new ParameterError(`expected ${raw.rows} predictions, got ${values.length}`);
+    const predictions =
+      raw.task === 'regression'
+        ? values.map((v) => Number(v) / 2 ** raw.fractionBits)
+        : values.map((v) => {
+            const label = raw.classes?.[Number(v)];
+            if (label === undefined) throw new ParameterError(`a prediction names class ${v}, which the model does not have`);
+            return label;
+          });
+    return { jobId, predictions, task: raw.task };
   }
 
   submitKMeans(spec: KMeansSpec): Promise<string> {

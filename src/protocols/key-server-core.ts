@@ -23,6 +23,8 @@ import { noiseShareKeyServer } from './noise-share.js';
 import { dropShareKeyServer, innerKeyServer, shareKeyServer } from './inner-distances.js';
 import { ShareStore } from './share-store.js';
 import { keyedUniform } from '../crypto/noise/keyed-uniform.js';
+import { openEnvelope, seal } from '../crypto/envelope.js';
+import { hkdfSync } from 'node:crypto';
 import type { Uniform } from '../crypto/noise/samplers.js';
 
 export class UnknownKeyError extends CiphermineError {
@@ -122,6 +124,20 @@ export class KeyServerCore implements KeyServerState {
   jobUniform(pk: BcpPublicKey, label: string): Uniform {
     this.requireJobKey(pk);
     return keyedUniform(this.jobKeys.get(pk.fingerprint)!.a, label);
+  }
+
+  sealForSelf(context: string, data: Uint8Array): Buffer {
+    return seal(this.selfKey(), data, `ciphermine self-sealed\0${context}`);
+  }
+
+  unsealForSelf(context: string, sealed: Uint8Array): Buffer {
+    return openEnvelope(this.selfKey(), sealed, `ciphermine self-sealed\0${context}`);
+  }
+
+  /** HKDF of the master secret: replicas loading the same key file derive the same key. */
+  private selfKey(): Buffer {
+    const secret = Buffer.from(`${this.msk.p.toString(16)}:${this.msk.q.toString(16)}`);
+    return Buffer.from(hkdfSync('sha256', secret, 'ciphermine key server', 'self-sealed state', 32));
   }
 
   async sealKms(pk: BcpPublicKey, values: bigint[]): Promise<Pair[]> {

@@ -27,6 +27,13 @@ export interface KeyServerState {
    * the key server holds): a job run again after a failure draws the same noise. Job keys only.
    */
   jobUniform(pk: BcpPublicKey, label: string): Uniform;
+  /**
+   * AES-256-GCM under a key only this key server derives (from its master key): state it hands
+   * the compute server to keep for it (a model's key-server share) without becoming stateful.
+   * `context` is bound as associated data; `unsealForSelf` throws ERR_ENVELOPE on any mismatch.
+   */
+  sealForSelf(context: string, data: Uint8Array): Buffer;
+  unsealForSelf(context: string, sealed: Uint8Array): Buffer;
   /** Shared records of running jobs (share-store.ts). */
   readonly shares: ShareStore;
 }

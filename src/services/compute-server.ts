@@ -157,9 +157,10 @@ const datasetBody = z.object({
   training: z
     .object({
       task: z.enum(['classification', 'regression']),
-      labelColumn: z.string().min(1).max(200),
+      /** Empty for an upload for prediction (no label; targets 0). */
+      labelColumn: z.string().max(200),
       classes: z.array(z.number().finite()).min(2).max(1000).nullable(),
-      targets: z.number().int().min(1).max(1000),
+      targets: z.number().int().min(0).max(1000),
       seed: z.string().min(1).max(100_000),
       slots: z.number().int().min(1).max(1000),
       /** Per feature column, a power of two at least its largest |value| (the owner's declared range). */
@@ -201,8 +202,12 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 /** A training upload's description must fit its columns, and its seed be a ciphertext under the owner's key. */
 function checkTraining(t: TrainingInfo, columns: number, owner: Party, params: BcpParams): TrainingInfo {
   if (t.targets >= columns) throw badRequest('a training upload needs at least one feature column besides its targets');
-  if (t.task === 'classification' && t.classes?.length !== t.targets) throw badRequest('a classification upload has one target column per class');
-  if (t.task === 'regression' && (t.targets !== 1 || t.classes !== null))
+  const forPrediction = t.targets === 0;
+  if (forPrediction && (t.classes !== null || t.labelColumn !== '')) throw badRequest('an upload for prediction has no label and no classes');
+  if (!forPrediction && t.labelColumn === '') throw badRequest('a training upload names its label column');
+  if (!forPrediction && t.task === 'classification' && t.classes?.length !== t.targets)
+    throw badRequest('a classification upload has one target column per class');
+  if (!forPrediction && t.task === 'regression' && (t.targets !== 1 || t.classes !== null))
     throw badRequest('a regression upload has one target column and no classes');
   const pk = deserializePublicKey(owner.bcpPublicKey, params);
   if (deserializeCiphertexts(Buffer.from(t.seed, 'base64'), pk).length !== 1) throw badRequest('the training seed is one ciphertext');

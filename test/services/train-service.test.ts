@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient } from '../../src/clients/query-client.js';
 import { ApiError } from '../../src/clients/api.js';
+import type { ModelFile } from '../../src/clients/model-decryption.js';
 import { argmax, plainOps, predictScores, train } from '../../src/analytics/mlp.js';
 import * as ring from '../../src/mpc/ring.js';
 import { startServices, type Services } from './services-harness.js';
@@ -24,6 +25,9 @@ const scaled = rows.map((r) => [...r.slice(0, 4).map((v) => v / 8), r[4]!]);
 const columns = ['sl', 'sw', 'pl', 'pw', 'label'];
 const half = (k: number) => ({ columns, rows: scaled.filter((_, i) => i % 2 === k) });
 
+const reject = (p: Promise<unknown>, status: number, re: RegExp) =>
+  assert.rejects(p, (e: unknown) => e instanceof ApiError && e.status === status && re.test(e.message));
+
 describe('training on two clouds through the services', () => {
   let s: Services;
   let a: DataOwner;
@@ -31,6 +35,7 @@ describe('training on two clouds through the services', () => {
   let q: QueryClient;
   let ds: string[];
   const seen = new Map<string, bigint[]>();
+  let trained: { job: string; datasets: string[]; model?: ModelFile } = { job: '', datasets: [] };
   before(async () => {
     s = await startServices(512);
     s.ks.core.observer = (protocol, values) => seen.set(protocol, [...(seen.get(protocol) ?? []), ...values]);
@@ -89,9 +94,11 @@ describe('training on two clouds through the services', () => {
     await a.grant(rawIds[0]!, q.id, ['train']);
     await b.grant(rawIds[1]!, q.id, ['train']);
     const r = await q.train({ datasets: rawIds, ...spec, standardise: true });
+    trained = { job: r.jobId, datasets: rawIds };
     assert.equal(r.standardised, true);
     assert.equal(r.parameters, 4 * 8 + 8 + 8 * 3 + 3 + 2 * 4);
     const [m] = await Promise.all([a.decryptModel(r.jobId, 30_000), b.decryptModel(r.jobId, 30_000)]);
+    trained.model = m;
     const ordered = [...raw(0).rows, ...raw(1).rows];
     // Per feature, the power of two at or above its largest value, as the owners declared.
     const bounds = [0, 1, 2, 3].map((j) => 2 ** Math.ceil(Math.log2(Math.max(...ordered.map((row) => row[j]!)))));
@@ -126,6 +133,39 @@ describe('training on two clouds through the services', () => {
     assert.ok(acc > 0.6, `accuracy ${acc} on raw rows`);
   });
 
+  it('predicts for the client that trained, with the model still in shares: the labels equal the decrypted model on the same rows', async () => {
+    const probe = rows.filter((_, i) => i % 5 === 0);
+    const features = { columns: columns.slice(0, 4), rows: probe.map((row) => row.slice(0, 4)) };
+    const pid = await a.uploadForPrediction('probe', features);
+    await a.grant(pid, q.id, ['predict']);
+    // The model's owners have not granted predict yet.
+    await reject(q.predict({ model: trained.job, datasets: [pid] }), 403, /grant scope 'predict'/);
+    await a.grant(trained.datasets[0]!, q.id, ['train', 'predict']);
+    await b.grant(trained.datasets[1]!, q.id, ['train', 'predict']);
+    seen.clear();
+    const r = await q.predict({ model: trained.job, datasets: [pid] });
+    const local = predictScores(trained.model!, features.rows).map((sc) => argmax(sc));
+    const same = r.predictions.filter((v, i) => v === local[i]).length;
+    assert.ok(same >= probe.length - 1, `${same} of ${probe.length} predictions equal the decrypted model's`);
+    // The key server opened seeds and blinded values only: never a prediction.
+    assert.deepEqual([...seen.keys()].sort(), ['train-data', 'train-data-pack', 'train-seed']);
+    // A labelled upload can be predicted on too (its labels are dropped); a mismatched one is refused.
+    const labelled = await a.uploadForTraining('probe labelled', { columns, rows: probe }, { label: 'label' });
+    await a.grant(labelled, q.id, ['predict']);
+    assert.equal((await q.predict({ model: trained.job, datasets: [labelled] })).predictions.length, probe.length);
+    const narrow = await a.uploadForPrediction('narrow', { columns: ['sl', 'sw', 'pl'], rows: [[1, 2, 3]] });
+    await a.grant(narrow, q.id, ['predict']);
+    await reject(q.predict({ model: trained.job, datasets: [narrow] }), 400, /the model takes sl,sw,pl,pw/);
+    // Another client cannot use this client's model; a prediction upload cannot train.
+    const other = await QueryClient.register(s.cs.url, 'other');
+    await a.grant(pid, other.id, ['predict', 'train']);
+    await reject(other.predict({ model: trained.job, datasets: [pid] }), 404, /no model of this client/);
+    await reject(other.train({ datasets: [pid], ...spec }), 400, /uploaded for prediction/);
+    // The key server's sealed share opens only in its own context.
+    const sealed = s.ks.core.sealForSelf('model share\0a', new Uint8Array([1, 2, 3]));
+    assert.throws(() => s.ks.core.unsealForSelf('model share\0b', sealed), /failed authentication/);
+  });
+
   it("the key server's view of the shared data does not depend on the data (KS, alpha 0.001), with a negative control", async () => {
     const view = async (value: number) => {
       const o = await DataOwner.register(s.cs.url, `v${value}`);
@@ -154,8 +194,6 @@ describe('training on two clouds through the services', () => {
   });
 
   it('refuses bad input with clear errors', async () => {
-    const reject = (p: Promise<unknown>, status: number, re: RegExp) =>
-      assert.rejects(p, (e: unknown) => e instanceof ApiError && e.status === status && re.test(e.message));
     await assert.rejects(a.uploadForTraining('x', half(0), { label: 'species' }), /no label column 'species'/);
     await assert.rejects(a.uploadForTraining('x', half(0), { label: 'label', classes: [0, 1] }), /label 2 is not one of the classes 0,1/);
     await reject(q.train({ datasets: ds, ...spec, layers: [5, 8, 3] }), 400, /5 inputs, the data has 4 features/);
@@ -165,7 +203,7 @@ describe('training on two clouds through the services', () => {
     await a.grant(other, q.id, ['train']);
     await reject(q.train({ datasets: [ds[1]!, other], ...spec }), 400, /the feature columns must match/);
     await a.grant(ds[0]!, q.id, ['train', 'kmeans']);
-    await reject(q.kmeans({ datasets: [ds[0]!], k: 2 }), 400, /training upload/);
+    await reject(q.kmeans({ datasets: [ds[0]!], k: 2 }), 400, /secret-shared upload: it serves train and predict jobs only/);
     const stranger = await QueryClient.register(s.cs.url, 'stranger');
     await reject(stranger.train({ datasets: ds, ...spec }), 403, /not granted/);
   });

@@ -19,8 +19,10 @@ export async function grantedDatasets(store: Store, client: Party, ids: readonly
     if (!(await store.isGranted(id, client.id, scope)))
       throw forbidden(`the owner of ${id} has not granted this client ${scope} jobs (grant scope '${scope}')`);
     if (d.state !== 'ready') throw conflict(`dataset ${id} is still uploading`);
-    if (scope === 'train' && !d.training) throw badRequest(`dataset ${id} was not uploaded for training (owner upload --for training)`);
-    if (scope !== 'train' && d.training) throw badRequest(`dataset ${id} is a training upload (secret-shared values): it serves train jobs only`);
+    const shared = scope === 'train' || scope === 'predict';
+    if (shared && !d.training) throw badRequest(`dataset ${id} was not uploaded secret-shared (owner upload --for training or --for prediction)`);
+    if (!shared && d.training) throw badRequest(`dataset ${id} is a secret-shared upload: it serves train and predict jobs only`);
+    if (scope === 'train' && d.training?.targets === 0) throw badRequest(`dataset ${id} was uploaded for prediction (no label): it cannot train`);
     out.push(d);
   }
   if (out.some((d) => d.fractionBits !== out[0]!.fractionBits)) throw badRequest('datasets use different fixed-point precisions');

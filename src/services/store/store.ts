@@ -68,7 +68,7 @@ export interface TrainingInfo {
 }
 
 /** The job kinds a grant may allow. */
-export const GRANT_SCOPES = ['kmeans', 'stats', 'train'] as const;
+export const GRANT_SCOPES = ['kmeans', 'stats', 'train', 'predict'] as const;
 export type GrantScope = (typeof GRANT_SCOPES)[number];
 
 export interface ChunkRow {

@@ -3,5 +3,6 @@ import type { JobKind } from '../job-kind.js';
 import { kmeansKind } from './kmeans.js';
 import { statsKind } from './stats.js';
 import { trainKind } from './train.js';
+import { predictKind } from './predict.js';
 
-export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind, trainKind];
+export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind, trainKind, predictKind];

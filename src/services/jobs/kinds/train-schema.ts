@@ -22,6 +22,11 @@ export const trainSpec = z.object({
    * shares before training; neither server sees the mean or the scale, which leave with the model.
    */
   standardise: z.boolean().default(false),
+  /**
+   * The engine's correlated randomness: `dealer` (the deployment's dealer process; refused if the
+   * servers run none) or `ot` (the two servers alone). Default: the servers' configuration.
+   */
+  provider: z.enum(['dealer', 'ot']).optional(),
 });
 
 export const trainResult = z.object({

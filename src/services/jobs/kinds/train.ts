@@ -12,8 +12,29 @@ import { datasetChunks } from '../../dataset-reader.js';
 import { badRequest } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets } from '../datasets.js';
-import { defineJobKind } from '../job-kind.js';
+import { defineJobKind, type JobServices } from '../job-kind.js';
 import { trainResult, trainSpec } from './train-schema.js';
+
+/** The job blob that keeps a trained model in shares: session, this server's share, the key server's sealed share. */
+export const SHARED_MODEL = 'shared-model';
+
+/** Secret-shared uploads as the two-server programs read them: owner key, seed, chunk sizes, chunks. */
+export async function sharedSources({ store, params, x25519 }: JobServices, ds: readonly DatasetRow[]): Promise<SharedSource[]> {
+  return Promise.all(
+    ds.map(async (d) => {
+      const owner = (await store.party(d.ownerId))!;
+      const key = deserializePublicKey(owner.bcpPublicKey, params);
+      return {
+        key,
+        seed: deserializeCiphertexts(Buffer.from(d.training!.seed, 'base64'), key, 1)[0]!,
+        rows: d.rows,
+        slots: d.training!.slots,
+        chunkValues: (await store.chunkSizes(d.id)).map((c) => c.rows * d.columns.length),
+        chunks: () => datasetChunks(store, d, params, x25519),
+      };
+    }),
+  );
+}
 
 /** All sources must describe the same table: features, targets and classes. */
 function sameShape(ds: readonly DatasetRow[]): DatasetRow {
@@ -54,6 +75,8 @@ export const trainKind = defineJobKind({
     const first = sameShape(ds);
     const targets = first.training!.targets;
     lossOf(spec.loss, first.training!.task);
+    if (spec.provider === 'dealer' && !services.compute.dealer)
+      throw badRequest('these servers run no dealer: train with --provider ot, or start the servers with a dealer');
     try {
       const d = first.columns.length - targets;
       validateConfig({ ...spec, standardise: spec.standardise ? { bounds: featureBounds(ds, d) } : undefined }, d, targets);
@@ -64,25 +87,14 @@ export const trainKind = defineJobKind({
   },
 
   async run(ctx) {
-    const { store, params, x25519, compute } = ctx.services;
+    const { store, compute } = ctx.services;
     const ds = await admittedDatasets(store, ctx.spec.datasets);
     const first = sameShape(ds);
     const info = first.training!;
-    const sources: SharedSource[] = await Promise.all(
-      ds.map(async (d) => {
-        const owner = (await store.party(d.ownerId))!;
-        const key = deserializePublicKey(owner.bcpPublicKey, params);
-        return {
-          key,
-          seed: deserializeCiphertexts(Buffer.from(d.training!.seed, 'base64'), key, 1)[0]!,
-          rows: d.rows,
-          slots: d.training!.slots,
-          chunkValues: (await store.chunkSizes(d.id)).map((c) => c.rows * d.columns.length),
-          chunks: () => datasetChunks(store, d, params, x25519),
-        };
-      }),
-    );
+    const sources = await sharedSources(ctx.services, ds);
     const loss = lossOf(ctx.spec.loss, info.task);
+    // `ot` on request even where a dealer is configured: the two servers alone.
+    const engine = ctx.spec.provider === 'ot' ? { ...compute, dealer: undefined } : compute;
     const config = {
       layers: ctx.spec.layers,
       epochs: ctx.spec.epochs,
@@ -93,14 +105,20 @@ export const trainKind = defineJobKind({
       standardise: ctx.spec.standardise ? { bounds: featureBounds(ds, first.columns.length - info.targets) } : undefined,
     };
     let lastEpoch = 0;
-    const { model, jointKey, trainingSeconds, offlineSeconds } = await ctx.phase('training', () =>
-      trainOnTwoServers(compute, sources, first.columns.length, info.targets, config, async (p) => {
+    const { model, jointKey, trainingSeconds, offlineSeconds, shared } = await ctx.phase('training', () =>
+      trainOnTwoServers(engine, sources, first.columns.length, info.targets, config, async (p) => {
         if (p.batch === p.batches || p.epoch !== lastEpoch) {
           lastEpoch = p.epoch;
           await ctx.progress((p.epoch - 1) * p.batches + p.batch, ctx.spec.epochs * p.batches, 'batch');
         }
       }),
     );
+    // Kept for `predict`: this server's share, and the key server's sealed for it alone.
+    await store.putJobBlob(ctx.id, SHARED_MODEL, [
+      Buffer.from(shared.session),
+      Buffer.from(shared.share.buffer, shared.share.byteOffset, shared.share.byteLength),
+      Buffer.from(shared.keyServerShare),
+    ]);
     const perEpoch = (s: number) => Number((s / ctx.spec.epochs).toFixed(3));
     return {
       model: serializeCiphertexts(jointKey, model).toString('base64'),
@@ -117,7 +135,7 @@ export const trainKind = defineJobKind({
       loss,
       secondsPerEpoch: perEpoch(trainingSeconds - offlineSeconds),
       offlineSecondsPerEpoch: perEpoch(offlineSeconds),
-      provider: compute.dealer ? ('dealer' as const) : ('ot' as const),
+      provider: engine.dealer ? ('dealer' as const) : ('ot' as const),
     };
   },
 });

@@ -1,0 +1,86 @@
+/**
+ * The prediction job kind (seed 002; docs/neural-networks.md): a query client that ran a `train`
+ * job predicts on secret-shared uploads with that model, which never left its shares. Admission
+ * asks for the `predict` scope twice: from the owners of the records, and from the owners of the
+ * training data (whose model it is). Only the predictions leave, under the client's key.
+ */
+import { deserializePublicKey, serializeCiphertexts } from '../../../crypto/index.js';
+import { predictOnTwoServers } from '../../../analytics/mlp-predict.js';
+import { MLP_FRACTION_BITS } from '../../../analytics/mlp.js';
+import { badRequest, conflict, notFound } from '../../http-errors.js';
+import type { DatasetRow, Store } from '../../store/index.js';
+import type { Party } from '../../store/store.js';
+import { admittedDatasets, grantedDatasets, requireKeyServer } from '../datasets.js';
+import { defineJobKind } from '../job-kind.js';
+import { predictResult, predictSpec } from './predict-schema.js';
+import { sharedSources, SHARED_MODEL } from './train.js';
+import type { TrainRawResult } from './train-schema.js';
+
+/** The finished training job of this client, its model kept in shares. */
+async function modelOf(store: Store, client: Party, id: string): Promise<{ result: TrainRawResult; trainDatasets: string[] }> {
+  const job = await store.job(id);
+  if (!job || job.kind !== 'train' || job.clientId !== client.id) throw notFound(`no model of this client from job ${id}`);
+  if (job.state !== 'done') throw conflict(`job ${id} is ${job.state}: no model yet`);
+  if (!(await store.jobBlob(id, SHARED_MODEL))) throw conflict(`job ${id} was trained before models were kept in shares: train again to predict`);
+  return { result: job.result as TrainRawResult, trainDatasets: (job.spec as { datasets: string[] }).datasets };
+}
+
+/** Every upload holds the model's features first, and all the same columns. */
+function sameFeatures(ds: readonly DatasetRow[], features: readonly string[]): void {
+  for (const d of ds) {
+    const own = d.columns.slice(0, d.columns.length - d.training!.targets);
+    if (own.join('\0') !== features.join('\0'))
+      throw badRequest(`dataset ${d.id} has features ${own.join(',')}, the model takes ${features.join(',')}`);
+    if (d.columns.join('\0') !== ds[0]!.columns.join('\0'))
+      throw badRequest(`datasets ${ds[0]!.id} and ${d.id} have different columns: predict on uploads of one shape at a time`);
+  }
+}
+
+export const predictKind = defineJobKind({
+  name: 'predict',
+  description:
+    'predict with a model trained by this client, still in shares, on secret-shared uploads; only the predictions are released, to the client (seed 002)',
+  spec: predictSpec,
+  result: predictResult,
+
+  async admit({ services, client }, spec) {
+    const { result, trainDatasets } = await modelOf(services.store, client, spec.model);
+    // The model's owners decide who may query it, as the records' owners decide who may see predictions on them.
+    await grantedDatasets(services.store, client, trainDatasets, 'predict');
+    sameFeatures(await grantedDatasets(services.store, client, spec.datasets, 'predict'), result.features);
+    await requireKeyServer(services.compute.transport);
+    return { spec };
+  },
+
+  async run(ctx) {
+    const { store, params, compute } = ctx.services;
+    const { result } = await modelOf(store, ctx.client, ctx.spec.model);
+    const [session, share, keyServerShare] = (await store.jobBlob(ctx.spec.model, SHARED_MODEL))!;
+    const ds = await admittedDatasets(store, ctx.spec.datasets);
+    const first = ds[0]!;
+    const client = deserializePublicKey(ctx.client.bcpPublicKey, params);
+    const predictions = await ctx.phase('prediction', async () =>
+      predictOnTwoServers(compute, {
+        model: {
+          session: session!.toString(),
+          share: new BigUint64Array(Uint8Array.from(share!).buffer),
+          keyServerShare: keyServerShare!,
+          layers: result.layers,
+          standardised: result.standardised,
+        },
+        sources: await sharedSources(ctx.services, ds),
+        columns: first.columns.length,
+        extra: first.training!.targets,
+        task: result.task,
+        client,
+      }),
+    );
+    return {
+      predictions: serializeCiphertexts(client, predictions).toString('base64'),
+      rows: predictions.length,
+      task: result.task,
+      classes: result.classes,
+      fractionBits: MLP_FRACTION_BITS,
+    };
+  },
+});
