@@ -35,6 +35,7 @@ import * as ring from '../mpc/ring.js';
 import type { MpcEndpoint } from '../mpc/server-channel.js';
 import { train, validateConfig, type MlpConfig, type MlpModel, type Tensor, type TrainProgress } from './mlp.js';
 import { sharedOps } from './mlp-shared.js';
+import { checkLayout, joinVertical, type VerticalLayout } from './vertical-join.js';
 
 export const TRAIN_PROGRAM = 'engine.train';
 
@@ -105,6 +106,17 @@ const Args = z.object({
   jointKey: z.string().min(1).max(128),
   /** Names the model: the key server's sealed share is bound to it. */
   session: z.string().min(1).max(100),
+  /** Set when the sources are columns of the same records (vertical-join.ts), not rows. */
+  vertical: z
+    .object({
+      columns: z.array(z.number().int().min(1).max(10_000)).min(2).max(64),
+      targets: z.array(z.number().int().min(0).max(1000)).min(2).max(64),
+      perms: z
+        .array(z.array(z.number().int().min(0).max(10_000_000)).max(10_000_000))
+        .min(2)
+        .max(64),
+    })
+    .optional(),
 });
 
 /** Features [n, columns - targets] and targets [n, targets] from row-major values of all sources. */
@@ -200,8 +212,16 @@ export async function trainOnTwoServers(
   targets: number,
   config: MlpConfig,
   onBatch?: (b: TrainProgress) => void | Promise<void>,
+  vertical?: VerticalLayout,
 ): Promise<TwoServerTraining> {
   validateConfig(config, columns - targets, targets);
+  if (vertical)
+    checkLayout(
+      vertical,
+      sources.map((s) => s.rows),
+      columns,
+      targets,
+    );
   const jointKey = jointPublicKey(distinct(sources.map((s) => s.key)));
   await ctx.transport.call('register-key', serializePublicKey(jointKey));
   const session = `train-${randomBytes(12).toString('hex')}`;
@@ -212,10 +232,13 @@ export async function trainOnTwoServers(
     config,
     jointKey: jointKey.fingerprint,
     session,
+    vertical,
   };
   const p = await startEngineSession(ctx, TRAIN_PROGRAM, session, args);
-  const n = sources.reduce((a, s) => a + s.rows, 0);
-  const values = await sourcesToShares(ctx, p, sources, columns);
+  const n = vertical ? vertical.perms[0]!.length : sources.reduce((a, s) => a + s.rows, 0);
+  const values = vertical
+    ? joinVertical(await eachSource(sources, (s, i) => sourcesToShares(ctx, p, [s], vertical.columns[i]!)), vertical)
+    : await sourcesToShares(ctx, p, sources, columns);
   const started = performance.now();
   const weights = await trainShares(p, values, n, columns, targets, config, onBatch);
   const trainingSeconds = (performance.now() - started) / 1000;
@@ -287,6 +310,13 @@ export async function sourcesToSharesAtKeyServer(
   return values;
 }
 
+/** Runs f on each source in turn (the parties' messages must keep one order). */
+async function eachSource<S, T>(sources: readonly S[], f: (s: S, i: number) => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < sources.length; i++) out.push(await f(sources[i]!, i));
+  return out;
+}
+
 /** What the key server's sealed model share is bound to: the session and the model's shape. */
 export const modelShareContext = (session: string, layers: readonly number[], standardised: boolean): string =>
   `model share\0${session}\0${layers.join(',')}\0${standardised ? 'standardised' : 'raw'}`;
@@ -298,6 +328,13 @@ export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerS
     if (!parsed.success) throw new ParameterError(`a training request is malformed: ${parsed.error.issues[0]?.message}`);
     const a = parsed.data;
     validateConfig(a.config, a.columns - a.targets, a.targets);
+    if (a.vertical)
+      checkLayout(
+        a.vertical,
+        a.sources.map((s) => s.rows),
+        a.columns,
+        a.targets,
+      );
     return { ...a, keys: a.sources.map((s) => state.key(s.key)) };
   };
   endpoint.register(
@@ -309,8 +346,11 @@ export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerS
       const jointKey = jointPublicKey(distinct(a.keys));
       if (jointKey.fingerprint !== a.jointKey) throw new MpcChannelError('the model key is not the joint key of the data owners');
       // 1-2. the seeds, then shares of m - R, plus R
-      const n = a.sources.reduce((acc, s) => acc + s.rows, 0);
-      const values = await sourcesToSharesAtKeyServer(p, state, a.keys, a.sources, a.columns);
+      const v = a.vertical;
+      const n = v ? v.perms[0]!.length : a.sources.reduce((acc, s) => acc + s.rows, 0);
+      const values = v
+        ? joinVertical(await eachSource(a.sources, (s, i) => sourcesToSharesAtKeyServer(p, state, [a.keys[i]!], [s], v.columns[i]!)), v)
+        : await sourcesToSharesAtKeyServer(p, state, a.keys, a.sources, a.columns);
       // 3. training, 4. release under the joint key
       const weights = await trainShares(p, values, n, a.columns, a.targets, a.config);
       await sharesToCiphertextsAtKeyServer(p, share([weights.length], weights), state.key(jointKey.fingerprint));

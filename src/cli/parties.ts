@@ -8,7 +8,9 @@ import { GRANT_SCOPES } from '../services/store/store.js';
 import { requireFingerprint } from '../clients/pins.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { parseNumericCsv } from '../clients/csv.js';
+import { parseNumericCsv, textColumn } from '../clients/csv.js';
+import { readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
+import { generateIdKey } from '../crypto/id-hash.js';
 import type { ModelFile } from '../clients/model-decryption.js';
 import { argmax, predictScores } from '../analytics/mlp.js';
 import type { Command } from 'commander';
@@ -153,7 +155,12 @@ function addOwnerCommands(program: Command): void {
       oneOf('--for', ['analytics', 'training', 'prediction']),
       'analytics',
     )
-    .option('--label <column>', 'training: the label column')
+    .option('--label <column>', 'training: the label column (a part of a vertical table without the labels has none)')
+    .option(
+      '--id-column <column>',
+      'training, vertical partitioning: the column that identifies each record across owners (only its keyed hash is sent)',
+    )
+    .option('--id-key <file>', 'training, vertical partitioning: the 32-byte key the owners share (ciphermine owner id-key)')
     .option('--classes <a,b>', "training: the classes in one-hot order, the same at every owner (default: this file's labels, sorted)", numberList)
     .option('--task <t>', 'training: classification (the default) or regression', oneOf('--task', ['classification', 'regression']), 'classification')
     .option('--resume <dataset>', 'finish an interrupted upload of this dataset from the same file (sent chunks are skipped)')
@@ -183,10 +190,13 @@ function addOwnerCommands(program: Command): void {
           onProgress: uploadReporter(),
         };
         if (o.for === 'training') {
-          if (!o.label) throw new ParameterError('a training upload names its label column (--label)');
+          if (!o.label && !o.idColumn) throw new ParameterError('a training upload names its label column (--label)');
+          if (!!o.idColumn !== !!o.idKey) throw new ParameterError('a part of a vertical table gives both --id-column and --id-key');
           if (o.resume) throw new ParameterError('a training upload cannot be resumed: upload it again');
-          const table = parseNumericCsv(readFileSync(o.csv, 'utf8'), o.ignoreColumns);
-          const id = await d.uploadForTraining(o.name ?? basename(o.csv), table, { ...opts, label: o.label, classes: o.classes, task: o.task });
+          const text = readFileSync(o.csv, 'utf8');
+          const table = parseNumericCsv(text, [...(o.ignoreColumns ?? []), ...(o.idColumn ? [o.idColumn] : [])]);
+          const ids = o.idColumn ? { values: textColumn(text, o.idColumn), key: readKeyFile(o.idKey) } : undefined;
+          const id = await d.uploadForTraining(o.name ?? basename(o.csv), table, { ...opts, label: o.label, classes: o.classes, task: o.task, ids });
           print({ dataset: id, rows: table.rows.length, columns: table.columns });
         } else if (o.for === 'prediction') {
           if (o.resume) throw new ParameterError('a prediction upload cannot be resumed: upload it again');
@@ -197,6 +207,19 @@ function addOwnerCommands(program: Command): void {
       } finally {
         await pool.close();
       }
+    });
+  cmd
+    .command('id-key')
+    .description(
+      'make the 32-byte key owners of a vertically partitioned table share to hash their id column (written 0600; pass it to the others out of band)',
+    )
+    .requiredOption('--out <file>', 'where to write the key')
+    .option('--force', 'replace an existing key file')
+    .addHelpText('after', example('ciphermine owner id-key --out ids.key'))
+    .action((o) => {
+      refuseOverwrite(o.out, o.force);
+      writeKeyFile(o.out, generateIdKey());
+      print({ idKey: o.out });
     });
   cmd
     .command('decrypt-model')

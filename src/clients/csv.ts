@@ -95,3 +95,21 @@ export function parseNumericCsv(text: string, ignoreColumns: readonly string[] =
   if (rows.length === 0) throw new CsvError('the file has a header but no rows');
   return { columns: layout.columns, rows };
 }
+
+/** One column's cells as text (an id column, which need not be numeric), in row order; blank lines skipped. */
+export function textColumn(text: string, name: string): string[] {
+  const lines = text.split(/\r?\n/);
+  const headerIdx = lines.findIndex((l) => l.replace(/^\uFEFF/, '').trim() !== '');
+  if (headerIdx < 0) throw new CsvError('the file is empty');
+  const header = splitLine(lines[headerIdx]!.replace(/^\uFEFF/, ''), headerIdx + 1);
+  const at = header.indexOf(name);
+  if (at < 0) throw new CsvError(`no column named ${name}`);
+  const out: string[] = [];
+  for (let li = headerIdx + 1; li < lines.length; li++) {
+    if (lines[li]!.trim() === '') continue;
+    const cells = splitLine(lines[li]!, li + 1);
+    if (cells.length !== header.length) throw new CsvError(`line ${li + 1}: ${cells.length} cells where the header has ${header.length}`);
+    out.push(cells[at]!);
+  }
+  return out;
+}

@@ -8,6 +8,7 @@ import { ringAt, SEED_BYTES } from '../mpc/prg.js';
 import { packRing, ringSlots } from '../mpc/packed-conversion.js';
 import { MLP_FRACTION_BITS } from '../analytics/mlp.js';
 import { trainingTable, type TrainingTable, type TrainingTableOptions } from './training-table.js';
+import { idHashes } from '../crypto/id-hash.js';
 import { decryptJointModel, type ModelFile } from './model-decryption.js';
 import type { TrainingInfo } from '../services/store/store.js';
 import type { GrantScope } from '../services/store/store.js';
@@ -139,7 +140,16 @@ const byCodec =
   (rows) =>
     rows.flatMap((r) => codec.encodeRow(r));
 
-export type TrainingUploadOptions = UploadOptions & TrainingTableOptions;
+export type TrainingUploadOptions = UploadOptions &
+  Omit<TrainingTableOptions, 'label'> & {
+    /** The label column; a part of a vertical table without the labels has none. */
+    label?: string;
+    /**
+     * A part of a vertically partitioned table: each row's id (in row order) and the 32-byte key
+     * the owners of the parts share; the servers see only keyed hashes of the ids.
+     */
+    ids?: { values: readonly string[]; key: Uint8Array };
+  };
 
 export class DataOwner {
   private constructor(
@@ -265,7 +275,15 @@ export class DataOwner {
    * server's master key opens: neither server alone holds both shares.
    */
   async uploadForTraining(name: string, table: NumericTable, opts: TrainingUploadOptions): Promise<string> {
-    return this.uploadShared(name, trainingTable(table, opts), opts);
+    const { label, ids } = opts;
+    if (ids && ids.values.length !== table.rows.length) throw new ParameterError(`${ids.values.length} ids for ${table.rows.length} rows`);
+    const hashes = ids ? idHashes(ids.key, ids.values).toString('base64') : undefined;
+    if (label === undefined) {
+      if (!ids) throw new ParameterError('a training upload names its label column (or is a part of a vertical table, with ids)');
+      const info = { task: 'classification' as const, labelColumn: '', classes: null, targets: 0 };
+      return this.uploadShared(name, { columns: table.columns, rows: table.rows, info }, opts, hashes);
+    }
+    return this.uploadShared(name, trainingTable(table, { ...opts, label }), opts, hashes);
   }
 
   /**
@@ -278,7 +296,7 @@ export class DataOwner {
     return this.uploadShared(name, { columns: table.columns, rows: table.rows, info }, opts);
   }
 
-  private async uploadShared(name: string, prepared: TrainingTable, opts: UploadOptions): Promise<string> {
+  private async uploadShared(name: string, prepared: TrainingTable, opts: UploadOptions, ids?: string): Promise<string> {
     const seed = randomBytes(SEED_BYTES);
     const seedCt = this.sk.publicKey.encrypt(BigInt('0x' + seed.toString('hex')));
     const codec = new FixedPointCodec({ fractionBits: MLP_FRACTION_BITS, maxAbs: Math.max(1, largestAbs(prepared.rows)) });
@@ -291,6 +309,7 @@ export class DataOwner {
         seed: serializeCiphertexts(this.sk.publicKey, [seedCt]).toString('base64'),
         slots,
         featureBounds: featureBounds(prepared.rows, prepared.columns.length - prepared.info.targets),
+        ids,
       },
     });
     const chunkRows = opts.chunkRows ?? slots * defaultChunkRows(cols, this.sk.publicKey.params.elementBytes);

@@ -13,6 +13,7 @@ import type { DealerEndpoint } from '../protocols/round-trip.js';
 import rateLimit from '@fastify/rate-limit';
 import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 import { GRANT_SCOPES } from './store/store.js';
+import { ID_HASH_BYTES } from '../crypto/id-hash.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { checkParamsPolicy } from '../crypto/params-policy.js';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -173,6 +174,8 @@ const datasetBody = z.object({
         )
         .max(10_000)
         .optional(),
+      /** Keyed id hashes (16 bytes a row, base64) of a part of a vertically partitioned table. */
+      ids: z.string().max(64_000_000).optional(),
     })
     .optional(),
 });
@@ -200,7 +203,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 /** A training upload's description must fit its columns, and its seed be a ciphertext under the owner's key. */
-function checkTraining(t: TrainingInfo, columns: number, owner: Party, params: BcpParams): TrainingInfo {
+function checkTraining(t: TrainingInfo, columns: number, rows: number, owner: Party, params: BcpParams): TrainingInfo {
   if (t.targets >= columns) throw badRequest('a training upload needs at least one feature column besides its targets');
   const forPrediction = t.targets === 0;
   if (forPrediction && (t.classes !== null || t.labelColumn !== '')) throw badRequest('an upload for prediction has no label and no classes');
@@ -209,6 +212,8 @@ function checkTraining(t: TrainingInfo, columns: number, owner: Party, params: B
     throw badRequest('a classification upload has one target column per class');
   if (!forPrediction && t.task === 'regression' && (t.targets !== 1 || t.classes !== null))
     throw badRequest('a regression upload has one target column and no classes');
+  if (t.ids !== undefined && Buffer.from(t.ids, 'base64').length !== rows * ID_HASH_BYTES)
+    throw badRequest(`the id hashes are ${ID_HASH_BYTES} bytes for each of the ${rows} rows`);
   const pk = deserializePublicKey(owner.bcpPublicKey, params);
   if (deserializeCiphertexts(Buffer.from(t.seed, 'base64'), pk).length !== 1) throw badRequest('the training seed is one ciphertext');
   if (t.slots > ringSlots(params.N)) throw badRequest(`at most ${ringSlots(params.N)} values fit a ciphertext`);
@@ -317,7 +322,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         // Down, past the float error of the scaling: 1.2e-7 * 1e12 is 119999.99999999999.
         maxDeltaPico: b.maxDelta === undefined ? undefined : Math.floor(b.maxDelta * 1e12 + 1e-6),
         deltaBudgetPico: b.deltaBudget === undefined ? undefined : Math.floor(b.deltaBudget * 1e12 + 1e-6),
-        training: b.training && checkTraining(b.training, b.columns.length, owner, params),
+        training: b.training && checkTraining(b.training, b.columns.length, b.rows, owner, params),
       }),
     };
   });

@@ -11,6 +11,7 @@ import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient } from '../../src/clients/query-client.js';
 import { ApiError } from '../../src/clients/api.js';
 import type { ModelFile } from '../../src/clients/model-decryption.js';
+import { generateIdKey } from '../../src/crypto/id-hash.js';
 import { argmax, plainOps, predictScores, train } from '../../src/analytics/mlp.js';
 import * as ring from '../../src/mpc/ring.js';
 import { startServices, type Services } from './services-harness.js';
@@ -164,6 +165,73 @@ describe('training on two clouds through the services', () => {
     // The key server's sealed share opens only in its own context.
     const sealed = s.ks.core.sealForSelf('model share\0a', new Uint8Array([1, 2, 3]));
     assert.throws(() => s.ks.core.unsealForSelf('model share\0b', sealed), /failed authentication/);
+  });
+
+  it('trains on a vertically partitioned table (parts matched on keyed id hashes) as on the joined table', async () => {
+    const key = generateIdKey();
+    const ids = scaled.map((_, i) => `patient-${i}`);
+    // A holds two features and the label in id order; B the other two features, shuffled.
+    const order = scaled.map((_, i) => (i * 37) % scaled.length);
+    const partA = await a.uploadForTraining(
+      'va',
+      { columns: ['sl', 'sw', 'label'], rows: scaled.map((r) => [r[0]!, r[1]!, r[4]!]) },
+      { label: 'label', classes: [0, 1, 2], ids: { values: ids, key } },
+    );
+    const partB = await b.uploadForTraining(
+      'vb',
+      { columns: ['pl', 'pw'], rows: order.map((i) => [scaled[i]![2]!, scaled[i]![3]!]) },
+      { ids: { values: order.map((i) => ids[i]!), key } },
+    );
+    await a.grant(partA, q.id, ['train']);
+    await b.grant(partB, q.id, ['train']);
+    const r = await q.train({ datasets: [partA, partB], ...spec });
+    assert.deepEqual(r.features, ['sl', 'sw', 'pl', 'pw']);
+    const [m] = await Promise.all([a.decryptModel(r.jobId, 30_000), b.decryptModel(r.jobId, 30_000)]);
+    const x = {
+      shape: [150, 4],
+      data: ring.encodeFixed(
+        scaled.flatMap((row) => row.slice(0, 4)),
+        16,
+      ),
+    };
+    const y = {
+      shape: [150, 3],
+      data: ring.encodeFixed(
+        scaled.flatMap((row) => [0, 1, 2].map((c) => (c === row[4] ? 1 : 0))),
+        16,
+      ),
+    };
+    const ref = await train(plainOps, x, y, spec);
+    const refW = ref.weights.map((w) => ring.decodeFixed(w.data, 16));
+    const worst = Math.max(...m.weights.flatMap((w, l) => w.flat().map((v, i) => Math.abs(v - refW[l]![i]!))));
+    const steps = spec.epochs * Math.ceil(150 / spec.batchSize);
+    assert.ok(worst <= (32 * steps) / 65536, `largest weight difference ${worst} after ${steps} steps`);
+
+    // Ids that do not match are counted, never listed; a second labelled part, or a missing id key, is refused.
+    const short = await b.uploadForTraining(
+      'vb short',
+      { columns: ['pl', 'pw'], rows: scaled.slice(3).map((row) => [row[2]!, row[3]!]) },
+      { ids: { values: ids.slice(3), key } },
+    );
+    await b.grant(short, q.id, ['train']);
+    await reject(q.train({ datasets: [partA, short], ...spec }), 400, /lacks 3 of dataset .*'s ids and has 0/);
+    const otherKey = await b.uploadForTraining(
+      'vb other key',
+      { columns: ['pl', 'pw'], rows: scaled.map((row) => [row[2]!, row[3]!]) },
+      { ids: { values: ids, key: generateIdKey() } },
+    );
+    await b.grant(otherKey, q.id, ['train']);
+    await reject(q.train({ datasets: [partA, otherKey], ...spec }), 400, /lacks 150 of/);
+    const twoLabels = await b.uploadForTraining(
+      'vb label',
+      { columns: ['pl', 'pw', 'label'], rows: scaled.map((row) => [row[2]!, row[3]!, row[4]!]) },
+      { label: 'label', ids: { values: ids, key } },
+    );
+    await b.grant(twoLabels, q.id, ['train']);
+    await reject(q.train({ datasets: [partA, twoLabels], ...spec }), 400, /exactly one part .* holds the label column, here 2 do/);
+    await reject(q.train({ datasets: [partA, ds[0]!], ...spec }), 400, /every part has an id column/);
+    await assert.rejects(b.uploadForTraining('dup', { columns: ['pl'], rows: [[1], [2]] }, { ids: { values: ['x', 'x'], key } }), /repeats an id/);
+    await assert.rejects(b.uploadForTraining('nolabel', { columns: ['pl'], rows: [[1]] }, {}), /names its label column/);
   });
 
   it("the key server's view of the shared data does not depend on the data (KS, alpha 0.001), with a negative control", async () => {

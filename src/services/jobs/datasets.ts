@@ -22,7 +22,8 @@ export async function grantedDatasets(store: Store, client: Party, ids: readonly
     const shared = scope === 'train' || scope === 'predict';
     if (shared && !d.training) throw badRequest(`dataset ${id} was not uploaded secret-shared (owner upload --for training or --for prediction)`);
     if (!shared && d.training) throw badRequest(`dataset ${id} is a secret-shared upload: it serves train and predict jobs only`);
-    if (scope === 'train' && d.training?.targets === 0) throw badRequest(`dataset ${id} was uploaded for prediction (no label): it cannot train`);
+    if (scope === 'train' && d.training?.targets === 0 && !d.training.ids)
+      throw badRequest(`dataset ${id} was uploaded for prediction (no label): it cannot train`);
     out.push(d);
   }
   if (out.some((d) => d.fractionBits !== out[0]!.fractionBits)) throw badRequest('datasets use different fixed-point precisions');

@@ -65,6 +65,11 @@ export interface TrainingInfo {
    * assumes (public, like the dataset's declared range). Absent on uploads made before it existed.
    */
   featureBounds?: number[];
+  /**
+   * A part of a vertically partitioned table: each row's keyed id hash (crypto/id-hash.ts, 16
+   * bytes), concatenated in row order, base64. Absent for horizontal uploads.
+   */
+  ids?: string;
 }
 
 /** The job kinds a grant may allow. */

@@ -13,6 +13,8 @@ import { badRequest } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets } from '../datasets.js';
 import { defineJobKind, type JobServices } from '../job-kind.js';
+import { rowOrders, type VerticalLayout } from '../../../analytics/vertical-join.js';
+import { ID_HASH_BYTES } from '../../../crypto/id-hash.js';
 import { trainResult, trainSpec } from './train-schema.js';
 
 /** The job blob that keeps a trained model in shares: session, this server's share, the key server's sealed share. */
@@ -58,6 +60,68 @@ function featureBounds(ds: readonly DatasetRow[], features: number): number[] {
   return Array.from({ length: features }, (_, j) => Math.max(...ds.map((d) => d.training!.featureBounds?.[j] ?? d.maxAbs)));
 }
 
+/** The table a training job sees: horizontal parts (rows) or vertical parts (columns) joined. */
+interface JoinedTable {
+  columns: number;
+  targets: number;
+  features: string[];
+  task: 'classification' | 'regression';
+  classes: number[] | null;
+  /** Per feature, the public bound standardisation uses. */
+  bounds: number[];
+  vertical?: VerticalLayout;
+}
+
+/** Each row's keyed id hash (16 bytes), as hex. */
+function idsOf(d: DatasetRow): string[] {
+  const raw = Buffer.from(d.training!.ids!, 'base64');
+  return Array.from({ length: raw.length / ID_HASH_BYTES }, (_, i) => raw.subarray(i * ID_HASH_BYTES, (i + 1) * ID_HASH_BYTES).toString('hex'));
+}
+
+function tableOf(ds: readonly DatasetRow[]): JoinedTable {
+  const withIds = ds.filter((d) => d.training!.ids).length;
+  if (withIds === 0 || ds.length === 1) {
+    const first = sameShape(ds);
+    const t = first.training!;
+    const d = first.columns.length - t.targets;
+    if (t.targets === 0) throw badRequest(`dataset ${first.id} holds no labels: name the part with the label column too`);
+    return {
+      columns: first.columns.length,
+      targets: t.targets,
+      features: first.columns.slice(0, d),
+      task: t.task,
+      classes: t.classes,
+      bounds: featureBounds(ds, d),
+    };
+  }
+  if (withIds !== ds.length) throw badRequest('either every part has an id column (vertical) or none does (horizontal)');
+  const labelled = ds.filter((d) => d.training!.targets > 0);
+  if (labelled.length !== 1) throw badRequest(`exactly one part of a vertical table holds the label column, here ${labelled.length} do`);
+  const label = labelled[0]!.training!;
+  const featuresOf = (d: DatasetRow) => d.columns.slice(0, d.columns.length - d.training!.targets);
+  const features = ds.flatMap(featuresOf);
+  if (new Set(features).size !== features.length)
+    throw badRequest('the parts of a vertical table share a column name: each column belongs to one part');
+  let perms: number[][];
+  try {
+    perms = rowOrders(
+      ds.map(idsOf),
+      ds.map((d) => `dataset ${d.id}`),
+    );
+  } catch (e) {
+    throw badRequest((e as Error).message);
+  }
+  return {
+    columns: features.length + label.targets,
+    targets: label.targets,
+    features,
+    task: label.task,
+    classes: label.classes,
+    bounds: ds.flatMap((d) => featureBounds([d], featuresOf(d).length)),
+    vertical: { columns: ds.map((d) => d.columns.length), targets: ds.map((d) => d.training!.targets), perms },
+  };
+}
+
 /** Softmax's cross-entropy suits classes only; regression trains on the squared error. */
 function lossOf(asked: 'mse' | 'softmax' | undefined, task: 'classification' | 'regression'): 'mse' | 'softmax' {
   if (asked === 'softmax' && task === 'regression') throw badRequest('the softmax loss is for classification uploads');
@@ -72,14 +136,13 @@ export const trainKind = defineJobKind({
 
   async admit({ services, client }, spec) {
     const ds = await grantedDatasets(services.store, client, spec.datasets, 'train');
-    const first = sameShape(ds);
-    const targets = first.training!.targets;
-    lossOf(spec.loss, first.training!.task);
+    const table = tableOf(ds);
+    lossOf(spec.loss, table.task);
     if (spec.provider === 'dealer' && !services.compute.dealer)
       throw badRequest('these servers run no dealer: train with --provider ot, or start the servers with a dealer');
     try {
-      const d = first.columns.length - targets;
-      validateConfig({ ...spec, standardise: spec.standardise ? { bounds: featureBounds(ds, d) } : undefined }, d, targets);
+      const d = table.columns - table.targets;
+      validateConfig({ ...spec, standardise: spec.standardise ? { bounds: table.bounds } : undefined }, d, table.targets);
     } catch (e) {
       throw badRequest((e as Error).message);
     }
@@ -89,10 +152,9 @@ export const trainKind = defineJobKind({
   async run(ctx) {
     const { store, compute } = ctx.services;
     const ds = await admittedDatasets(store, ctx.spec.datasets);
-    const first = sameShape(ds);
-    const info = first.training!;
+    const table = tableOf(ds);
     const sources = await sharedSources(ctx.services, ds);
-    const loss = lossOf(ctx.spec.loss, info.task);
+    const loss = lossOf(ctx.spec.loss, table.task);
     // `ot` on request even where a dealer is configured: the two servers alone.
     const engine = ctx.spec.provider === 'ot' ? { ...compute, dealer: undefined } : compute;
     const config = {
@@ -102,16 +164,24 @@ export const trainKind = defineJobKind({
       learningRate: ctx.spec.learningRate,
       seed: ctx.spec.seed,
       loss,
-      standardise: ctx.spec.standardise ? { bounds: featureBounds(ds, first.columns.length - info.targets) } : undefined,
+      standardise: ctx.spec.standardise ? { bounds: table.bounds } : undefined,
     };
     let lastEpoch = 0;
     const { model, jointKey, trainingSeconds, offlineSeconds, shared } = await ctx.phase('training', () =>
-      trainOnTwoServers(engine, sources, first.columns.length, info.targets, config, async (p) => {
-        if (p.batch === p.batches || p.epoch !== lastEpoch) {
-          lastEpoch = p.epoch;
-          await ctx.progress((p.epoch - 1) * p.batches + p.batch, ctx.spec.epochs * p.batches, 'batch');
-        }
-      }),
+      trainOnTwoServers(
+        engine,
+        sources,
+        table.columns,
+        table.targets,
+        config,
+        async (p) => {
+          if (p.batch === p.batches || p.epoch !== lastEpoch) {
+            lastEpoch = p.epoch;
+            await ctx.progress((p.epoch - 1) * p.batches + p.batch, ctx.spec.epochs * p.batches, 'batch');
+          }
+        },
+        table.vertical,
+      ),
     );
     // Kept for `predict`: this server's share, and the key server's sealed for it alone.
     await store.putJobBlob(ctx.id, SHARED_MODEL, [
@@ -127,9 +197,9 @@ export const trainKind = defineJobKind({
       parameters: parameterCount(ctx.spec.layers, ctx.spec.standardise),
       standardised: ctx.spec.standardise,
       layers: ctx.spec.layers,
-      features: first.columns.slice(0, first.columns.length - info.targets),
-      task: info.task,
-      classes: info.classes,
+      features: table.features,
+      task: table.task,
+      classes: table.classes,
       fractionBits: MLP_FRACTION_BITS,
       epochs: ctx.spec.epochs,
       loss,
