@@ -35,6 +35,7 @@ import * as ring from '../mpc/ring.js';
 import type { MpcEndpoint } from '../mpc/server-channel.js';
 import { train, validateConfig, type MlpConfig, type MlpModel, type Tensor, type TrainProgress } from './mlp.js';
 import { sharedOps } from './mlp-shared.js';
+import { stagedTraining } from './mlp-offline.js';
 import { checkLayout, joinVertical, type VerticalLayout } from './vertical-join.js';
 
 export const TRAIN_PROGRAM = 'engine.train';
@@ -152,9 +153,11 @@ async function trainShares(
   targets: number,
   config: MlpConfig,
   onBatch?: (b: TrainProgress) => void | Promise<void>,
-): Promise<BigUint64Array> {
+): Promise<{ weights: BigUint64Array; offlineSeconds: number }> {
   const { x, y } = splitColumns(values, n, columns, targets);
-  return flatten(await train(sharedOps(p), x, y, config, onBatch));
+  const { party, staged, before } = stagedTraining(p, config);
+  const weights = flatten(await train(sharedOps(party), x, y, config, onBatch, before));
+  return { weights, offlineSeconds: staged.counters.offlineSeconds };
 }
 
 /**
@@ -240,9 +243,8 @@ export async function trainOnTwoServers(
     ? joinVertical(await eachSource(sources, (s, i) => sourcesToShares(ctx, p, [s], vertical.columns[i]!)), vertical)
     : await sourcesToShares(ctx, p, sources, columns);
   const started = performance.now();
-  const weights = await trainShares(p, values, n, columns, targets, config, onBatch);
+  const { weights, offlineSeconds } = await trainShares(p, values, n, columns, targets, config, onBatch);
   const trainingSeconds = (performance.now() - started) / 1000;
-  const offlineSeconds = p.provider.counters.offlineSeconds;
   const each = await sharesToCiphertexts(p, share([weights.length], weights), jointKey);
   // Packed, MODEL_SLOT_BITS to a slot with 2^63 added, so the owners' partial decryptions (one
   // full-length exponentiation each) are one per pack instead of one per parameter.
@@ -352,7 +354,7 @@ export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerS
         ? joinVertical(await eachSource(a.sources, (s, i) => sourcesToSharesAtKeyServer(p, state, [a.keys[i]!], [s], v.columns[i]!)), v)
         : await sourcesToSharesAtKeyServer(p, state, a.keys, a.sources, a.columns);
       // 3. training, 4. release under the joint key
-      const weights = await trainShares(p, values, n, a.columns, a.targets, a.config);
+      const { weights } = await trainShares(p, values, n, a.columns, a.targets, a.config);
       await sharesToCiphertextsAtKeyServer(p, share([weights.length], weights), state.key(jointKey.fingerprint));
       // 5. this share, sealed for this key server alone, kept by the compute server for `predict`
       const context = modelShareContext(a.session, a.config.layers, !!a.config.standardise);

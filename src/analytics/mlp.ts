@@ -280,6 +280,11 @@ export async function train(
   y: Tensor,
   c: MlpConfig,
   onBatch?: (p: TrainProgress) => void | Promise<void>,
+  /**
+   * Called before every batch with the sizes of the batches still to run, this one first, so a
+   * backend can obtain the correlated randomness of many steps ahead (mlp-offline.ts).
+   */
+  beforeBatch?: (upcoming: readonly number[]) => Promise<void>,
 ): Promise<MlpModel> {
   validateConfig(c, x.shape[1]!, y.shape[1]!);
   const pre = c.standardise ? await standardise(ops, x, c.standardise.bounds) : undefined;
@@ -292,9 +297,12 @@ export async function train(
   };
   const stepC = stepConstant(c);
   const order = batchOrder(x.shape[0]!, c);
+  const sizes = order.flat().map((rows) => rows.length);
+  let done = 0;
   for (let e = 0; e < order.length; e++) {
     for (let b = 0; b < order[e]!.length; b++) {
       const rows = order[e]![b]!;
+      await beforeBatch?.(sizes.slice(done++));
       m = await step(ops, m, rowsOf(x, rows), rowsOf(y, rows), stepC, c.loss);
       await onBatch?.({ epoch: e + 1, batch: b + 1, batches: order[e]!.length });
     }

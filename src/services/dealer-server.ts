@@ -81,6 +81,18 @@ export async function startDealerServer(o: DealerServerOptions): Promise<DealerS
       served.push({ session: parsed.session, party, request: parsed.request });
       return sessions.get(parsed.session)!.correction(parsed.request);
     }
+    if (method === 'corrections' && party === 1) {
+      let parsed: { session: string; requests: DealerRequest[] };
+      try {
+        parsed = JSON.parse(Buffer.from(body).toString('utf8'));
+      } catch {
+        throw new ParameterError('a corrections request is JSON');
+      }
+      if (!Array.isArray(parsed.requests) || parsed.requests.length > 1_000_000) throw new ParameterError('corrections take a list of requests');
+      if (!sessions.has(parsed.session)) throw new ParameterError(`no dealer session ${parsed.session}`);
+      for (const request of parsed.requests) served.push({ session: parsed.session, party, request });
+      return sessions.get(parsed.session)!.corrections(parsed.requests);
+    }
     throw new ParameterError(`the dealer has no method ${method} for party ${party}`);
   };
 

@@ -10,7 +10,9 @@ import { train, plainOps, predictScores, argmax, validateConfig, type MlpConfig,
 import { sharedOps } from '../../src/analytics/mlp-shared.js';
 import { channelPair } from '../../src/mpc/channel.js';
 import { mpcParty } from '../../src/mpc/party.js';
-import { dealerProviders } from '../../src/mpc/provider/dealer.js';
+import { DealerProvider, TrustedDealer, dealerProviders, type DealerRequest } from '../../src/mpc/provider/dealer.js';
+import { stagedTraining } from '../../src/analytics/mlp-offline.js';
+import type { MpcParty } from '../../src/mpc/party.js';
 import { OtProvider } from '../../src/mpc/provider/ot.js';
 import { splitSecret } from '../../src/mpc/primitives/arithmetic.js';
 import * as ring from '../../src/mpc/ring.js';
@@ -112,6 +114,36 @@ describe('MLP training on shares equals the fixed-point plaintext training', () 
       console.log(`${loss}/${provider}: ${ulp} ulp after ${steps} steps, accuracy ${a.toFixed(3)} vs plaintext ${b.toFixed(3)}`);
     });
   }
+
+  it('with an offline phase (stages of many steps loaded ahead, a dealer exchange per stage): the same bound, every request served from a stage', async () => {
+    const config: MlpConfig = { layers: [4, 8, 3], learningRate: 0.5, batchSize: 16, epochs: 3, seed: 't', loss: 'softmax' };
+    const reference = await train(plainOps, data.x, data.y, config);
+    const [c0, c1] = channelPair();
+    const dealer = new TrustedDealer();
+    let single = 0;
+    let batches = 0;
+    const link = {
+      correction: (r: DealerRequest) => (single++, dealer.correction(r)),
+      corrections: (rs: readonly DealerRequest[]) => (batches++, dealer.corrections(rs)),
+    };
+    const [p0, p1] = [mpcParty(0, c0, new DealerProvider(0, dealer.seed0)), mpcParty(1, c1, new DealerProvider(1, dealer.seed1, link))];
+    const [x0, x1] = splitSecret(data.x.shape, data.x.data);
+    const [y0, y1] = splitSecret(data.y.shape, data.y.data);
+    const [s0, s1] = await Promise.all(
+      [
+        [p0, x0, y0],
+        [p1, x1, y1],
+      ].map(([p, x, y]) => {
+        const { party, before } = stagedTraining(p as MpcParty, config);
+        return train(sharedOps(party), x as typeof x0, y as typeof y0, config, undefined, before);
+      }),
+    );
+    const steps = config.epochs * Math.ceil(150 / config.batchSize);
+    const ulp = maxUlp(joined(s0!, s1!), reference);
+    assert.ok(ulp <= BigInt(32 * steps), `${ulp} ulp after ${steps} steps`);
+    assert.equal(single, 0, 'no request went to the dealer one by one');
+    assert.ok(batches >= 1 && batches <= 2, `${batches} dealer exchanges for ${steps} steps`);
+  });
 
   it('refuses configurations that do not fit the data or the fixed point', () => {
     const ok: MlpConfig = { layers: [4, 8, 3], learningRate: 0.1, batchSize: 16, epochs: 1, seed: 's' };

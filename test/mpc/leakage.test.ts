@@ -49,7 +49,10 @@ async function viewOf(x: BigUint64Array, f: (p: MpcParty, s: ArithmeticShare) =>
   const [c0, c1] = channelPair();
   const dealer = new TrustedDealer();
   const requests: DealerRequest[] = [];
-  const link = { correction: (r: DealerRequest) => (requests.push(r), dealer.correction(r)) };
+  const link = {
+    correction: (r: DealerRequest) => (requests.push(r), dealer.correction(r)),
+    corrections: (rs: readonly DealerRequest[]) => (requests.push(...rs), dealer.corrections(rs)),
+  };
   const seen: Array<[Uint8Array, Uint8Array]> = [];
   const [s0, s1] = splitSecret([x.length], x);
   await Promise.all([

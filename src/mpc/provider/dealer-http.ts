@@ -18,6 +18,9 @@ class HttpDealerLink implements DealerLink {
   correction(request: DealerRequest): Promise<Uint8Array> {
     return this.transport.call('correction', Buffer.from(JSON.stringify({ session: this.session, request })));
   }
+  corrections(requests: readonly DealerRequest[]): Promise<Uint8Array> {
+    return this.transport.call('corrections', Buffer.from(JSON.stringify({ session: this.session, requests })));
+  }
 }
 
 /**

@@ -23,7 +23,15 @@ export type DealerRequest =
 /** How party 1 reaches the dealer: in memory, or over the network. */
 export interface DealerLink {
   correction(request: DealerRequest): Promise<Uint8Array>;
+  /** Several corrections in one exchange, concatenated in order (an offline phase's plan). */
+  corrections(requests: readonly DealerRequest[]): Promise<Uint8Array>;
 }
+
+/** Bytes of party 1's correction for a request. */
+export const correctionBytes = (r: DealerRequest): number => (r.kind === 'matmul' ? 8 * r.m * r.n : r.kind === 'and' ? 4 * r.words : 8 * r.n);
+
+/** The most correction bytes one `corrections` exchange carries (a plan is fetched in pieces of this). */
+export const MAX_CORRECTION_BATCH_BYTES = 32 << 20;
 
 export const MAX_DEALER_ELEMENTS = 1 << 26;
 
@@ -55,6 +63,15 @@ export class TrustedDealer implements DealerLink {
     if (seed0.length !== SEED_BYTES || seed1.length !== SEED_BYTES) throw new ParameterError('dealer seeds are 32 bytes');
     this.prg0 = new Prg(seed0);
     this.prg1 = new Prg(seed1);
+  }
+
+  async corrections(rs: readonly DealerRequest[]): Promise<Uint8Array> {
+    rs.forEach(checkSize);
+    if (rs.reduce((a, r) => a + correctionBytes(r), 0) > MAX_CORRECTION_BATCH_BYTES)
+      throw new ParameterError(`a batch of corrections is at most ${MAX_CORRECTION_BATCH_BYTES} bytes`);
+    const parts: Uint8Array[] = [];
+    for (const r of rs) parts.push(await this.correction(r));
+    return Buffer.concat(parts);
   }
 
   async correction(r: DealerRequest): Promise<Uint8Array> {
@@ -116,6 +133,54 @@ export class DealerProvider implements CorrelatedRandomness {
   private ringOf(c: Uint8Array, n: number): BigUint64Array {
     if (c.length !== 8 * n) throw new ParameterError(`the dealer sent ${c.length} bytes where ${8 * n} were due`);
     return new BigUint64Array(new Uint8Array(c).buffer, 0, n);
+  }
+
+  /**
+   * All the material of a plan, in order, with party 1's corrections fetched in a few large
+   * exchanges instead of one per request (the offline phase of preprocessed.ts).
+   */
+  async materials(plan: readonly DealerRequest[]): Promise<Array<BeaverTriple | AndTriple | DaBits>> {
+    const own = plan.map((r) => this.ownPart(r));
+    if (this.party === 0) return own.map((m, i) => this.withC(plan[i]!, m, undefined));
+    const out: Array<BeaverTriple | AndTriple | DaBits> = [];
+    for (let i = 0; i < plan.length;) {
+      let j = i;
+      let size = 0;
+      while (j < plan.length && (j === i || size + correctionBytes(plan[j]!) <= MAX_CORRECTION_BATCH_BYTES)) size += correctionBytes(plan[j++]!);
+      const t = performance.now();
+      const bytes = await this.link!.corrections(plan.slice(i, j));
+      this.counters.offlineBytes += bytes.length;
+      this.counters.offlineSeconds += (performance.now() - t) / 1000;
+      if (bytes.length !== size) throw new ParameterError(`the dealer sent ${bytes.length} bytes where ${size} were due`);
+      let at = 0;
+      for (let k = i; k < j; k++) {
+        const n = correctionBytes(plan[k]!);
+        out.push(this.withC(plan[k]!, own[k]!, bytes.subarray(at, (at += n))));
+      }
+      i = j;
+    }
+    return out;
+  }
+
+  /** This party's a and b (and, party 0, its c) for a request, drawn in the request's order. */
+  private ownPart(r: DealerRequest): { a: BigUint64Array | Uint32Array; b?: BigUint64Array | Uint32Array; c?: BigUint64Array | Uint32Array } {
+    switch (r.kind) {
+      case 'triple':
+        return { a: this.prg.ring(r.n), b: this.prg.ring(r.n), c: this.party === 0 ? this.prg.ring(r.n) : undefined };
+      case 'matmul':
+        return { a: this.prg.ring(r.m * r.k), b: this.prg.ring(r.k * r.n), c: this.party === 0 ? this.prg.ring(r.m * r.n) : undefined };
+      case 'and':
+        return { a: this.prg.words(r.words), b: this.prg.words(r.words), c: this.party === 0 ? this.prg.words(r.words) : undefined };
+      case 'dabits':
+        return { a: this.prg.words(Math.ceil(r.n / 32)), c: this.party === 0 ? this.prg.ring(r.n) : undefined };
+    }
+  }
+
+  private withC(r: DealerRequest, own: ReturnType<DealerProvider['ownPart']>, correction: Uint8Array | undefined): BeaverTriple | AndTriple | DaBits {
+    const c = own.c ?? (r.kind === 'and' ? new Uint32Array(new Uint8Array(correction!).buffer) : this.ringOf(correction!, correctionBytes(r) / 8));
+    if (r.kind === 'dabits') return { bits: own.a as Uint32Array, arith: c as BigUint64Array };
+    if (r.kind === 'and') return { a: own.a as Uint32Array, b: own.b as Uint32Array, c: c as Uint32Array };
+    return { a: own.a as BigUint64Array, b: own.b as BigUint64Array, c: c as BigUint64Array };
   }
 
   async triple(n: number): Promise<BeaverTriple> {

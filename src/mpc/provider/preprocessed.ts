@@ -5,7 +5,7 @@
  * is refused, since both parties must consume the same material in the same order.
  */
 import { ParameterError } from '../../crypto/errors.js';
-import type { DealerRequest } from './dealer.js';
+import { DealerProvider, type DealerRequest } from './dealer.js';
 import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTriple, ProviderCounters } from './provider.js';
 
 type Material = BeaverTriple | AndTriple | DaBits;
@@ -60,6 +60,14 @@ export class PreprocessedProvider implements CorrelatedRandomness {
 
   /** Obtains everything the plan needs from `inner`, in order (the offline phase). */
   static async prepare(inner: CorrelatedRandomness, plan: readonly DealerRequest[]): Promise<PreprocessedProvider> {
+    // A dealer hands out a whole plan in a few exchanges.
+    if (inner instanceof DealerProvider) {
+      const materials = await inner.materials(plan);
+      return new PreprocessedProvider(
+        inner,
+        plan.map((request, i) => ({ request, material: materials[i]! })),
+      );
+    }
     const queue: Array<{ request: DealerRequest; material: Material }> = [];
     for (let i = 0; i < plan.length; i++) {
       const r = plan[i]!;
@@ -84,6 +92,11 @@ export class PreprocessedProvider implements CorrelatedRandomness {
       queue.push({ request: r, material });
     }
     return new PreprocessedProvider(inner, queue);
+  }
+
+  /** Requests of the plan not served yet. */
+  get remaining(): number {
+    return this.queue.length;
   }
 
   private next<T extends Material>(request: DealerRequest): T {
