@@ -9,12 +9,10 @@
  * `--scale` shrinks the counts. Dealer rows report the median of three runs (`--repeat`), ot rows
  * one run. Baseline from the same run: the op on plaintext (one process).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { channelPair } from '../src/mpc/channel.js';
 import { mpcParty } from '../src/mpc/party.js';
 import { PlanningProvider } from '../src/mpc/provider/preprocessed.js';
@@ -26,6 +24,7 @@ import { nativeBitTranspose } from '../src/mpc/bit-matrix.js';
 import { inputs, runOp, shapes, type OpName } from './mpc-ops.js';
 import { runParty, type PartyStats, type SessionArgs } from './mpc-party.js';
 import { parseFlags, round } from './measure.js';
+import { spawnDealer, spawnJson } from './children.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const scale = Number(flags.get('scale') ?? 1);
@@ -35,36 +34,11 @@ const list = (name: string, all: string[]) => (typeof flags.get(name) === 'strin
 const providers = list('providers', ['dealer', 'ot']) as Array<'dealer' | 'ot'>;
 const ops = list('ops', ['mul', 'matmul', 'lt64', 'relu', 'lt130']) as OpName[];
 
-const children: ChildProcess[] = [];
-process.on('exit', () => children.forEach((c) => c.kill()));
-
-/** Starts a process and waits for its first JSON line on stdout. */
-async function spawnJson(args: string[], env: Record<string, string> = {}): Promise<Record<string, string>> {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  for await (const line of createInterface({ input: child.stdout! })) {
-    if (line.startsWith('{')) return JSON.parse(line);
-  }
-  throw new Error(`${args.join(' ')} exited before announcing itself`);
-}
-
 const hmacKey = randomBytes(32);
 const party1 = await spawnJson([join(import.meta.dirname, 'mpc-party.js')], { CIPHERMINE_BENCH_KEY: hmacKey.toString('hex') });
 const transport = new HttpTransport(party1.url!, hmacKey);
 const dealerDir = mkdtempSync(join(tmpdir(), 'cm-dealer-'));
-const dealer = providers.includes('dealer')
-  ? await spawnJson([
-      join(import.meta.dirname, '..', 'src', 'cli', 'main.js'),
-      'dealer',
-      'start',
-      '--data-dir',
-      dealerDir,
-      '--port',
-      '0',
-      '--key-server-port',
-      '0',
-    ])
-  : undefined;
+const dealer = providers.includes('dealer') ? await spawnDealer(dealerDir) : undefined;
 
 /** What the op consumes, learned by running both halves once in memory on planning providers. */
 async function plan(op: OpName, provider: 'dealer' | 'ot', base: Omit<SessionArgs, 'plan' | 'session'>) {

@@ -7,8 +7,7 @@
  */
 import type { MpcParty } from '../mpc/party.js';
 import { addPublic, matmulFixed, mul, mulFixed, mulPublic, share, truncate } from '../mpc/primitives/arithmetic.js';
-import { argmin } from '../mpc/primitives/argmin.js';
-import * as ring from '../mpc/ring.js';
+import { rowMax } from '../mpc/primitives/row-max.js';
 import { reluDerivative } from '../mpc/primitives/binary.js';
 import { columnProduct, type TensorOps } from './mlp.js';
 
@@ -24,10 +23,7 @@ export function sharedOps(p: MpcParty): TensorOps {
     scaleColumns: (x, c) => truncate(p, share(x.shape, columnProduct(x, c))),
     addPublic: (x, c) => addPublic(p, share(x.shape, x.data), c),
     mulFixed: (a, b) => mulFixed(p, share(a.shape, a.data), share(b.shape, b.data)),
-    async rowMax(x) {
-      // max = -min(-x): the engine's argmin tournament over each row
-      const { min } = await argmin(p, share(x.shape, ring.neg(x.data)));
-      return share([x.shape[0]!, 1], ring.neg(min.data));
-    },
+    // all pairs at once with a dealer (few rounds), the argmin tournament with ot (few gates)
+    rowMax: (x) => rowMax(p, share(x.shape, x.data)),
   };
 }

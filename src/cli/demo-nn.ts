@@ -41,7 +41,7 @@ export interface NnDemoOptions {
 }
 
 /** Every fifth row of each class to the test set (an 80/20 split stratified by class). */
-function stratifiedSplit(labels: readonly number[]): { train: number[]; test: number[] } {
+export function stratifiedSplit(labels: readonly number[]): { train: number[]; test: number[] } {
   const seen = new Map<number, number>();
   const train: number[] = [];
   const test: number[] = [];
