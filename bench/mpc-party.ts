@@ -55,7 +55,9 @@ async function keyServerSide(): Promise<void> {
   const endpoint = new MpcEndpoint({ log: (m) => console.error(m) });
   endpoint.register('bench.op', async (channel, args) => {
     const main = channel();
-    const stats = await runParty(1, main, () => channel('ot'), args as SessionArgs);
+    // On the wire the provider is `randomness`: a start's `provider: 'dealer'` asks the key server's own dealer.
+    const { randomness, ...rest } = args as SessionArgs & { randomness: SessionArgs['provider'] };
+    const stats = await runParty(1, main, () => channel('ot'), { ...rest, provider: randomness });
     await main.exchange(Buffer.from(JSON.stringify(stats)));
   });
   const server = await serveHttp(

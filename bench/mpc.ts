@@ -68,7 +68,8 @@ async function runOnce(provider: 'dealer' | 'ot', op: OpName): Promise<[PartySta
   const args: SessionArgs = { ...base, session, plan: await plan(op, provider, base) };
   const mine = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.url!, keyFile: dealer.computeServer! } } : args;
   const theirs = dealer && provider === 'dealer' ? { ...args, dealer: { url: dealer.keyServerUrl!, keyFile: dealer.keyServer! } } : args;
-  await startRemote(transport, 'bench.op', session, theirs);
+  const { provider: randomness, ...wire } = theirs;
+  await startRemote(transport, 'bench.op', session, { ...wire, randomness });
   const main = new TransportChannel(transport, session);
   const stats0 = await runParty(0, main, () => new TransportChannel(transport, `${session}:ot`), mine);
   const stats1 = JSON.parse(Buffer.from(await main.exchange(new Uint8Array(0))).toString('utf8')) as PartyStats;
