@@ -19,7 +19,7 @@ import { Ciphertext } from '../crypto/ciphertext.js';
 import { backend } from '../crypto/backends.js';
 import { bitLength } from '../crypto/bigint.js';
 import { jointPublicKey } from '../crypto/joint-decryption.js';
-import { ParameterError } from '../crypto/errors.js';
+import { CiphermineError, ParameterError } from '../crypto/errors.js';
 import { deserializeCiphertexts, serializeCiphertexts, serializePublicKey } from '../crypto/serialize.js';
 import type { KeyServerState } from '../protocols/key-server-state.js';
 import { encryptAll, type ComputeSideContext } from '../protocols/round-trip.js';
@@ -30,10 +30,11 @@ import { startEngineSession } from '../mpc/engine-session.js';
 import { mpcParty, type MpcParty } from '../mpc/party.js';
 import { packedToShares, packedToSharesAtKeyServer } from '../mpc/packed-conversion.js';
 import { ringAt, SEED_BYTES } from '../mpc/prg.js';
-import { share } from '../mpc/primitives/arithmetic.js';
+import { addPublic, open, share } from '../mpc/primitives/arithmetic.js';
+import { isNegative } from '../mpc/primitives/binary.js';
 import * as ring from '../mpc/ring.js';
 import type { MpcEndpoint } from '../mpc/server-channel.js';
-import { train, validateConfig, type MlpConfig, type MlpModel, type Tensor, type TrainProgress } from './mlp.js';
+import { MLP_FRACTION_BITS, train, validateConfig, type MlpConfig, type MlpModel, type Tensor, type TrainProgress } from './mlp.js';
 import { sharedOps } from './mlp-shared.js';
 import { stagedTraining } from './mlp-offline.js';
 import { checkLayout, joinVertical, type VerticalLayout } from './vertical-join.js';
@@ -157,7 +158,32 @@ async function trainShares(
   const { x, y } = splitColumns(values, n, columns, targets);
   const { party, staged, before } = stagedTraining(p, config);
   const weights = flatten(await train(sharedOps(party), x, y, config, onBatch, before));
+  await refuseDiverged(p, weights.subarray(0, parameterCount(config.layers))); // not the standardisation's mean and scale
   return { weights, offlineSeconds: staged.counters.offlineSeconds };
+}
+
+/** No trained parameter of a sound training comes near this (healthy ones stay within a few units). */
+export const DIVERGENCE_BOUND = 1024;
+
+/**
+ * A learning rate too large for the data makes the weights explode (and wrap modulo 2^64 in fixed
+ * point), a model that would be garbage. Both servers count, on shares, the parameters beyond
+ * +-DIVERGENCE_BOUND and open only that count (0 for every sound training; leakage.md lists it),
+ * and refuse to release a model that has any.
+ */
+async function refuseDiverged(p: MpcParty, weights: BigUint64Array): Promise<void> {
+  const bound = new BigUint64Array(weights.length).fill(BigInt(DIVERGENCE_BOUND) << BigInt(MLP_FRACTION_BITS));
+  const both = new BigUint64Array(2 * weights.length);
+  both.set(addPublic(p, share([weights.length], weights), bound).data); // w + B < 0: w < -B
+  both.set(addPublic(p, share([weights.length], ring.neg(weights)), bound).data, weights.length); // B - w < 0: w > B
+  const beyond = (await isNegative(p, share([both.length], both))).data;
+  const count = share([1], BigUint64Array.of(beyond.reduce((a, b) => BigInt.asUintN(64, a + b), 0n)));
+  const [n] = await open(p, count);
+  if (n !== 0n)
+    throw new CiphermineError(
+      'ERR_DIVERGED',
+      `the training diverged: ${n} parameters ended beyond +-${DIVERGENCE_BOUND}, so no model is released; lower the learning rate (or standardise the features)`,
+    );
 }
 
 /**

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   ERR_CSV: { status: 400, meaning: 'a CSV file is not a numeric table' },
   ERR_KMEANS_INPUT: { status: 400, meaning: 'k-means parameters do not fit the data' },
   ERR_STATS_QUERY: { status: 400, meaning: 'a DP query is malformed' },
+  ERR_DIVERGED: { status: 400, meaning: 'a training diverged (parameters beyond the fixed-point bound): lower the learning rate' },
   ERR_NOT_JOB_KEY: { status: 400, meaning: 'an operation reserved for job keys was asked for another key' },
   ERR_UNKNOWN_JOB_KIND: { status: 400, meaning: 'no job kind of that name' },
   // who may do what (401, 403)

@@ -272,6 +272,12 @@ describe('training on two clouds through the services', () => {
     await reject(q.train({ datasets: [ds[1]!, other], ...spec }), 400, /the feature columns must match/);
     await a.grant(ds[0]!, q.id, ['train', 'kmeans']);
     await reject(q.kmeans({ datasets: [ds[0]!], k: 2 }), 400, /secret-shared upload: it serves train and predict jobs only/);
+    // A learning rate that makes the weights explode: detected on shares, the job fails, no model is released.
+    await assert.rejects(
+      q.train({ datasets: ds, ...spec, learningRate: 8 }),
+      (e: unknown) =>
+        /the training diverged: \d+ parameters ended beyond \+-1024/.test(String((e as Error).message ?? e)) || /diverged/.test(JSON.stringify(e)),
+    );
     const stranger = await QueryClient.register(s.cs.url, 'stranger');
     await reject(stranger.train({ datasets: ds, ...spec }), 403, /not granted/);
   });
