@@ -57,6 +57,37 @@ describe('ciphermine demo', () => {
     }
   });
 
+  it('demo nn trains on iris with three owners (standardised on the servers) and matches the plaintext training', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        main,
+        'demo',
+        'nn',
+        '--data',
+        'data/iris.csv',
+        '--layers',
+        '4,8,3',
+        '--epochs',
+        '3',
+        '--batch',
+        '16',
+        '--lr',
+        '0.5',
+        '--key-bits',
+        '512',
+        '--json',
+      ],
+      { timeout: 240_000, cwd: fileURLToPath(new URL('../../..', import.meta.url)) },
+    );
+    const r = JSON.parse(stdout.trim().split('\n').pop()!);
+    assert.deepEqual(r.layers, [4, 8, 3]);
+    assert.equal(r.standardised, true);
+    assert.equal(r.ownersAgree, true);
+    assert.ok(Math.abs(r.testAccuracy - r.plaintextTestAccuracy) <= 0.05, `${r.testAccuracy} vs ${r.plaintextTestAccuracy}`);
+    assert.ok(r.secondsPerEpoch > 0 && r.offlineSecondsPerEpoch >= 0 && r.provider === 'dealer' && r.epochs === 3);
+  });
+
   it('refuses bad flags with a clear message', async () => {
     await assert.rejects(promisify(execFile)(process.execPath, [main, 'demo', '--k', '200', '--key-bits', '512']), /fewer than k|larger than/);
   });
