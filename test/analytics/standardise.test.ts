@@ -80,8 +80,12 @@ describe('private standardisation', () => {
     const close = (a: number[], b: number[], tol: number, what: string) =>
       a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) <= tol, `${what}[${i}]: ${v} vs ${b[i]}`));
     close(open(s0.mean, s1.mean), decoded(reference.mean), 2 ** -12, 'mean');
-    close(open(s0.scale, s1.scale), decoded(reference.scale), 2 ** -8, 'scale');
-    close(open(s0.z, s1.z), decoded(reference.z), 2 ** -6, 'z');
+    // the documented bound: the scale within 1% relative (the Newton steps amplify the variance's
+    // truncation error by 1 / v), so z within 1% of itself plus a few units of truncation
+    const relClose = (a: number[], b: number[], rel: number, abs: number, what: string) =>
+      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]!) <= Math.abs(b[i]!) * rel + abs, `${what}[${i}]: ${v} vs ${b[i]}`));
+    relClose(open(s0.scale, s1.scale), decoded(reference.scale), 0.01, 0, 'scale');
+    relClose(open(s0.z, s1.z), decoded(reference.z), 0.01, 2 ** -8, 'z');
     // the constant column (B = 4): variance 0, so the floor sets the scale to 32 / B and z to 0
     assert.ok(Math.abs(open(s0.scale, s1.scale)[4]! - 8) < 0.01);
     // one share alone is uniform noise, not the mean
