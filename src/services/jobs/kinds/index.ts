@@ -1,7 +1,8 @@
 /** Every job kind this build of the compute server runs. */
 import type { JobKind } from '../job-kind.js';
+import { federatedKmeansKind } from './federated-kmeans.js';
 import { kmeansKind } from './kmeans.js';
 import { statsKind } from './stats.js';
 import { trainKind } from './train.js';
 
-export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind, trainKind];
+export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind, trainKind, federatedKmeansKind];

@@ -1,0 +1,252 @@
+/**
+ * A host of federated k-means (seed 003's Host A, Host B, ..., any number): it keeps its table,
+ * connects out to the compute server only (it polls the job's mailbox, so it can sit behind a
+ * firewall), and per round sends nothing but ciphertexts under the job key: its column moments for
+ * the private mean, its initial rows, then its per-cluster sums and counts. It decrypts the totals
+ * the servers release to its own key, takes the next step locally (federated-kmeans.ts) and decides
+ * with the other hosts, who hold the same totals, when to stop.
+ *
+ * A host is a registered party with its own BCP key (a query client's identity). A host that
+ * restarts reads the job's messages from the beginning, replays its steps from its table and goes on
+ * where the job is (the job waits `hostTimeoutSeconds` for it).
+ */
+import { ParameterError } from '../crypto/errors.js';
+import {
+  deserializeCiphertexts,
+  deserializePublicKey,
+  deserializeSecretKey,
+  serializeCiphertexts,
+  FixedPointCodec,
+  type BcpPublicKey,
+  type BcpSecretKey,
+} from '../crypto/index.js';
+import type { ClusterState } from '../analytics/kmeans-plain.js';
+import {
+  clusterFromVector,
+  clusterVector,
+  denormalize,
+  localClusterStats,
+  localMoments,
+  momentsFromVector,
+  momentsVector,
+  movedLessThan,
+  nextState,
+  normalizeRow,
+  type Normalizer,
+} from '../analytics/federated-kmeans.js';
+import { hostStart, type HostStart } from '../services/jobs/kinds/federated-kmeans-schema.js';
+import { ApiError, ComputeServerApi, isTransient } from './api.js';
+import type { IdentityFile } from './identity.js';
+import type { NumericTable } from './csv.js';
+
+export interface HostOutcome {
+  columns: string[];
+  /** Final centres in the input's units (for display; the exact values are sums / sizes). */
+  centroids: number[][];
+  /** Exact centre sums in normalised fixed-point units, with the sizes: centre = sum / size / 2^f. */
+  sums: bigint[][];
+  sizes: bigint[];
+  /** The cluster of each of this host's rows, under the final centres. */
+  assignments: number[];
+  iterations: number;
+  converged: boolean;
+  normalizer: Normalizer;
+}
+
+export interface JoinOptions {
+  /** One line per step, for a progress display. */
+  onEvent?: (msg: string) => void;
+  pollMs?: number;
+}
+
+interface Message {
+  seq: number;
+  topic: string;
+  data: string;
+}
+
+interface Mailbox {
+  state: string;
+  error: string | null;
+  errorCode: string | null;
+  messages: Message[];
+}
+
+/** A message to post; made lazily, so a host replaying old rounds encrypts only its latest. */
+type Post = { topic: string; body: () => unknown };
+
+/** One host's run of one job: the state it rebuilds from the job's messages. */
+class HostRun {
+  private start?: HostStart;
+  private jobKey?: BcpPublicKey;
+  private encoded: bigint[][] = [];
+  private normalizer?: Normalizer;
+  private rows: bigint[][] = [];
+  private state?: ClusterState;
+  private iterations = 0;
+  private converged = false;
+  finished = false;
+
+  constructor(
+    private readonly sk: BcpSecretKey,
+    private readonly table: NumericTable,
+    private readonly say: (msg: string) => void,
+  ) {}
+
+  /** Handles one message of the job; returns what the host must post next, if anything. */
+  handle(msg: Message): Post[] {
+    const data = Buffer.from(msg.data, 'base64');
+    if (msg.topic === 'start') return this.onStart(hostStart.parse(JSON.parse(data.toString('utf8'))));
+    const totals = this.open(data);
+    if (msg.topic === 'moments') return [this.onMoments(totals)];
+    if (msg.topic === 'init') return [this.onInit(totals)];
+    const t = /^round-(\d+)$/.exec(msg.topic);
+    if (t) return [this.onRound(Number(t[1]), totals)];
+    return [];
+  }
+
+  outcome(): HostOutcome {
+    const s = this.start!;
+    const scale = 2 ** s.fractionBits;
+    const st = this.state!;
+    return {
+      columns: s.columns,
+      sums: st.sums,
+      sizes: st.sizes,
+      centroids: st.sums.map((sum, j) => sum.map((x, a) => denormalize(this.normalizer!, a, Number(x) / Number(st.sizes[j]!) / scale))),
+      assignments: localClusterStats(this.rows, st).assignments,
+      iterations: this.iterations,
+      converged: this.converged,
+      normalizer: this.normalizer!,
+    };
+  }
+
+  private open(data: Buffer): bigint[] {
+    return deserializeCiphertexts(data, this.sk.publicKey).map((c) => this.sk.decrypt(c));
+  }
+
+  private encrypt(v: readonly bigint[]): { cts: string } {
+    return {
+      cts: serializeCiphertexts(
+        this.jobKey!,
+        v.map((x) => this.jobKey!.encrypt(x)),
+      ).toString('base64'),
+    };
+  }
+
+  /** Joins (the job checks the columns) and sends the moments for the private mean. */
+  private onStart(s: HostStart): Post[] {
+    this.start = s;
+    this.jobKey = deserializePublicKey(Buffer.from(s.jobKey, 'base64'), this.sk.publicKey.params);
+    const columns = this.table.columns;
+    const join = { topic: 'join', body: () => ({ columns }) };
+    if (columns.join('\n') !== s.columns.join('\n')) return [join]; // the job names the mismatch
+    try {
+      const codec = new FixedPointCodec({ fractionBits: s.fractionBits, maxAbs: s.maxAbs });
+      this.encoded = this.table.rows.map((r) => codec.encodeRow(r));
+    } catch (e) {
+      this.say(`cannot encode this table for the job: ${(e as Error).message}`);
+      return [{ topic: 'join', body: () => ({ columns, abort: 'a value lies outside the range the job declares (maxAbs)' }) }];
+    }
+    const bad = s.init.find((i) => i.row >= this.encoded.length);
+    if (bad) return [{ topic: 'join', body: () => ({ columns, abort: `an initial row is beyond this host's ${this.encoded.length} rows` }) }];
+    this.say(`joined: ${this.encoded.length} local records x ${columns.length} columns, k = ${s.k}`);
+    return [join, { topic: 'moments', body: () => this.encrypt(momentsVector(localMoments(this.encoded, columns.length), s.normalize)) }];
+  }
+
+  private onMoments(totals: bigint[]): Post {
+    const s = this.start!;
+    const moments = momentsFromVector(totals, s.columns.length, s.normalize);
+    if (moments.count < BigInt(s.k))
+      return { topic: 'init', body: () => ({ abort: `k = ${s.k} is larger than the ${moments.count} records the hosts hold in total` }) };
+    this.normalizer = { kind: s.normalize, moments, fractionBits: s.fractionBits };
+    this.rows = this.encoded.map((r) => normalizeRow(this.normalizer!, r));
+    this.say(`private ${s.normalize === 'none' ? 'count' : s.normalize} over ${moments.count} records in total`);
+    const m = s.columns.length;
+    const mine = new Array<bigint>(s.k * m).fill(0n);
+    for (const { cluster, row } of s.init) this.rows[row]!.forEach((x, a) => (mine[cluster * m + a] = x));
+    return { topic: 'init', body: () => this.encrypt(mine) };
+  }
+
+  private onInit(totals: bigint[]): Post {
+    const s = this.start!;
+    const m = s.columns.length;
+    this.state = { sums: Array.from({ length: s.k }, (_, j) => totals.slice(j * m, (j + 1) * m)), sizes: new Array<bigint>(s.k).fill(1n) };
+    return this.contribution(1);
+  }
+
+  private onRound(t: number, totals: bigint[]): Post {
+    const s = this.start!;
+    const next = nextState(this.state!, clusterFromVector(totals, s.k, s.columns.length));
+    const converged = movedLessThan(this.state!, next, s.tolerance, s.fractionBits);
+    this.state = next;
+    this.iterations = t;
+    this.say(`iteration ${t}: sizes ${next.sizes.join(' ')}${converged ? ' (converged)' : ''}`);
+    if (!converged && t < s.maxIter) return this.contribution(t + 1);
+    this.converged = converged;
+    this.finished = true;
+    return { topic: `round-${t + 1}`, body: () => ({ stop: true, converged }) };
+  }
+
+  private contribution(t: number): Post {
+    return { topic: `round-${t}`, body: () => this.encrypt(clusterVector(localClusterStats(this.rows, this.state!).totals)) };
+  }
+}
+
+export class Host {
+  private constructor(
+    readonly id: string,
+    private readonly api: ComputeServerApi,
+    readonly sk: BcpSecretKey,
+  ) {}
+
+  /** A host acts with a registered party's identity (`client register` makes one). */
+  static fromIdentity(f: IdentityFile): Host {
+    if (f.role !== 'client') throw new ParameterError(`identity ${f.id} is a data owner's; a host needs its own party identity (client register)`);
+    const api = new ComputeServerApi(f.server, f.token, { tls: f.pins?.tls, params: f.pins?.params });
+    return new Host(f.id, api, deserializeSecretKey(Buffer.from(f.bcpSecretKey, 'base64')));
+  }
+
+  /** Takes part in federated k-means job `jobId` with `table` (kept here) until the job ends. */
+  async join(jobId: string, table: NumericTable, o: JoinOptions = {}): Promise<HostOutcome> {
+    const run = new HostRun(this.sk, table, o.onEvent ?? (() => undefined));
+    const path = `/v1/jobs/${encodeURIComponent(jobId)}/mailbox`;
+    let after = 0;
+    for (;;) {
+      const box = await this.poll(`${path}?after=${after}`);
+      // Only the last message's posts: earlier ones (a rejoined host replaying) were taken already.
+      let posts: Post[] = [];
+      for (const msg of box.messages) {
+        after = msg.seq;
+        const p = run.handle(msg);
+        if (p.length) posts = p;
+      }
+      for (const p of posts) await this.post(path, p);
+      if (box.state === 'failed') throw new ApiError(409, box.errorCode ?? 'ERR_INTERNAL', `job ${jobId} failed: ${box.error ?? 'unknown reason'}`);
+      if (box.state === 'done' && run.finished) return run.outcome();
+      if (box.messages.length === 0) await new Promise((r) => setTimeout(r, o.pollMs ?? 100));
+    }
+  }
+
+  /** Polls, riding out a compute server that is briefly away. */
+  private async poll(path: string): Promise<Mailbox> {
+    for (let tries = 0; ; tries++) {
+      try {
+        return await this.api.request<Mailbox>('GET', path);
+      } catch (e) {
+        if (!isTransient(e) || tries > 30) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async post(path: string, p: Post): Promise<void> {
+    const body = Buffer.from(JSON.stringify(p.body())).toString('base64');
+    try {
+      await this.api.request('POST', path, { topic: p.topic, data: body });
+    } catch (e) {
+      // A job that ended meanwhile answers 409; the next poll reports how it ended.
+      if (!(e instanceof ApiError && e.status === 409)) throw e;
+    }
+  }
+}
