@@ -57,6 +57,8 @@ export interface JoinOptions {
   /** One line per step, for a progress display. */
   onEvent?: (msg: string) => void;
   pollMs?: number;
+  /** Leaves the job (the job waits its timeout for this host to come back). */
+  signal?: AbortSignal;
 }
 
 interface Message {
@@ -213,6 +215,7 @@ export class Host {
     const path = `/v1/jobs/${encodeURIComponent(jobId)}/mailbox`;
     let after = 0;
     for (;;) {
+      o.signal?.throwIfAborted();
       const box = await this.poll(`${path}?after=${after}`);
       // Only the last message's posts: earlier ones (a rejoined host replaying) were taken already.
       let posts: Post[] = [];
