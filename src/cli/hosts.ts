@@ -49,6 +49,7 @@ export function addHostCommands(program: Command): void {
     .requiredOption('--identity <file>', 'where to save key and token')
     .option('--server <url>', 'the compute server', server)
     .option('--name <name>', 'display name the servers and the other hosts show', 'host')
+    .addHelpText('after', example('ciphermine host register --identity host.id --name "clinic A"'))
     .action(async (o) => {
       const q = await QueryClient.register(o.server, o.name);
       saveIdentity(o.identity, q.identity());
