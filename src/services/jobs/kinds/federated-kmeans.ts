@@ -25,7 +25,7 @@ import {
   type BcpPublicKey,
   type Ciphertext,
 } from '../../../crypto/index.js';
-import { sct } from '../../../protocols/index.js';
+import { sctFanout } from '../../../protocols/index.js';
 import { clusterVector, momentsLength } from '../../../analytics/federated-kmeans.js';
 import { badRequest } from '../../http-errors.js';
 import { defineJobKind, type JobContext } from '../job-kind.js';
@@ -158,7 +158,12 @@ async function round(
   const start = performance.now();
   const vectors = bodies.map((b, i) => ciphertextsOf((b as { cts: string }).cts, hosts[i]!, jobKey, length, topic));
   const total = vectors.reduce((acc, v) => acc.map((c, j) => add(c, v[j]!)));
-  const released = await Promise.all(hosts.map((h) => sct(ctx.services.compute, total, h.key)));
+  // One blinding and one key-server decryption per value, re-encrypted under every host's key.
+  const released = await sctFanout(
+    ctx.services.compute,
+    total,
+    hosts.map((h) => h.key),
+  );
   hosts.forEach((h, i) => ctx.mailbox.send(h.id, topic, serializeCiphertexts(h.key, released[i]!)));
   await ctx.time('aggregate and release', (performance.now() - start) / 1000);
   return undefined;
