@@ -63,7 +63,7 @@ function toCsv(t: NumericTable): string {
 }
 
 /** Runs `ciphermine host join` as its own process; resolves with its JSON line. */
-function hostProcess(identity: string, csv: string, jobId: string, echo: boolean): Promise<HostJson> {
+export function hostProcess(identity: string, csv: string, jobId: string, echo: boolean): Promise<HostJson> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,

@@ -36,6 +36,7 @@ export function hostOutput(r: HostOutcome) {
     iterations: r.iterations,
     converged: r.converged,
     records: r.normalizer.moments.count.toString(),
+    seconds: r.seconds,
   };
 }
 

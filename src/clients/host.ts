@@ -51,6 +51,8 @@ export interface HostOutcome {
   iterations: number;
   converged: boolean;
   normalizer: Normalizer;
+  /** Seconds this host spent encoding and normalising (once), assigning (once per iteration and once at the end), and encrypting and decrypting. */
+  seconds: { prepare: number; assign: number; crypto: number };
 }
 
 export interface JoinOptions {
@@ -74,6 +76,8 @@ interface Mailbox {
   messages: Message[];
 }
 
+const round3 = (x: number) => Number(x.toFixed(3));
+
 /** A message to post; made lazily, so a host replaying old rounds encrypts only its latest. */
 type Post = { topic: string; body: () => unknown };
 
@@ -87,6 +91,7 @@ class HostRun {
   private state?: ClusterState;
   private iterations = 0;
   private converged = false;
+  private readonly seconds = { prepare: 0, assign: 0, crypto: 0 };
   finished = false;
 
   constructor(
@@ -116,24 +121,35 @@ class HostRun {
       sums: st.sums,
       sizes: st.sizes,
       centroids: st.sums.map((sum, j) => sum.map((x, a) => denormalize(this.normalizer!, a, Number(x) / Number(st.sizes[j]!) / scale))),
-      assignments: localClusterStats(this.rows, st).assignments,
+      assignments: this.timed('assign', () => localClusterStats(this.rows, st).assignments),
       iterations: this.iterations,
       converged: this.converged,
       normalizer: this.normalizer!,
+      seconds: { prepare: round3(this.seconds.prepare), assign: round3(this.seconds.assign), crypto: round3(this.seconds.crypto) },
     };
+  }
+
+  private timed<T>(what: 'prepare' | 'assign' | 'crypto', f: () => T): T {
+    const t = performance.now();
+    try {
+      return f();
+    } finally {
+      this.seconds[what] += (performance.now() - t) / 1000;
+    }
   }
 
   private open(data: Buffer): bigint[] {
-    return deserializeCiphertexts(data, this.sk.publicKey).map((c) => this.sk.decrypt(c));
+    return this.timed('crypto', () => deserializeCiphertexts(data, this.sk.publicKey).map((c) => this.sk.decrypt(c)));
   }
 
   private encrypt(v: readonly bigint[]): { cts: string } {
-    return {
+    const key = this.jobKey!;
+    return this.timed('crypto', () => ({
       cts: serializeCiphertexts(
-        this.jobKey!,
-        v.map((x) => this.jobKey!.encrypt(x)),
+        key,
+        v.map((x) => key.encrypt(x)),
       ).toString('base64'),
-    };
+    }));
   }
 
   /** Joins (the job checks the columns) and sends the moments for the private mean. */
@@ -145,7 +161,7 @@ class HostRun {
     if (columns.join('\n') !== s.columns.join('\n')) return [join]; // the job names the mismatch
     try {
       const codec = new FixedPointCodec({ fractionBits: s.fractionBits, maxAbs: s.maxAbs });
-      this.encoded = this.table.rows.map((r) => codec.encodeRow(r));
+      this.encoded = this.timed('prepare', () => this.table.rows.map((r) => codec.encodeRow(r)));
     } catch (e) {
       this.say(`cannot encode this table for the job: ${(e as Error).message}`);
       return [{ topic: 'join', body: () => ({ columns, abort: 'a value lies outside the range the job declares (maxAbs)' }) }];
@@ -153,7 +169,8 @@ class HostRun {
     const bad = s.init.find((i) => i.row >= this.encoded.length);
     if (bad) return [{ topic: 'join', body: () => ({ columns, abort: `an initial row is beyond this host's ${this.encoded.length} rows` }) }];
     this.say(`joined: ${this.encoded.length} local records x ${columns.length} columns, k = ${s.k}`);
-    return [join, { topic: 'moments', body: () => this.encrypt(momentsVector(localMoments(this.encoded, columns.length), s.normalize)) }];
+    const moments = this.timed('prepare', () => localMoments(this.encoded, columns.length));
+    return [join, { topic: 'moments', body: () => this.encrypt(momentsVector(moments, s.normalize)) }];
   }
 
   private onMoments(totals: bigint[]): Post {
@@ -162,7 +179,7 @@ class HostRun {
     if (moments.count < BigInt(s.k))
       return { topic: 'init', body: () => ({ abort: `k = ${s.k} is larger than the ${moments.count} records the hosts hold in total` }) };
     this.normalizer = { kind: s.normalize, moments, fractionBits: s.fractionBits };
-    this.rows = this.encoded.map((r) => normalizeRow(this.normalizer!, r));
+    this.rows = this.timed('prepare', () => this.encoded.map((r) => normalizeRow(this.normalizer!, r)));
     this.say(`private ${s.normalize === 'none' ? 'count' : s.normalize} over ${moments.count} records in total`);
     const m = s.columns.length;
     const mine = new Array<bigint>(s.k * m).fill(0n);
@@ -191,7 +208,8 @@ class HostRun {
   }
 
   private contribution(t: number): Post {
-    return { topic: `round-${t}`, body: () => this.encrypt(clusterVector(localClusterStats(this.rows, this.state!).totals)) };
+    const state = this.state!;
+    return { topic: `round-${t}`, body: () => this.encrypt(clusterVector(this.timed('assign', () => localClusterStats(this.rows, state).totals))) };
   }
 }
 
