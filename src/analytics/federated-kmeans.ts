@@ -137,11 +137,14 @@ export function addClusters(a: ClusterState, b: ClusterState): ClusterState {
   return { sums: a.sums.map((s, j) => s.map((x, i) => x + b.sums[j]![i]!)), sizes: a.sizes.map((c, j) => c + b.sizes[j]!) };
 }
 
-/** The new centres from the global totals: an empty cluster keeps its previous sum and size. */
+/**
+ * The new centres from the global totals: an empty cluster keeps its previous sum and size (a count
+ * of 0 or below, which only noise can make, counts as empty).
+ */
 export function nextState(prev: ClusterState, totals: ClusterState): ClusterState {
   return {
-    sums: totals.sums.map((s, j) => (totals.sizes[j] === 0n ? [...prev.sums[j]!] : [...s])),
-    sizes: totals.sizes.map((c, j) => (c === 0n ? prev.sizes[j]! : c)),
+    sums: totals.sums.map((s, j) => (totals.sizes[j]! <= 0n ? [...prev.sums[j]!] : [...s])),
+    sizes: totals.sizes.map((c, j) => (c <= 0n ? prev.sizes[j]! : c)),
   };
 }
 

@@ -51,6 +51,8 @@ export interface HostOutcome {
   iterations: number;
   converged: boolean;
   normalizer: Normalizer;
+  /** The global totals (sums and counts) released in each iteration, as this host decrypted them (noisy under epsilon). */
+  rounds: ClusterState[];
   /** Seconds this host spent encoding and normalising (once), assigning (once per iteration and once at the end), and encrypting and decrypting. */
   seconds: { prepare: number; assign: number; crypto: number };
 }
@@ -91,6 +93,7 @@ class HostRun {
   private state?: ClusterState;
   private iterations = 0;
   private converged = false;
+  private readonly rounds: ClusterState[] = [];
   private readonly seconds = { prepare: 0, assign: 0, crypto: 0 };
   finished = false;
 
@@ -125,6 +128,7 @@ class HostRun {
       iterations: this.iterations,
       converged: this.converged,
       normalizer: this.normalizer!,
+      rounds: this.rounds,
       seconds: { prepare: round3(this.seconds.prepare), assign: round3(this.seconds.assign), crypto: round3(this.seconds.crypto) },
     };
   }
@@ -196,7 +200,9 @@ class HostRun {
 
   private onRound(t: number, totals: bigint[]): Post {
     const s = this.start!;
-    const next = nextState(this.state!, clusterFromVector(totals, s.k, s.columns.length));
+    const released = clusterFromVector(totals, s.k, s.columns.length);
+    this.rounds[t - 1] = released;
+    const next = nextState(this.state!, released);
     const converged = movedLessThan(this.state!, next, s.tolerance, s.fractionBits);
     this.state = next;
     this.iterations = t;

@@ -102,7 +102,15 @@ describe('leakage: the servers’ views of a federated job do not depend on the 
       const secret = toBytes(sk.a, Math.ceil(sk.a.toString(16).length / 2));
       for (const f of files(join(s.dir, 'cs'))) assert.equal(readFileSync(f).indexOf(secret), -1, `${f} holds the job's secret key`);
       // The job's record holds no statistic: the hosts' totals never reach the compute server in the clear.
-      assert.deepEqual(Object.keys(job.result as object).sort(), ['columns', 'converged', 'fractionBits', 'hosts', 'iterations', 'normalize']);
+      assert.deepEqual(Object.keys(job.result as object).sort(), [
+        'columns',
+        'converged',
+        'epsilon',
+        'fractionBits',
+        'hosts',
+        'iterations',
+        'normalize',
+      ]);
     }
   });
 });

@@ -34,6 +34,15 @@ export const federatedKmeansSpec = z
       .default(2 ** 20),
     /** How long the job waits for a host's message before it fails naming the host. */
     hostTimeoutSeconds: z.number().positive().max(86_400).default(300),
+    /**
+     * Differentially private totals: discrete Laplace noise from both servers (sPMDP) on the moments
+     * and every iteration's sums and counts, epsilon in total (federated-kmeans-noise.ts).
+     */
+    epsilon: z.number().positive().max(1000).optional(),
+  })
+  .refine((s) => s.epsilon === undefined || s.normalize !== 'zscore', {
+    message: 'differentially private z-scores are not supported yet (use normalize mean or none with epsilon)',
+    path: ['epsilon'],
   })
   .refine((s) => s.init.length === s.k, { message: 'init names one row per cluster (k of them)', path: ['init'] })
   .refine((s) => s.init.every((i) => i.host < s.hosts.length), { message: 'init names a host beyond the host list', path: ['init'] });
@@ -46,6 +55,8 @@ export const federatedKmeansResult = z.object({
   columns: z.array(z.string()),
   normalize: z.enum(['none', 'mean', 'zscore']),
   fractionBits: z.number().int().nonnegative(),
+  /** The total epsilon of the noisy totals; null: exact totals. */
+  epsilon: z.number().positive().nullable(),
 });
 
 export type FederatedKMeansSpec = z.input<typeof federatedKmeansSpec>;

@@ -28,6 +28,7 @@ import {
 import { sctFanout } from '../../../protocols/index.js';
 import { clusterVector, momentsLength } from '../../../analytics/federated-kmeans.js';
 import { badRequest } from '../../http-errors.js';
+import { addNoise, roundNoise } from './federated-kmeans-noise.js';
 import { defineJobKind, type JobContext } from '../job-kind.js';
 import { federatedKmeansResult, federatedKmeansSpec, hostRound, type HostStart } from './federated-kmeans-schema.js';
 
@@ -77,6 +78,7 @@ export const federatedKmeansKind = defineJobKind({
           columns: ctx.spec.columns,
           normalize: ctx.spec.normalize,
           fractionBits: ctx.spec.fractionBits,
+          epsilon: ctx.spec.epsilon ?? null,
         };
       await ctx.progress(t, ctx.spec.maxIter, 'iteration');
       if (t > ctx.spec.maxIter) throw new CiphermineError('ERR_HOST_INPUT', `the hosts went on past the iteration limit of ${ctx.spec.maxIter}`);
@@ -157,7 +159,9 @@ async function round(
     throw new CiphermineError('ERR_HOST_INPUT', `host ${stopped.map(named).join(', ')} stopped at ${topic} while the others went on`);
   const start = performance.now();
   const vectors = bodies.map((b, i) => ciphertextsOf((b as { cts: string }).cts, hosts[i]!, jobKey, length, topic));
-  const total = vectors.reduce((acc, v) => acc.map((c, j) => add(c, v[j]!)));
+  const exact = vectors.reduce((acc, v) => acc.map((c, j) => add(c, v[j]!)));
+  const noise = roundNoise(ctx.spec, topic);
+  const total = noise ? await addNoise(ctx.services.compute, jobKey, exact, noise, ctx.services.noise) : exact;
   // One blinding and one key-server decryption per value, re-encrypted under every host's key.
   const released = await sctFanout(
     ctx.services.compute,
