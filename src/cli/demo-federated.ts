@@ -33,6 +33,8 @@ export interface FederatedDemoOptions {
   tolerance: number;
   keyBits: number;
   fractionBits: number;
+  /** Differentially private totals; the result then differs from plaintext Lloyd by the noise. */
+  epsilon?: number;
   json: boolean;
   verbose?: boolean;
 }
@@ -132,6 +134,7 @@ export async function runFederatedDemo(o: FederatedDemoOptions): Promise<Federat
       fractionBits: o.fractionBits,
       maxAbs,
       hostTimeoutSeconds: 120,
+      ...(o.epsilon !== undefined ? { epsilon: o.epsilon } : {}),
     });
     const outputs = Promise.all(files.map((f) => hostProcess(f.identity, f.csv, jobId, !!o.verbose)));
     const status = await hosts[0]!.waitFor(jobId, progressReporter(process.stderr, !o.json));

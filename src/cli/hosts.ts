@@ -70,6 +70,11 @@ export function addHostCommands(program: Command): void {
     .option('--fraction-bits <f>', 'fixed-point precision', integerFlag('--fraction-bits', 0, 52), 16)
     .option('--max-abs <x>', 'largest |value| any host holds', numberFlag('--max-abs', 0, true), 2 ** 20)
     .option('--host-timeout <s>', 'seconds to wait for a host before the job fails naming it', numberFlag('--host-timeout', 0, true), 300)
+    .option(
+      '--epsilon <e>',
+      'differentially private totals: both servers add Laplace noise shares, epsilon in total over the moments and all iterations',
+      numberFlag('--epsilon', 0, true),
+    )
     .option('--wait', 'follow the job until it ends and print its result')
     .addHelpText('after', example('ciphermine host create --identity a.id --hosts p-1,p-2,p-3 --columns x,y --k 2 --init 0:0,2:5'))
     .action(async (o) => {
@@ -85,6 +90,7 @@ export function addHostCommands(program: Command): void {
         fractionBits: o.fractionBits,
         maxAbs: o.maxAbs,
         hostTimeoutSeconds: o.hostTimeout,
+        ...(o.epsilon !== undefined ? { epsilon: o.epsilon } : {}),
       };
       const id = await client.submit('federated-kmeans', spec);
       console.error(`job ${id} created: each host runs  ciphermine host join --identity <its id file> --csv <its csv> --job ${id}`);
