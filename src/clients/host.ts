@@ -34,7 +34,8 @@ import {
   normalizeRow,
   type Normalizer,
 } from '../analytics/federated-kmeans.js';
-import { hostStart, type HostStart } from '../services/jobs/kinds/federated-kmeans-schema.js';
+import { hostStart, release, type HostStart } from '../services/jobs/kinds/federated-kmeans-schema.js';
+import { unpackSigned } from '../protocols/sct-fanout.js';
 import { ApiError, ComputeServerApi, isTransient } from './api.js';
 import type { IdentityFile } from './identity.js';
 import type { NumericTable } from './csv.js';
@@ -142,8 +143,12 @@ class HostRun {
     }
   }
 
+  /** A release: packs of signed slots under this host's key (sct-fanout.ts). */
   private open(data: Buffer): bigint[] {
-    return this.timed('crypto', () => deserializeCiphertexts(data, this.sk.publicKey).map((c) => this.sk.decrypt(c)));
+    const r = release.parse(JSON.parse(data.toString('utf8')));
+    const pk = this.sk.publicKey;
+    const packs = this.timed('crypto', () => deserializeCiphertexts(Buffer.from(r.cts, 'base64'), pk).map((c) => this.sk.decrypt(c)));
+    return unpackSigned(packs, pk.params.N, r.slotBits, r.count);
   }
 
   private encrypt(v: readonly bigint[]): { cts: string } {
@@ -158,8 +163,13 @@ class HostRun {
 
   /** Joins (the job checks the columns) and sends the moments for the private mean. */
   private onStart(s: HostStart): Post[] {
+    // A second start means the job began again (after an outage): everything before it is void.
+    this.rounds.length = 0;
+    this.finished = false;
     this.start = s;
     this.jobKey = deserializePublicKey(Buffer.from(s.jobKey, 'base64'), this.sk.publicKey.params);
+    // Fixed-base tables for g and pk_c: every later encryption is then a few table look-ups.
+    this.timed('crypto', () => this.jobKey!.precompute());
     const columns = this.table.columns;
     const join = { topic: 'join', body: () => ({ columns }) };
     if (columns.join('\n') !== s.columns.join('\n')) return [join]; // the job names the mismatch

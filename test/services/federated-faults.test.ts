@@ -153,6 +153,39 @@ describe('federated k-means: faults and bad input (512-bit keys)', () => {
     assertEqualsReference(outcomes, table, o);
   });
 
+  it('a key server outage mid-job: the job starts its protocol over when it is back, the hosts follow, the result is exact', async () => {
+    const hosts = await registerHosts(s.cs.url, 2);
+    const { parts, init } = split(table, 2, o.init);
+    const job = await failedJob(
+      s,
+      specFor(
+        hosts.map((h) => h.client.id),
+        table,
+        init,
+        o,
+      ),
+      hosts,
+    );
+    let down: Promise<unknown> | undefined;
+    const outcomes = await Promise.all(
+      hosts.map((h, i) =>
+        h.host.join(job.jobId, parts[i]!, {
+          pollMs: 20,
+          onEvent: (m) => {
+            if (i === 0 && m.startsWith('iteration 1') && !down)
+              down = s.ks
+                .close()
+                .then(() => new Promise((r) => setTimeout(r, 700)))
+                .then(() => s.restartKeyServer());
+          },
+        }),
+      ),
+    );
+    await down;
+    assert.equal((await job.status()).state, 'done');
+    assertEqualsReference(outcomes, table, o);
+  });
+
   it('malformed ciphertexts are refused and the host named', async () => {
     const hosts = await registerHosts(s.cs.url, 2);
     const { parts, init } = split(table, 2, o.init);

@@ -13,6 +13,8 @@ import { toBytes } from '../../src/crypto/bigint.js';
 import { deserializeCiphertexts, serializePublicKey, type BcpSecretKey } from '../../src/crypto/index.js';
 import { JobMailbox } from '../../src/services/jobs/mailbox.js';
 import { startServices, type Services } from './services-harness.js';
+import { totalBits } from '../../src/services/jobs/kinds/federated-kmeans.js';
+import { federatedKmeansSpec } from '../../src/services/jobs/kinds/federated-kmeans-schema.js';
 import { federate, type FederatedRun } from './federated-helpers.js';
 import { ksSameDistribution } from '../protocols/harness.js';
 
@@ -41,10 +43,13 @@ describe('leakage: the servers’ views of a federated job do not depend on the 
     s = await startServices();
     for (const t of [table(0.01, 1), table(999, 2)]) {
       const view: View = { keyServer: new Map(), computeServer: [], posts: [], jobId: '' };
-      const N = s.ks.core.msk.params.N;
+      // The slots of each round's packs, in round order, scaled by their blinding range 2^(bits + 40).
+      const topics = ['moments', 'init', 'round-1', 'round-2'];
+      let call = 0;
       s.ks.core.observer = (protocol, values) => {
         const seen = view.keyServer;
-        seen.set(protocol, [...(seen.get(protocol) ?? []), ...values.map((v) => Number((v * 1_000_000n) / N) / 1_000_000)]);
+        const scale = protocol === 'sct-fanout-packed' ? 1n << BigInt(totalBits(specOf(topics[call++]!), topics[call - 1]!, undefined) + 40) : 1n;
+        seen.set(protocol, [...(seen.get(protocol) ?? []), ...values.map((v) => Number((v * 1_000_000n) / scale) / 1_000_000)]);
       };
       JobMailbox.prototype.post = function (from, topic, data) {
         view.computeServer.push(`in ${topic} ${data.length}`);
@@ -71,15 +76,16 @@ describe('leakage: the servers’ views of a federated job do not depend on the 
 
   it('the key server decrypts only blinded totals (SCT), as many and as uniform for either data set', () => {
     const [a, b] = views.map((v) => v.keyServer);
-    assert.deepEqual([...a!.keys()], ['sct-fanout']);
-    assert.deepEqual([...b!.keys()], ['sct-fanout']);
-    // one decryption per value of moments (4), init (12) and 2 rounds (16 each), whatever the number of hosts
-    assert.equal(a!.get('sct-fanout')!.length, 4 + 12 + 2 * 16);
-    assert.equal(b!.get('sct-fanout')!.length, a!.get('sct-fanout')!.length);
-    const ks = ksSameDistribution(a!.get('sct-fanout')!, b!.get('sct-fanout')!);
+    assert.deepEqual([...a!.keys()].sort(), ['sct-fanout-pack', 'sct-fanout-packed']);
+    assert.deepEqual([...b!.keys()].sort(), ['sct-fanout-pack', 'sct-fanout-packed']);
+    // every value of moments (4), init (12) and 2 rounds (16 each) once, whatever the number of hosts, in few packs
+    assert.equal(a!.get('sct-fanout-packed')!.length, 4 + 12 + 2 * 16);
+    assert.ok(a!.get('sct-fanout-pack')!.length < 4 + 12 + 2 * 16);
+    assert.equal(b!.get('sct-fanout-packed')!.length, a!.get('sct-fanout-packed')!.length);
+    const ks = ksSameDistribution(a!.get('sct-fanout-packed')!, b!.get('sct-fanout-packed')!);
     assert.ok(ks.same, `KS distance ${ks.d} above ${ks.critical}`);
     const uniform = Array.from({ length: 2000 }, (_, i) => (i + 0.5) / 2000);
-    assert.ok(ksSameDistribution(a!.get('sct-fanout')!, uniform).same, 'the blinded totals look uniform');
+    assert.ok(ksSameDistribution(a!.get('sct-fanout-packed')!, uniform).same, 'the blinded totals look uniform on their blinding range');
   });
 
   it('the compute server sees the same topics and message sizes for either data set', () => {
@@ -114,6 +120,10 @@ describe('leakage: the servers’ views of a federated job do not depend on the 
     }
   });
 });
+
+function specOf(_topic: string) {
+  return federatedKmeansSpec.parse({ ...o, hosts: ['a', 'b'], columns: ['a', 'b', 'c'], init: o.init.map((row) => ({ host: 0, row })) });
+}
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

@@ -73,6 +73,8 @@ export interface JobMailboxContext {
   receive(from: string, topic: string, timeoutMs: number): Promise<Buffer | undefined>;
   /** When the participant last polled (undefined: never). */
   seen(party: string): number | undefined;
+  /** Forgets all messages, for a protocol that starts over when the job runs again. */
+  reset(): void;
 }
 
 export interface JobKind<S = any, R = any> {

@@ -24,6 +24,18 @@ export class JobMailbox {
   private readonly taken = new Set<string>();
   private readonly outbound: OutboundMessage[] = [];
   private readonly lastSeen = new Map<string, number>();
+  /** Numbers keep growing across resets, so a participant polling `after` a number still sees what is new. */
+  private seq = 0;
+
+  /**
+   * Forgets every message (a job that runs again after an outage starts its protocol over): what
+   * participants posted and what was sent them. Participants see the job's new first message next.
+   */
+  reset(): void {
+    this.inbound.clear();
+    this.taken.clear();
+    this.outbound.length = 0;
+  }
 
   /** Stores a participant's message; false when the topic was already posted or taken (first wins). */
   post(from: string, topic: string, data: Buffer): boolean {
@@ -47,7 +59,7 @@ export class JobMailbox {
   }
 
   send(to: string, topic: string, data: Buffer): void {
-    this.outbound.push({ seq: this.outbound.length + 1, to, topic, data });
+    this.outbound.push({ seq: ++this.seq, to, topic, data });
   }
 
   /** Messages for `to` numbered above `after`; also notes that the participant is present. */

@@ -258,6 +258,7 @@ export class JobRunner {
       mailbox: {
         send: (to, topic, data) => box.send(to, topic, data),
         seen: (party) => box.seen(party),
+        reset: () => box.reset(),
         async receive(from, topic, timeoutMs) {
           const deadline = Date.now() + timeoutMs;
           for (;;) {

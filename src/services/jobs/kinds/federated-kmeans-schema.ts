@@ -85,3 +85,10 @@ export const hostRound = z.union([
   z.object({ abort: z.string().max(500) }),
 ]);
 export type HostRound = z.infer<typeof hostRound>;
+
+/** A round's totals as released to one host: packs of `count` signed `slotBits`-bit slots under its key. */
+export const release = z.object({
+  slotBits: z.number().int().min(2).max(8192),
+  count: z.number().int().min(1).max(1_000_000),
+  cts: z.string(),
+});

@@ -25,7 +25,9 @@ import {
   type BcpPublicKey,
   type Ciphertext,
 } from '../../../crypto/index.js';
-import { sctFanout } from '../../../protocols/index.js';
+import { sctFanoutPacked } from '../../../protocols/index.js';
+import { shareSlotBits } from '../../../protocols/inner-distances.js';
+import type { NoiseSpec } from '../../../crypto/noise/mechanisms.js';
 import { clusterVector, momentsLength } from '../../../analytics/federated-kmeans.js';
 import { badRequest } from '../../http-errors.js';
 import { addNoise, roundNoise } from './federated-kmeans-noise.js';
@@ -54,10 +56,18 @@ export const federatedKmeansKind = defineJobKind({
         'ERR_BIT_BUDGET',
         `sums of up to 2^${MAX_RECORDS_BITS} records of |value| <= ${spec.maxAbs} need ${need} bits, N has ${bitLength(services.params.N)}`,
       );
+    const widest = Math.max(...['moments', 'round-1'].map((t) => shareSlotBits(totalBits(spec, t, roundNoise(spec, t)))));
+    if (widest > bitLength(services.params.N) - 2)
+      throw new CiphermineError(
+        'ERR_BIT_BUDGET',
+        `the totals need ${widest}-bit slots, N has ${bitLength(services.params.N)} bits: lower maxAbs or epsilon's noise`,
+      );
     return { spec };
   },
 
   async run(ctx) {
+    // A run after an outage (or a restart) starts the protocol over: the hosts see a new start.
+    ctx.mailbox.reset();
     const jobKey = await ctx.jobKey();
     const hosts = await hostKeys(ctx);
     const m = ctx.spec.columns.length;
@@ -163,14 +173,37 @@ async function round(
   const noise = roundNoise(ctx.spec, topic);
   const total = noise ? await addNoise(ctx.services.compute, jobKey, exact, noise, ctx.services.noise) : exact;
   // One blinding and one key-server decryption per value, re-encrypted under every host's key.
-  const released = await sctFanout(
+  // One blinding per value, one key-server decryption per pack, each pack re-encrypted under every host's key.
+  const { slotBits, packs } = await sctFanoutPacked(
     ctx.services.compute,
     total,
     hosts.map((h) => h.key),
+    totalBits(ctx.spec, topic, noise),
   );
-  hosts.forEach((h, i) => ctx.mailbox.send(h.id, topic, serializeCiphertexts(h.key, released[i]!)));
+  hosts.forEach((h, i) => {
+    const release = { slotBits, count: length, cts: serializeCiphertexts(h.key, packs[i]!).toString('base64') };
+    ctx.mailbox.send(h.id, topic, Buffer.from(JSON.stringify(release)));
+  });
   await ctx.time('aggregate and release', (performance.now() - start) / 1000);
   return undefined;
+}
+
+/**
+ * A bound, in bits, on |total| of a round's values: what the packed release's slots must hold. Up
+ * to 2^40 records; normalised values are below 2 maxAbs 2^f after mean-centring and below
+ * sqrt(n) 2^f as z-scores; Laplace noise exceeds 256 scales with probability below e^-256.
+ */
+export function totalBits(s: Spec, topic: string, noise: NoiseSpec[] | undefined): number {
+  const enc = bitLength(new FixedPointCodec({ fractionBits: s.fractionBits, maxAbs: s.maxAbs }).maxEncoded);
+  const normalised = Math.max(enc + 1, s.normalize === 'zscore' ? MAX_RECORDS_BITS / 2 + s.fractionBits + 1 : 0);
+  const base =
+    topic === 'moments'
+      ? MAX_RECORDS_BITS + (s.normalize === 'zscore' ? 2 * enc : enc)
+      : topic === 'init'
+        ? normalised
+        : MAX_RECORDS_BITS + normalised;
+  const tail = noise ? Math.max(...noise.map((n) => bitLength((n.param.num + n.param.den - 1n) / n.param.den))) + 8 : 0;
+  return Math.max(base, tail) + 2;
 }
 
 function parseRound(body: unknown, host: HostParty, topic: string) {
@@ -204,8 +237,8 @@ async function gather(ctx: JobContext<Spec>, hosts: HostParty[], topic: string):
   for (;;) {
     for (let i = 0; i < hosts.length; i++) got[i] ??= await ctx.mailbox.receive(hosts[i]!.id, topic, 0);
     if (got.every(Boolean)) break;
-    // The timeout runs from the round's start or the host's last poll, whichever is later.
-    const idle = hosts.filter((h, i) => !got[i] && Date.now() - Math.max(since, ctx.mailbox.seen(h.id) ?? 0) > timeoutMs);
+    // The timeout runs from the round's start: a host busy with its local step does not poll either.
+    const idle = Date.now() - since > timeoutMs ? hosts.filter((_, i) => !got[i]) : [];
     if (idle.length) throw absent(ctx, idle, topic);
     await new Promise((r) => setTimeout(r, 20));
   }
