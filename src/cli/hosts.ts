@@ -63,7 +63,11 @@ export function addHostCommands(program: Command): void {
     .requiredOption('--hosts <id,id>', "the hosts' party ids, in order", list)
     .requiredOption('--columns <a,b>', 'the feature columns every host has', list)
     .requiredOption('--k <k>', 'number of clusters', integerFlag('--k', 2))
-    .requiredOption('--init <h:r,...>', 'initial centres: row r (0-based) of host number h in --hosts, one per cluster', listOf('--init', initPair))
+    .requiredOption(
+      '--init <h:r,...|random>',
+      'initial centres: row r (0-based) of host number h in --hosts, one per cluster; or random (each host proposes rows, the compute server draws a host per cluster)',
+      (v: string) => (v === 'random' ? 'random' : listOf('--init', initPair)(v)),
+    )
     .option('--max-iter <n>', 'iteration limit', integerFlag('--max-iter', 1), 100)
     .option('--tolerance <x>', 'stop when every centre moves less than this (normalised units)', numberFlag('--tolerance', 0, true), 1e-4)
     .option('--normalize <n>', 'private normalisation: none, mean (seed 003) or zscore', oneOf('--normalize', ['none', 'mean', 'zscore']), 'mean')

@@ -10,6 +10,7 @@
  * restarts reads the job's messages from the beginning, replays its steps from its table and goes on
  * where the job is (the job waits `hostTimeoutSeconds` for it).
  */
+import { randomInt } from 'node:crypto';
 import { ParameterError } from '../crypto/errors.js';
 import {
   deserializeCiphertexts,
@@ -52,6 +53,8 @@ export interface HostOutcome {
   iterations: number;
   converged: boolean;
   normalizer: Normalizer;
+  /** The initial centres (normalised, fixed point), as released to this host. */
+  initial: bigint[][];
   /** The global totals (sums and counts) released in each iteration, as this host decrypted them (noisy under epsilon). */
   rounds: ClusterState[];
   /** Seconds this host spent encoding and normalising (once), assigning (once per iteration and once at the end), and encrypting and decrypting. */
@@ -95,6 +98,7 @@ class HostRun {
   private iterations = 0;
   private converged = false;
   private readonly rounds: ClusterState[] = [];
+  private initial: bigint[][] = [];
   private readonly seconds = { prepare: 0, assign: 0, crypto: 0 };
   finished = false;
 
@@ -130,6 +134,7 @@ class HostRun {
       converged: this.converged,
       normalizer: this.normalizer!,
       rounds: this.rounds,
+      initial: this.initial,
       seconds: { prepare: round3(this.seconds.prepare), assign: round3(this.seconds.assign), crypto: round3(this.seconds.crypto) },
     };
   }
@@ -180,7 +185,7 @@ class HostRun {
       this.say(`cannot encode this table for the job: ${(e as Error).message}`);
       return [{ topic: 'join', body: () => ({ columns, abort: 'a value lies outside the range the job declares (maxAbs)' }) }];
     }
-    const bad = s.init.find((i) => i.row >= this.encoded.length);
+    const bad = s.init !== 'random' && s.init.find((i) => i.row >= this.encoded.length);
     if (bad) return [{ topic: 'join', body: () => ({ columns, abort: `an initial row is beyond this host's ${this.encoded.length} rows` }) }];
     this.say(`joined: ${this.encoded.length} local records x ${columns.length} columns, k = ${s.k}`);
     const moments = this.timed('prepare', () => localMoments(this.encoded, columns.length));
@@ -197,14 +202,26 @@ class HostRun {
     this.say(`private ${s.normalize === 'none' ? 'count' : s.normalize} over ${moments.count} records in total`);
     const m = s.columns.length;
     const mine = new Array<bigint>(s.k * m).fill(0n);
-    for (const { cluster, row } of s.init) this.rows[row]!.forEach((x, a) => (mine[cluster * m + a] = x));
+    for (const { cluster, row } of s.init === 'random' ? this.candidates(s.k) : s.init)
+      this.rows[row]!.forEach((x, a) => (mine[cluster * m + a] = x));
     return { topic: 'init', body: () => this.encrypt(mine) };
+  }
+
+  /** A random start: k distinct rows of this host's (repeating only when it holds fewer than k). */
+  private candidates(k: number): Array<{ cluster: number; row: number }> {
+    const order = this.rows.map((_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = randomInt(i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    return Array.from({ length: k }, (_, cluster) => ({ cluster, row: order[cluster % order.length]! }));
   }
 
   private onInit(totals: bigint[]): Post {
     const s = this.start!;
     const m = s.columns.length;
     this.state = { sums: Array.from({ length: s.k }, (_, j) => totals.slice(j * m, (j + 1) * m)), sizes: new Array<bigint>(s.k).fill(1n) };
+    this.initial = this.state.sums;
     return this.contribution(1);
   }
 

@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseNumericCsv } from '../../src/clients/csv.js';
 import { startServices, fixture, type Services } from './services-harness.js';
-import { assertEqualsReference, federate, type FederatedRun } from './federated-helpers.js';
+import { assertEqualsReference, federate, registerHosts, specFor, split, type FederatedRun } from './federated-helpers.js';
+import { FixedPointCodec } from '../../src/crypto/index.js';
+import { normalizeRow } from '../../src/analytics/federated-kmeans.js';
+import { lloydWithTolerance } from '../../src/analytics/federated-kmeans-plain.js';
 
 const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
 
@@ -57,6 +60,44 @@ describe('federated k-means through the services (512-bit keys)', () => {
       assertEqualsReference(outcomes, table, o);
       assert.equal((status as { state: string }).state, 'done');
     }
+  });
+
+  it('a random start: hosts propose rows, the centres are records of the union, the rest is Lloyd from them', async () => {
+    const table = iris();
+    const parties = await registerHosts(s.cs.url, 3);
+    const { parts } = split(table, 3, []);
+    const o = { k: 3, init: [], normalize: 'mean', fractionBits: 16, maxAbs: 8 } as const;
+    const spec = {
+      ...specFor(
+        parties.map((p) => p.client.id),
+        table,
+        [],
+        { ...o, init: [] },
+      ),
+      init: 'random' as const,
+    };
+    const jobId = await parties[0]!.client.submit('federated-kmeans', spec);
+    const outcomes = await Promise.all(parties.map((p, h) => p.host.join(jobId, parts[h]!, { pollMs: 20 })));
+    const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
+    const z = outcomes[0]!.normalizer;
+    const rows = table.rows.map((r) => normalizeRow(z, codec.encodeRow(r)));
+    const start = outcomes[0]!.initial;
+    for (const c of start)
+      assert.ok(
+        rows.some((r) => r.every((x, a) => x === c[a])),
+        'an initial centre is a record',
+      );
+    const ref = lloydWithTolerance(rows, { sums: start, sizes: start.map(() => 1n) }, { maxIter: 50, tolerance: 1e-4, fractionBits: 16 });
+    for (const out of outcomes) {
+      assert.deepEqual(out.initial, start);
+      assert.deepEqual(out.sums, ref.sums);
+      assert.deepEqual(out.sizes, ref.sizes);
+      assert.equal(out.iterations, ref.iterations);
+    }
+    assert.deepEqual(
+      outcomes.flatMap((x) => x.assignments),
+      ref.assignments,
+    );
   });
 
   it('an empty cluster keeps its centre', async () => {

@@ -23,8 +23,12 @@ export const federatedKmeansSpec = z
     tolerance: z.number().positive().finite().default(1e-4),
     /** Seed 003's private mean (`mean`, the default), also dividing by the global standard deviation (`zscore`), or none. */
     normalize: z.enum(['none', 'mean', 'zscore']).default('mean'),
-    /** The initial centres: row `row` of host number `host` (0-based), one per cluster; only that host learns it is its row. */
-    init: z.array(z.object({ host: z.number().int().min(0), row: z.number().int().min(0) })),
+    /**
+     * The initial centres: row `row` of host number `host` (0-based), one per cluster, of which only
+     * that host learns it is its row; or `random`: every host proposes k random rows of its own and
+     * the compute server takes each cluster's from a host it draws uniformly, without seeing them.
+     */
+    init: z.union([z.array(z.object({ host: z.number().int().min(0), row: z.number().int().min(0) })), z.literal('random')]),
     fractionBits: z.number().int().min(0).max(52).default(16),
     /** Largest |value| a host may hold (hosts refuse to encode beyond it); bounds the bit budget. */
     maxAbs: z
@@ -44,8 +48,11 @@ export const federatedKmeansSpec = z
     message: 'differentially private z-scores are not supported yet (use normalize mean or none with epsilon)',
     path: ['epsilon'],
   })
-  .refine((s) => s.init.length === s.k, { message: 'init names one row per cluster (k of them)', path: ['init'] })
-  .refine((s) => s.init.every((i) => i.host < s.hosts.length), { message: 'init names a host beyond the host list', path: ['init'] });
+  .refine((s) => s.init === 'random' || s.init.length === s.k, { message: 'init names one row per cluster (k of them)', path: ['init'] })
+  .refine((s) => s.init === 'random' || s.init.every((i) => i.host < s.hosts.length), {
+    message: 'init names a host beyond the host list',
+    path: ['init'],
+  });
 
 export const federatedKmeansResult = z.object({
   iterations: z.number().int().nonnegative(),
@@ -73,8 +80,8 @@ export const hostStart = z.object({
   normalize: z.enum(['none', 'mean', 'zscore']),
   fractionBits: z.number().int(),
   maxAbs: z.number(),
-  /** (cluster, local row) of the initial centres this host holds. */
-  init: z.array(z.object({ cluster: z.number().int(), row: z.number().int() })),
+  /** (cluster, local row) of the initial centres this host holds, or `random`: propose k rows of its own. */
+  init: z.union([z.array(z.object({ cluster: z.number().int(), row: z.number().int() })), z.literal('random')]),
 });
 export type HostStart = z.infer<typeof hostStart>;
 

@@ -13,6 +13,7 @@
  * The hosts decrypt, take the next step and decide together (they hold the same totals) whether to
  * stop. The servers never connect to a host: hosts poll (mailbox-routes.ts).
  */
+import { randomInt } from 'node:crypto';
 import { CiphermineError, InvalidCiphertextError } from '../../../crypto/errors.js';
 import {
   add,
@@ -130,7 +131,7 @@ async function join(ctx: JobContext<Spec>, hosts: HostParty[], jobKey: BcpPublic
       fractionBits: s.fractionBits,
       maxAbs: s.maxAbs,
       // Only its own initial rows: a host does not learn which host holds the other centres.
-      init: s.init.flatMap((c, cluster) => (c.host === i ? [{ cluster, row: c.row }] : [])),
+      init: s.init === 'random' ? 'random' : s.init.flatMap((c, cluster) => (c.host === i ? [{ cluster, row: c.row }] : [])),
     };
     ctx.mailbox.send(h.id, 'start', Buffer.from(JSON.stringify(start)));
   });
@@ -169,7 +170,10 @@ async function round(
     throw new CiphermineError('ERR_HOST_INPUT', `host ${stopped.map(named).join(', ')} stopped at ${topic} while the others went on`);
   const start = performance.now();
   const vectors = bodies.map((b, i) => ciphertextsOf((b as { cts: string }).cts, hosts[i]!, jobKey, length, topic));
-  const exact = vectors.reduce((acc, v) => acc.map((c, j) => add(c, v[j]!)));
+  const exact =
+    topic === 'init' && ctx.spec.init === 'random'
+      ? drawCandidates(vectors, ctx.spec.k)
+      : vectors.reduce((acc, v) => acc.map((c, j) => add(c, v[j]!)));
   const noise = roundNoise(ctx.spec, topic);
   const total = noise ? await addNoise(ctx.services.compute, jobKey, exact, noise, ctx.services.noise) : exact;
   // One blinding and one key-server decryption per value, re-encrypted under every host's key.
@@ -186,6 +190,17 @@ async function round(
   });
   await ctx.time('aggregate and release', (performance.now() - start) / 1000);
   return undefined;
+}
+
+/**
+ * A random start: each cluster's centre is the candidate for that cluster of a host drawn uniformly
+ * (every host proposed k rows of its own). The compute server knows which host it drew, never the
+ * row; the hosts get the centres without knowing whose they are (the release re-randomises them).
+ */
+function drawCandidates(vectors: Ciphertext[][], k: number): Ciphertext[] {
+  const m = vectors[0]!.length / k;
+  const from = Array.from({ length: k }, () => randomInt(vectors.length));
+  return vectors[0]!.map((_, i) => vectors[from[Math.floor(i / m)]!]![i]!);
 }
 
 /**
