@@ -76,6 +76,7 @@ interface Message {
 }
 
 interface Mailbox {
+  epoch: string;
   state: string;
   error: string | null;
   errorCode: string | null;
@@ -265,9 +266,16 @@ export class Host {
     const run = new HostRun(this.sk, table, o.onEvent ?? (() => undefined));
     const path = `/v1/jobs/${encodeURIComponent(jobId)}/mailbox`;
     let after = 0;
+    let epoch: string | undefined;
     for (;;) {
       o.signal?.throwIfAborted();
-      const box = await this.poll(`${path}?after=${after}`);
+      let box = await this.poll(`${path}?after=${after}`);
+      // A new mailbox (the compute server restarted and the job began again): read it from the start.
+      if (epoch !== undefined && box.epoch !== epoch) {
+        after = 0;
+        box = await this.poll(`${path}?after=0`);
+      }
+      epoch = box.epoch;
       // Only the last message's posts: earlier ones (a rejoined host replaying) were taken already.
       let posts: Post[] = [];
       for (const msg of box.messages) {
@@ -296,11 +304,17 @@ export class Host {
 
   private async post(path: string, p: Post): Promise<void> {
     const body = Buffer.from(JSON.stringify(p.body())).toString('base64');
-    try {
-      await this.api.request('POST', path, { topic: p.topic, data: body });
-    } catch (e) {
-      // A job that ended meanwhile answers 409; the next poll reports how it ended.
-      if (!(e instanceof ApiError && e.status === 409)) throw e;
+    for (let tries = 0; ; tries++) {
+      try {
+        await this.api.request('POST', path, { topic: p.topic, data: body });
+        return;
+      } catch (e) {
+        // A job that ended meanwhile answers 409; the next poll reports how it ended.
+        if (e instanceof ApiError && e.status === 409) return;
+        // A server that is restarting: the post may be lost with its mailbox, which the next poll notices.
+        if (!isTransient(e) || tries > 30) throw e;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
   }
 }

@@ -43,8 +43,10 @@ export function registerMailboxRoutes(app: FastifyInstance, deps: MailboxRouteDe
   app.get('/v1/jobs/:id/mailbox', async (req) => {
     const { party, job } = await participantOf(req);
     const { after } = parse(readQuery, req.query);
-    const messages = runner.mailboxes.of(job.id).read(party.id, after);
+    const box = runner.mailboxes.of(job.id);
+    const messages = box.read(party.id, after);
     return {
+      epoch: box.epoch,
       state: job.state,
       phase: job.phase,
       error: job.error ?? null,

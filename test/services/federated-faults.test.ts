@@ -233,3 +233,54 @@ describe('federated k-means: faults and bad input (512-bit keys)', () => {
     assert.match(st.error!, /k = 5 is larger than the 4 records the hosts hold in total/);
   });
 });
+
+describe('federated k-means across a compute server restart (512-bit keys)', () => {
+  it('the job starts over on the new server, the hosts notice the new mailbox and follow, the result is exact', async () => {
+    const { startComputeServer } = await import('../../src/services/compute-server.js');
+    const { readKeyFile } = await import('../../src/crypto/index.js');
+    const { join } = await import('node:path');
+    const s = await startServices();
+    try {
+      const hosts = await registerHosts(s.cs.url, 2);
+      const { parts, init } = split(table, 2, o.init);
+      const jobId = await hosts[0]!.client.submit(
+        'federated-kmeans',
+        specFor(
+          hosts.map((h) => h.client.id),
+          table,
+          init,
+          o,
+        ),
+      );
+      let restarted: Promise<unknown> | undefined;
+      const port = Number(new URL(s.cs.url).port);
+      const restart = async () => {
+        await s.cs.close();
+        s.cs = await startComputeServer({
+          dataDir: join(s.dir, 'cs'),
+          port,
+          keyServerUrl: s.ks.url,
+          channelKey: readKeyFile(s.ks.channelKeyPath),
+          workers: 1,
+          database: s.database,
+        });
+      };
+      const outcomes = await Promise.all(
+        hosts.map((h, i) =>
+          h.host.join(jobId, parts[i]!, {
+            pollMs: 20,
+            onEvent: (m) => {
+              if (i === 0 && m.startsWith('iteration 1') && !restarted) restarted = restart();
+            },
+          }),
+        ),
+      );
+      await restarted;
+      assert.ok(restarted, 'the server restarted mid-job');
+      assert.equal((await hosts[0]!.client.waitFor(jobId)).state, 'done');
+      assertEqualsReference(outcomes, table, o);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -6,6 +6,8 @@
  * protocol flags), held in memory: a compute server restart loses them (docs/federated.md).
  */
 
+import { randomUUID } from 'node:crypto';
+
 /** A message to a participant, numbered so a poller asks only for what is new. */
 export interface OutboundMessage {
   seq: number;
@@ -19,6 +21,8 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 const MAX_PENDING_PER_PARTY = 64;
 
 export class JobMailbox {
+  /** Names this mailbox: after a compute server restart participants see a new one and read it from the start. */
+  readonly epoch = randomUUID();
   private readonly inbound = new Map<string, Map<string, Buffer>>();
   /** Topics a job already took from a party: a second post of one (a rejoined host replaying) is ignored. */
   private readonly taken = new Set<string>();
