@@ -8,6 +8,8 @@ import { addPartyCommands } from './parties.js';
 import { runDemo, SHIPPED_IRIS } from './demo.js';
 import { runNnDemo, SHIPPED_DIGITS } from './demo-nn.js';
 import { runStatsDemo } from './demo-stats.js';
+import { runFederatedDemo } from './demo-federated.js';
+import { addHostCommands } from './hosts.js';
 
 const program = new Command('ciphermine')
   .description('privacy-preserving data mining over data encrypted under many keys, on two non-colluding servers')
@@ -20,6 +22,7 @@ Roles (each its own command group):
   dealer          optional trusted third party giving the servers correlated randomness (never data)
   owner           a data owner (DO): encrypts and uploads tables under its own key, grants clients
   client, query   a query client (QC): runs k-means and DP statistics on granted data, decrypts results
+  host            a host of federated k-means (seed 003): keeps its records, sends only encrypted sums
   demo            everything above in one command, on temporary state
 
 Example:
@@ -32,6 +35,7 @@ Example:
 
 addServerCommands(program);
 addPartyCommands(program);
+addHostCommands(program);
 
 const demo = program
   .command('demo')
@@ -109,6 +113,39 @@ demo
   .action(async (o) => {
     const r = await runNnDemo({ ...o, hidden: o.layers, standardise: o.standardise !== false, json: !!o.json });
     if (o.json) console.log(JSON.stringify(r));
+  });
+
+demo
+  .command('federated')
+  .description(
+    'seed 003: hosts keep their shares of a table, the servers only add encrypted per-cluster sums; checked against plaintext Lloyd on the union',
+  )
+  .option('--data <file>', 'CSV with a header row', SHIPPED_IRIS)
+  .option('--ignore-columns <a,b>', 'columns that are not features (default: label, when present)', list)
+  .option('--k <k>', 'number of clusters', integerFlag('--k', 2), 3)
+  .option(
+    '--init-indices <i,j,...>',
+    '0-based rows of the whole table used as initial centres (default: the first k distinct rows)',
+    listOf('--init-indices', integerFlag('--init-indices', 0)),
+  )
+  .option('--max-iter <n>', 'iteration limit', integerFlag('--max-iter', 1), 100)
+  .option('--hosts <n>', 'host processes the rows are split among', integerFlag('--hosts', 2), 3)
+  .option('--normalize <n>', 'private normalisation: none, mean (seed 003) or zscore', oneOf('--normalize', ['none', 'mean', 'zscore']), 'mean')
+  .option('--tolerance <x>', 'stop when every centre moves less than this (normalised units)', numberFlag('--tolerance', 0, true), 1e-4)
+  .option('--key-bits <bits>', 'size of N (at least 2048)', (v: string) => checkKeyBits(integerFlag('--key-bits', 256)(v)), 2048)
+  .option('--fraction-bits <f>', 'fixed-point precision', integerFlag('--fraction-bits', 0, 52), 16)
+  .option('--json', 'print one JSON object as the last line')
+  .option(
+    '--epsilon <e>',
+    'differentially private totals (the result then differs from plaintext Lloyd by the noise)',
+    numberFlag('--epsilon', 0, true),
+  )
+  .option('--verbose', "show the servers' and hosts' logs")
+  .addHelpText('after', '\nExample:\n  $ ciphermine demo federated --hosts 5 --normalize zscore --json\n')
+  .action(async (o) => {
+    const r = await runFederatedDemo({ ...o, json: !!o.json });
+    if (o.json) console.log(JSON.stringify(r));
+    if (!r.agreesWithPlaintext && o.epsilon === undefined) process.exitCode = 1;
   });
 
 program.parseAsync().catch((e: Error & { code?: string }) => {

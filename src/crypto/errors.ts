@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   ERR_UNKNOWN_SHARE: { status: 404, meaning: 'the key server no longer holds those shared records' },
   ERR_UNKNOWN_OT_BASE: { status: 404, meaning: 'the key server no longer holds that batch of base OTs (restarted or expired)' },
   ERR_CONFLICT: { status: 409, meaning: 'the object is not in a state that allows this' },
+  ERR_HOST_ABSENT: { status: 409, meaning: "a federated job's host did not take part within the job's timeout" },
+  ERR_HOST_INPUT: { status: 400, meaning: "a federated job's host sent something that does not fit the job (columns, sizes, an abort)" },
   ERR_TOO_LARGE: { status: 413, meaning: 'a batch or body exceeds its limit' },
   ERR_RATE_LIMITED: { status: 429, meaning: 'too many requests of this kind from one address; try again later' },
   // the server's side (500, 503)

@@ -5,6 +5,7 @@ export * from './messages.js';
 export * from './round-trip.js';
 export * from './bit-budget.js';
 export { sct, sctBounded } from './sct.js';
+export { sctFanout, sctFanoutPacked, unpackSigned } from './sct-fanout.js';
 export { secureMultiply, secureSquare } from './sm.js';
 export { secureDistances } from './sdm.js';
 export { secureCompare, type Comparison } from './sdc.js';

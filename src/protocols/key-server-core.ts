@@ -15,6 +15,7 @@ import { CiphermineError } from '../crypto/errors.js';
 import type { KeyServerState } from './key-server-state.js';
 import type { RequestHandler } from './transport.js';
 import { sctKeyServer, sctPackedKeyServer } from './sct.js';
+import { sctFanoutKeyServer } from './sct-fanout.js';
 import { mulKeyServer, squareKeyServer } from './sm.js';
 import { signKeyServer } from './sdc.js';
 import { squareSumKeyServer } from './sdm.js';
@@ -153,6 +154,8 @@ export class KeyServerCore implements KeyServerState {
         return sctKeyServer(this, body);
       case 'sct-packed':
         return sctPackedKeyServer(this, body);
+      case 'sct-fanout':
+        return sctFanoutKeyServer(this, body);
       case 'mul':
         return mulKeyServer(this, body);
       case 'square':

@@ -47,6 +47,7 @@ import { JobRunner, isKeyServerUnavailable } from './jobs/runner.js';
 import type { JobKind } from './jobs/job-kind.js';
 import { builtInJobKinds } from './jobs/kinds/index.js';
 import { registerJobRoutes } from './job-routes.js';
+import { registerMailboxRoutes } from './mailbox-routes.js';
 import { HttpError, badRequest, conflict, forbidden, notFound, unauthorized } from './http-errors.js';
 import { httpStatusOf, isErrorCode } from '../crypto/errors.js';
 
@@ -407,6 +408,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   });
 
   registerJobRoutes(app, { store, runner, auth, parse });
+  registerMailboxRoutes(app, { store, runner, auth: (req) => auth(req), parse });
   registerModelRoutes(app, { store, auth, parse });
 
   const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });

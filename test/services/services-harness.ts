@@ -50,7 +50,8 @@ export async function startServices(
       return services;
     },
     close: async () => {
-      await cs.close();
+      // services.cs: a test may have restarted the compute server in its place
+      await services.cs.close();
       await services.ks.close();
     },
   };

@@ -62,6 +62,19 @@ export interface JobContext<S> {
    * leave uncounted.
    */
   keepCharge(): Promise<void>;
+  /** The job's mailbox to its outside participants (JobKind.participants; mailbox.ts). */
+  readonly mailbox: JobMailboxContext;
+}
+
+/** A job's side of its mailbox: participants poll for what it sends and post what it receives. */
+export interface JobMailboxContext {
+  send(to: string, topic: string, data: Buffer): void;
+  /** Waits up to `timeoutMs` for a participant's message on `topic`; undefined if none came. */
+  receive(from: string, topic: string, timeoutMs: number): Promise<Buffer | undefined>;
+  /** When the participant last polled (undefined: never). */
+  seen(party: string): number | undefined;
+  /** Forgets all messages, for a protocol that starts over when the job runs again. */
+  reset(): void;
 }
 
 export interface JobKind<S = any, R = any> {
@@ -72,6 +85,11 @@ export interface JobKind<S = any, R = any> {
   readonly result: z.ZodType<R, any>;
   admit(ctx: AdmitContext, spec: S): Promise<Admission<S>>;
   run(ctx: JobContext<S>): Promise<R>;
+  /**
+   * Parties besides the client that take part in a job of this kind (seed 003's hosts): they may
+   * read and post the job's mailbox. Absent: nobody but the servers.
+   */
+  participants?(spec: S): readonly string[];
 }
 
 /** Identity, for type inference of S and R at the definition. */

@@ -10,6 +10,7 @@ import { HttpError, badRequest, notFound } from '../http-errors.js';
 import type { JobRow, Party } from '../store/index.js';
 import type { JobContext, JobKind, JobServices } from './job-kind.js';
 import { datasetsOf, KeyRegistrar } from './key-registration.js';
+import { Mailboxes } from './mailbox.js';
 
 /** True when an error means "the key server is down or restarting", not "the request was bad". */
 export function isKeyServerUnavailable(e: unknown): boolean {
@@ -63,6 +64,8 @@ export class JobRunner {
   private readonly lastStep = new Map<string, number>();
   private stopped = false;
   private readonly keys: KeyRegistrar;
+  /** Jobs' mailboxes to their outside participants (mailbox-routes.ts serves the other side). */
+  readonly mailboxes = new Mailboxes();
 
   constructor(private readonly o: JobRunnerOptions) {
     this.kinds = new Map(o.kinds.map((k) => [k.name, k]));
@@ -115,6 +118,7 @@ export class JobRunner {
     const p = this.runWithRetry(jobId).finally(() => {
       this.running.delete(jobId);
       this.lastStep.delete(jobId);
+      if (this.mailboxes.has(jobId)) this.mailboxes.retire(jobId);
       const next = this.waiting.shift();
       if (next) this.start(next);
     });
@@ -209,6 +213,7 @@ export class JobRunner {
       if (this.stopped) throw new JobInterrupted();
     };
     const stepDone = () => this.lastStep.set(job.id, Date.now());
+    const box = this.mailboxes.of(job.id);
     let jobKey: BcpPublicKey | undefined = job.jobKey ? deserializePublicKey(job.jobKey, services.params) : undefined;
     const time = async (name: string, seconds: number) => {
       const timings = (await store.job(job.id))!.timings;
@@ -249,6 +254,21 @@ export class JobRunner {
         stepDone();
         live();
         return parts;
+      },
+      mailbox: {
+        send: (to, topic, data) => box.send(to, topic, data),
+        seen: (party) => box.seen(party),
+        reset: () => box.reset(),
+        async receive(from, topic, timeoutMs) {
+          const deadline = Date.now() + timeoutMs;
+          for (;;) {
+            live();
+            const data = box.take(from, topic);
+            if (data !== undefined) return data;
+            if (Date.now() >= deadline) return undefined;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        },
       },
       async keepCharge() {
         if (!(await store.jobBlob(job.id, CHARGE_KEPT))) await store.putJobBlob(job.id, CHARGE_KEPT, [Buffer.from('1')]);
