@@ -100,6 +100,27 @@ describe('federated k-means through the services (512-bit keys)', () => {
     );
   });
 
+  // Every data set with every host count the issue names (2, 3 and 5): the splits differ, the result must not.
+  for (const [name, load, o] of [
+    ['iris', iris, { k: 3, init: [0, 51, 101], normalize: 'mean', maxAbs: 8 }],
+    [
+      'wine',
+      () => parseNumericCsv(fixture('wine.csv'), ['label']),
+      { k: 3, init: [0, 60, 130], normalize: 'zscore', fractionBits: 12, maxAbs: 1700 },
+    ],
+    ['synthetic', () => synthetic(90), { k: 4, init: [0, 1, 2, 3], normalize: 'mean', fractionBits: 10, maxAbs: 64 }],
+  ] as const) {
+    it(`${name} split across 2, 3 and 5 hosts equals plaintext Lloyd on the union each time`, async () => {
+      const table = load();
+      for (const hosts of [2, 3, 5]) {
+        const run: FederatedRun = { ...o, init: [...o.init] };
+        const { outcomes, status } = await federate(s.cs.url, table, hosts, run);
+        assert.equal((status as { state: string }).state, 'done', `${hosts} hosts`);
+        assertEqualsReference(outcomes, table, run);
+      }
+    });
+  }
+
   it('an empty cluster keeps its centre', async () => {
     // Two identical starts: every record ties to the first, the second cluster empties and stays.
     const table = { columns: ['x'], rows: [[0], [0], [10], [10], [0], [10]] };
