@@ -34,8 +34,12 @@ export class JobMailbox {
   /**
    * Forgets every message (a job that runs again after an outage starts its protocol over): what
    * participants posted and what was sent them. Participants see the job's new first message next.
+   * Before the first message is sent it keeps what was posted.
    */
   reset(): void {
+    // Nothing sent yet: this is the first run, and what arrived before it (a participant that posted
+    // while the job waited in the queue) belongs to it.
+    if (this.seq === 0 && this.taken.size === 0) return;
     this.inbound.clear();
     this.taken.clear();
     this.outbound.length = 0;
