@@ -191,7 +191,7 @@ async function refuseDiverged(p: MpcParty, weights: BigUint64Array): Promise<voi
  * encryption of the offsets (which rerandomises each pack). Plain BCP throughout: the owners
  * decrypt with their own keys, which the KMS form's extra factor would defeat.
  */
-function packForOwners(pk: BcpPublicKey, cts: readonly Ciphertext[]): Ciphertext[] {
+export function packForOwners(pk: BcpPublicKey, cts: readonly Ciphertext[]): Ciphertext[] {
   const { N, N2 } = pk.params;
   const per = Math.floor((bitLength(N) - 2) / MODEL_SLOT_BITS);
   const be = backend();

@@ -253,7 +253,7 @@ function addOwnerCommands(program: Command): void {
     .requiredOption('--client <id>', "the query client's id (printed by its client register)")
     .option(
       '--scope <kinds>',
-      'the job kinds allowed, comma-separated: kmeans (exact centroids and assignments, not DP), stats (DP statistics), train; granting again replaces them',
+      'the job kinds allowed, comma-separated: kmeans (exact centroids and assignments, not DP), stats (DP statistics), train, predict, model (the trained model itself, to the client, under its key); granting again replaces them',
       listOf('--scope', oneOf('--scope', GRANT_SCOPES)),
       ['kmeans', 'stats'],
     )
@@ -363,6 +363,20 @@ function addClientCommands(program: Command): void {
     .requiredOption('--datasets <a,b>', "granted uploads with the model's feature columns (scope predict)", list)
     .addHelpText('after', example('ciphermine client predict --identity .ciphermine/analyst.id --model job-... --datasets ds-...'))
     .action(async (o) => print(await client(o.identity).predict({ model: o.model, datasets: o.datasets }, follow())));
+  cmd
+    .command('release-model')
+    .description(
+      'receive a model you trained under your own key and open it (every owner of the training data must have granted you scope model); writes the same JSON as owner decrypt-model',
+    )
+    .requiredOption('--identity <file>', IDENTITY_HELP)
+    .requiredOption('--model <job>', 'the train job whose model is released')
+    .requiredOption('--out <file>', 'where to write the model (JSON)')
+    .addHelpText('after', example('ciphermine client release-model --identity .ciphermine/analyst.id --model job-... --out model.json'))
+    .action(async (o) => {
+      const { releaseJob, ...model } = await client(o.identity).releaseModel(o.model, follow());
+      writeFileSync(o.out, JSON.stringify(model), { mode: 0o600 });
+      print({ model: o.out, job: releaseJob, layers: model.layers });
+    });
   cmd
     .command('kmeans')
     .description('run exact k-means on granted datasets: prints the job id at once, follows it (through server restarts), decrypts the result')

@@ -20,25 +20,9 @@ import {
 import { deserializeCiphertexts, deserializePublicKey } from '../crypto/serialize.js';
 import { CiphermineError } from '../crypto/errors.js';
 import type { ComputeServerApi } from './api.js';
-import { MODEL_OFFSET, MODEL_SLOT_BITS } from '../analytics/mlp-two-server.js';
+import { modelFile, unpackModel, type ModelFile, type ModelMeta } from './model-file.js';
 
-/** The released model: plain JSON that `ciphermine predict` reads (docs/neural-networks.md). */
-export interface ModelFile {
-  format: 'ciphermine-mlp/v1';
-  job: string;
-  layers: number[];
-  features: string[];
-  task: 'classification' | 'regression';
-  classes: number[] | null;
-  /** weights[l][i][j]: input i to unit j of layer l + 1. */
-  weights: number[][][];
-  biases: number[][];
-  /**
-   * The standardisation the model was trained with, applied to raw inputs before the first layer:
-   * z_j = (x_j - mean[j]) * scale[j]. Null when the job did not standardise.
-   */
-  preprocessing: { mean: number[]; scale: number[] } | null;
-}
+export type { ModelFile } from './model-file.js';
 
 interface ModelInfo {
   model: string;
@@ -46,15 +30,7 @@ interface ModelInfo {
   owners: Array<{ id: string; bcpPublicKey: string; x25519PublicKey: string }>;
   partials: Array<{ from: string; envelope: string }>;
   posted: boolean;
-  job: {
-    layers: number[];
-    features: string[];
-    task: 'classification' | 'regression';
-    classes: number[] | null;
-    fractionBits: number;
-    parameters: number;
-    standardised?: boolean;
-  };
+  job: ModelMeta;
 }
 
 export interface OwnerKeys {
@@ -136,34 +112,4 @@ export async function decryptJointModel(me: OwnerKeys, job: string, waitMs = 0):
     return part;
   });
   return modelFile(job, info.job, unpackModel(combinePartials(cts, [mine, ...theirs]), info.job.parameters));
-}
-
-/** The parameters from the opened packs: 66-bit slots holding w + 2^63. */
-function unpackModel(packs: readonly bigint[], count: number): bigint[] {
-  const per = Math.ceil(count / packs.length);
-  const mask = (1n << BigInt(MODEL_SLOT_BITS)) - 1n;
-  const out: bigint[] = [];
-  for (const p of packs) {
-    let v = p < 0n ? 0n : p;
-    for (let s = 0; s < per && out.length < count; s++, v >>= BigInt(MODEL_SLOT_BITS)) out.push((v & mask) - MODEL_OFFSET);
-  }
-  if (out.length !== count) throw new PartialDecryptionError('the model does not hold its parameters');
-  return out;
-}
-
-function modelFile(job: string, meta: ModelInfo['job'], values: bigint[]): ModelFile {
-  const scale = 2 ** meta.fractionBits;
-  const weights: number[][][] = [];
-  const biases: number[][] = [];
-  let at = 0;
-  const next = () => Number(values[at++]!) / scale;
-  for (let l = 1; l < meta.layers.length; l++) {
-    const [fanIn, fanOut] = [meta.layers[l - 1]!, meta.layers[l]!];
-    weights.push(Array.from({ length: fanIn }, () => Array.from({ length: fanOut }, next)));
-    biases.push(Array.from({ length: fanOut }, next));
-  }
-  const d = meta.layers[0]!;
-  const preprocessing = meta.standardised ? { mean: Array.from({ length: d }, next), scale: Array.from({ length: d }, next) } : null;
-  const { layers, features, task, classes } = meta;
-  return { format: 'ciphermine-mlp/v1', job, layers, features, task, classes, weights, biases, preprocessing };
 }

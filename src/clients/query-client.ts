@@ -5,6 +5,8 @@
  */
 import { trainResult, type TrainRawResult, type TrainSpec } from '../services/jobs/kinds/train-schema.js';
 import { predictResult, type PredictSpec } from '../services/jobs/kinds/predict-schema.js';
+import { releaseModelResult } from '../services/jobs/kinds/release-model-schema.js';
+import { modelFile, unpackModel, type ModelFile } from './model-file.js';
 import { checkNewParams, pinCertificate } from './pins.js';
 import { exportAgreementPrivateKey, generateAgreementKeyPair, importAgreementPrivateKey } from '../crypto/key-agreement.js';
 import type { KeyObject } from 'node:crypto';
@@ -227,6 +229,18 @@ export class QueryClient {
             return label;
           });
     return { jobId, predictions, task: raw.task };
+  }
+
+  /**
+   * Receives the model of a `train` job this client ran, under its own key, and opens it: the same
+   * model file the owners' joint decryption gives. Every owner of the training data must have
+   * granted this client scope `model`; otherwise only the owners can open the model.
+   */
+  async releaseModel(trainJob: string, follow: FollowOptions = {}): Promise<ModelFile & { releaseJob: string }> {
+    const jobId = await this.submit('release-model', { model: trainJob });
+    await this.follow(jobId, follow);
+    const raw = await this.rawResult(jobId, releaseModelResult);
+    return { ...modelFile(trainJob, raw, unpackModel(this.decrypt(raw.model), raw.parameters)), releaseJob: jobId };
   }
 
   submitKMeans(spec: KMeansSpec): Promise<string> {

@@ -26,6 +26,7 @@ import type { MpcEndpoint } from '../mpc/server-channel.js';
 import { keyServerEngine } from '../mpc/key-server-engine.js';
 import { registerTrainingProgram } from '../analytics/mlp-two-server.js';
 import { registerPredictProgram } from '../analytics/mlp-predict.js';
+import { registerReleaseProgram } from '../analytics/mlp-release.js';
 import { requireTlsOffLoopback, type TlsMaterial } from '../crypto/tls.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
 
@@ -114,6 +115,7 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   // The key server's halves of the job kinds built on the engine.
   registerTrainingProgram(mpc, core);
   registerPredictProgram(mpc, core);
+  registerReleaseProgram(mpc, core);
   const server: RunningServer = await serveHttp(handle, { hmacKey, host: opts.host, port: opts.port, tls: opts.tls });
   log(`key server listening on ${server.url}${opts.tls ? ` (TLS certificate ${opts.tls.fingerprint})` : ''}`);
   return {

@@ -167,6 +167,29 @@ describe('training on two clouds through the services', () => {
     assert.throws(() => s.ks.core.unsealForSelf('model share\0b', sealed), /failed authentication/);
   });
 
+  it('releases the model to the client that trained it, under its own key, only with every owner granting scope model', async () => {
+    // Owner a alone is not enough: the model is both owners' data.
+    await a.grant(trained.datasets[0]!, q.id, ['train', 'predict', 'model']);
+    await reject(q.releaseModel(trained.job), 403, new RegExp(`owner of ${trained.datasets[1]} has not granted this client model jobs`));
+    await b.grant(trained.datasets[1]!, q.id, ['train', 'predict', 'model']);
+    seen.clear();
+    const { releaseJob, ...m } = await q.releaseModel(trained.job);
+    assert.ok(releaseJob.length > 0);
+    // Exactly the model the owners decrypted jointly: same parameters, same file.
+    assert.deepEqual(m, trained.model);
+    // The key server opened nothing: its share went out under the client's key, never opened.
+    assert.deepEqual([...seen.keys()], []);
+    // Another client cannot have it, whatever it was granted; a job that is not a train job is no model.
+    const other = await QueryClient.register(s.cs.url, 'other release');
+    await a.grant(trained.datasets[0]!, other.id, ['model']);
+    await b.grant(trained.datasets[1]!, other.id, ['model']);
+    await reject(other.releaseModel(trained.job), 404, /no model of this client/);
+    await reject(q.releaseModel(releaseJob), 404, /no model of this client/);
+    // Revoking the scope stops further releases.
+    await b.grant(trained.datasets[1]!, q.id, ['train']);
+    await reject(q.releaseModel(trained.job), 403, /grant scope 'model'/);
+  });
+
   it('trains on a vertically partitioned table (parts matched on keyed id hashes) as on the joined table', async () => {
     const key = generateIdKey();
     const ids = scaled.map((_, i) => `patient-${i}`);

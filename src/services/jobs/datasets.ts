@@ -19,7 +19,7 @@ export async function grantedDatasets(store: Store, client: Party, ids: readonly
     if (!(await store.isGranted(id, client.id, scope)))
       throw forbidden(`the owner of ${id} has not granted this client ${scope} jobs (grant scope '${scope}')`);
     if (d.state !== 'ready') throw conflict(`dataset ${id} is still uploading`);
-    const shared = scope === 'train' || scope === 'predict';
+    const shared = scope === 'train' || scope === 'predict' || scope === 'model';
     if (shared && !d.training) throw badRequest(`dataset ${id} was not uploaded secret-shared (owner upload --for training or --for prediction)`);
     if (!shared && d.training) throw badRequest(`dataset ${id} is a secret-shared upload: it serves train and predict jobs only`);
     if (scope === 'train' && d.training?.targets === 0 && !d.training.ids)

@@ -72,8 +72,11 @@ export interface TrainingInfo {
   ids?: string;
 }
 
-/** The job kinds a grant may allow. */
-export const GRANT_SCOPES = ['kmeans', 'stats', 'train', 'predict'] as const;
+/**
+ * The job kinds a grant may allow. `model` lets the client receive a model trained on the dataset
+ * in the clear, under its own key (`release-model`); without it only the owners decrypt models.
+ */
+export const GRANT_SCOPES = ['kmeans', 'stats', 'train', 'predict', 'model'] as const;
 export type GrantScope = (typeof GRANT_SCOPES)[number];
 
 export interface ChunkRow {

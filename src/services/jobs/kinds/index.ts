@@ -5,5 +5,6 @@ import { kmeansKind } from './kmeans.js';
 import { statsKind } from './stats.js';
 import { trainKind } from './train.js';
 import { predictKind } from './predict.js';
+import { releaseModelKind } from './release-model.js';
 
-export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind, trainKind, predictKind, federatedKmeansKind];
+export const builtInJobKinds: readonly JobKind[] = [kmeansKind, statsKind, trainKind, predictKind, releaseModelKind, federatedKmeansKind];

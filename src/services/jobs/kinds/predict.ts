@@ -7,23 +7,13 @@
 import { deserializePublicKey, serializeCiphertexts } from '../../../crypto/index.js';
 import { predictOnTwoServers } from '../../../analytics/mlp-predict.js';
 import { MLP_FRACTION_BITS } from '../../../analytics/mlp.js';
-import { badRequest, conflict, notFound } from '../../http-errors.js';
-import type { DatasetRow, Store } from '../../store/index.js';
-import type { Party } from '../../store/store.js';
+import { badRequest } from '../../http-errors.js';
+import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets, requireKeyServer } from '../datasets.js';
 import { defineJobKind } from '../job-kind.js';
 import { predictResult, predictSpec } from './predict-schema.js';
-import { sharedSources, SHARED_MODEL } from './train.js';
-import type { TrainRawResult } from './train-schema.js';
-
-/** The finished training job of this client, its model kept in shares. */
-async function modelOf(store: Store, client: Party, id: string): Promise<{ result: TrainRawResult; trainDatasets: string[] }> {
-  const job = await store.job(id);
-  if (!job || job.kind !== 'train' || job.clientId !== client.id) throw notFound(`no model of this client from job ${id}`);
-  if (job.state !== 'done') throw conflict(`job ${id} is ${job.state}: no model yet`);
-  if (!(await store.jobBlob(id, SHARED_MODEL))) throw conflict(`job ${id} was trained before models were kept in shares: train again to predict`);
-  return { result: job.result as TrainRawResult, trainDatasets: (job.spec as { datasets: string[] }).datasets };
-}
+import { sharedSources } from './train.js';
+import { sharedModel, trainedModel } from './trained-model.js';
 
 /** Every upload holds the model's features first, and all the same columns. */
 function sameFeatures(ds: readonly DatasetRow[], features: readonly string[]): void {
@@ -44,7 +34,7 @@ export const predictKind = defineJobKind({
   result: predictResult,
 
   async admit({ services, client }, spec) {
-    const { result, trainDatasets } = await modelOf(services.store, client, spec.model);
+    const { result, trainDatasets } = await trainedModel(services.store, client, spec.model);
     // The model's owners decide who may query it, as the records' owners decide who may see predictions on them.
     await grantedDatasets(services.store, client, trainDatasets, 'predict');
     sameFeatures(await grantedDatasets(services.store, client, spec.datasets, 'predict'), result.features);
@@ -54,20 +44,13 @@ export const predictKind = defineJobKind({
 
   async run(ctx) {
     const { store, params, compute } = ctx.services;
-    const { result } = await modelOf(store, ctx.client, ctx.spec.model);
-    const [session, share, keyServerShare] = (await store.jobBlob(ctx.spec.model, SHARED_MODEL))!;
+    const { result } = await trainedModel(store, ctx.client, ctx.spec.model);
     const ds = await admittedDatasets(store, ctx.spec.datasets);
     const first = ds[0]!;
     const client = deserializePublicKey(ctx.client.bcpPublicKey, params);
     const predictions = await ctx.phase('prediction', async () =>
       predictOnTwoServers(compute, {
-        model: {
-          session: session!.toString(),
-          share: new BigUint64Array(Uint8Array.from(share!).buffer),
-          keyServerShare: keyServerShare!,
-          layers: result.layers,
-          standardised: result.standardised,
-        },
+        model: await sharedModel(store, ctx.spec.model, result),
         sources: await sharedSources(ctx.services, ds),
         columns: first.columns.length,
         extra: first.training!.targets,
