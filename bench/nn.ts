@@ -61,8 +61,7 @@ function mnist(): Split {
   };
 }
 
-const defaults =
-  data === 'digits' ? { layers: '64,32,10', batch: 192, lr: 1, epochs: 30 } : { layers: '784,128,10', batch: 128, lr: 0.5, epochs: 1 };
+const defaults = data === 'digits' ? { layers: '64,32,10', batch: 192, lr: 1, epochs: 30 } : { layers: '784,128,10', batch: 128, lr: 0.5, epochs: 1 };
 const split = data === 'digits' ? digits() : mnist();
 const rows = Math.min(split.train.x.length, Number(flags.get('rows') ?? split.train.x.length));
 const config: MlpConfig = {
