@@ -30,11 +30,21 @@ import { startEngineSession } from '../mpc/engine-session.js';
 import { mpcParty, type MpcParty } from '../mpc/party.js';
 import { packedToShares, packedToSharesAtKeyServer } from '../mpc/packed-conversion.js';
 import { ringAt, SEED_BYTES } from '../mpc/prg.js';
-import { addPublic, open, share } from '../mpc/primitives/arithmetic.js';
+import { addPublic, open, share, type ArithmeticShare } from '../mpc/primitives/arithmetic.js';
 import { isNegative } from '../mpc/primitives/binary.js';
 import * as ring from '../mpc/ring.js';
 import type { MpcEndpoint } from '../mpc/server-channel.js';
-import { MLP_FRACTION_BITS, train, validateConfig, type MlpConfig, type MlpModel, type Tensor, type TrainProgress } from './mlp.js';
+import {
+  epochLoss,
+  MLP_FRACTION_BITS,
+  train,
+  validateConfig,
+  type EpochResiduals,
+  type MlpConfig,
+  type MlpModel,
+  type Tensor,
+  type TrainProgress,
+} from './mlp.js';
 import { sharedOps } from './mlp-shared.js';
 import { stagedTraining } from './mlp-offline.js';
 import { checkLayout, joinVertical, type VerticalLayout } from './vertical-join.js';
@@ -108,6 +118,8 @@ const Args = z.object({
   jointKey: z.string().min(1).max(128),
   /** Names the model: the key server's sealed share is bound to it. */
   session: z.string().min(1).max(100),
+  /** The query client's key fingerprint, when each epoch's loss is reported to it (encrypted under this key). */
+  lossTo: z.string().min(1).max(128).optional(),
   /** Set when the sources are columns of the same records (vertical-join.ts), not rows. */
   vertical: z
     .object({
@@ -154,10 +166,19 @@ async function trainShares(
   targets: number,
   config: MlpConfig,
   onBatch?: (b: TrainProgress) => void | Promise<void>,
+  /** Both parties' halves of reporting an epoch's loss (shares of it, [1, 1]); absent: no report. */
+  reportLoss?: (epoch: number, epochs: number, loss: ArithmeticShare) => Promise<void>,
 ): Promise<{ weights: BigUint64Array; offlineSeconds: number }> {
   const { x, y } = splitColumns(values, n, columns, targets);
   const { party, staged, before } = stagedTraining(p, config);
-  const weights = flatten(await train(sharedOps(party), x, y, config, onBatch, before));
+  // The loss runs on the unstaged party: its randomness is not in the training's planned stages.
+  const afterEpoch = reportLoss
+    ? async (e: EpochResiduals) => {
+        const loss = await epochLoss(sharedOps(p), e.residual);
+        await reportLoss(e.epoch, e.epochs, share([1], loss.data));
+      }
+    : undefined;
+  const weights = flatten(await train(sharedOps(party), x, y, config, onBatch, before, afterEpoch));
   await refuseDiverged(p, weights.subarray(0, parameterCount(config.layers))); // not the standardisation's mean and scale
   return { weights, offlineSeconds: staged.counters.offlineSeconds };
 }
@@ -212,6 +233,22 @@ export function packForOwners(pk: BcpPublicKey, cts: readonly Ciphertext[]): Cip
   return out;
 }
 
+/** One epoch's loss as the query client will read it: Enc_client(loss), fixed point (MLP_FRACTION_BITS). */
+export interface EpochLoss {
+  epoch: number;
+  epochs: number;
+  loss: Ciphertext;
+}
+
+/** What the compute server's half is told besides the data and the configuration. */
+export interface TrainingOptions {
+  onBatch?: (b: TrainProgress) => void | Promise<void>;
+  vertical?: VerticalLayout;
+  /** Report each epoch's loss under this key (the query client's), to `onEpoch`. */
+  lossTo?: BcpPublicKey;
+  onEpoch?: (e: EpochLoss) => void | Promise<void>;
+}
+
 export interface TwoServerTraining {
   /** Packs of Enc_jointKey(w + 2^63), MODEL_SLOT_BITS to a slot, every parameter in release order. */
   model: Ciphertext[];
@@ -219,6 +256,8 @@ export interface TwoServerTraining {
   /** Seconds of the training loop at the compute server, and the part its provider spent making correlated randomness. */
   trainingSeconds: number;
   offlineSeconds: number;
+  /** The part of `trainingSeconds` spent computing and encrypting the epochs' losses for the client. */
+  lossSeconds: number;
   /** The model as it stays shared: this server's share, and the key server's sealed for itself. */
   shared: SharedModel;
 }
@@ -240,9 +279,9 @@ export async function trainOnTwoServers(
   columns: number,
   targets: number,
   config: MlpConfig,
-  onBatch?: (b: TrainProgress) => void | Promise<void>,
-  vertical?: VerticalLayout,
+  o: TrainingOptions = {},
 ): Promise<TwoServerTraining> {
+  const { vertical, lossTo } = o;
   validateConfig(config, columns - targets, targets);
   if (vertical)
     checkLayout(
@@ -253,6 +292,7 @@ export async function trainOnTwoServers(
     );
   const jointKey = jointPublicKey(distinct(sources.map((s) => s.key)));
   await ctx.transport.call('register-key', serializePublicKey(jointKey));
+  if (lossTo) await ctx.transport.call('register-key', serializePublicKey(lossTo));
   const session = `train-${randomBytes(12).toString('hex')}`;
   const args = {
     sources: sources.map((s) => ({ key: s.key.fingerprint, rows: s.rows, slots: s.slots, chunks: s.chunkValues })),
@@ -261,6 +301,7 @@ export async function trainOnTwoServers(
     config,
     jointKey: jointKey.fingerprint,
     session,
+    lossTo: lossTo?.fingerprint,
     vertical,
   };
   const p = await startEngineSession(ctx, TRAIN_PROGRAM, session, args);
@@ -269,7 +310,16 @@ export async function trainOnTwoServers(
     ? joinVertical(await eachSource(sources, (s, i) => sourcesToShares(ctx, p, [s], vertical.columns[i]!)), vertical)
     : await sourcesToShares(ctx, p, sources, columns);
   const started = performance.now();
-  const { weights, offlineSeconds } = await trainShares(p, values, n, columns, targets, config, onBatch);
+  let lossSeconds = 0;
+  const report = lossTo
+    ? async (epoch: number, epochs: number, loss: ArithmeticShare) => {
+        const t = performance.now();
+        const [ct] = await sharesToCiphertexts(p, loss, lossTo);
+        lossSeconds += (performance.now() - t) / 1000;
+        await o.onEpoch?.({ epoch, epochs, loss: ct! });
+      }
+    : undefined;
+  const { weights, offlineSeconds } = await trainShares(p, values, n, columns, targets, config, o.onBatch, report);
   const trainingSeconds = (performance.now() - started) / 1000;
   const each = await sharesToCiphertexts(p, share([weights.length], weights), jointKey);
   // Packed, MODEL_SLOT_BITS to a slot with 2^63 added, so the owners' partial decryptions (one
@@ -278,7 +328,7 @@ export async function trainOnTwoServers(
   // The model also stays shared for `predict`: this server keeps its share, and keeps the key
   // server's sealed under a key only the key server holds.
   const keyServerShare = await p.channel.exchange(new Uint8Array(0));
-  return { model, jointKey, trainingSeconds, offlineSeconds, shared: { session, share: weights, keyServerShare } };
+  return { model, jointKey, trainingSeconds, offlineSeconds, lossSeconds, shared: { session, share: weights, keyServerShare } };
 }
 
 /**
@@ -380,7 +430,10 @@ export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerS
         ? joinVertical(await eachSource(a.sources, (s, i) => sourcesToSharesAtKeyServer(p, state, [a.keys[i]!], [s], v.columns[i]!)), v)
         : await sourcesToSharesAtKeyServer(p, state, a.keys, a.sources, a.columns);
       // 3. training, 4. release under the joint key
-      const { weights } = await trainShares(p, values, n, a.columns, a.targets, a.config);
+      // The client's key, when it asked for the losses: this server's share of each goes out under it.
+      const lossTo = a.lossTo === undefined ? undefined : state.key(a.lossTo);
+      const report = lossTo ? (_e: number, _n: number, loss: ArithmeticShare) => sharesToCiphertextsAtKeyServer(p, loss, lossTo) : undefined;
+      const { weights } = await trainShares(p, values, n, a.columns, a.targets, a.config, undefined, report);
       await sharesToCiphertextsAtKeyServer(p, share([weights.length], weights), state.key(jointKey.fingerprint));
       // 5. this share, sealed for this key server alone, kept by the compute server for `predict`
       const context = modelShareContext(a.session, a.config.layers, !!a.config.standardise);

@@ -250,11 +250,21 @@ export async function forward(ops: TensorOps, m: MlpModel, x: Tensor): Promise<{
 }
 
 /** One SGD step on a batch: gradients of the squared error, W -= (lr / batch) dW. */
-export async function step(ops: TensorOps, m: MlpModel, x: Tensor, y: Tensor, stepC: bigint, loss: MlpConfig['loss'] = 'mse'): Promise<MlpModel> {
+export async function step(
+  ops: TensorOps,
+  m: MlpModel,
+  x: Tensor,
+  y: Tensor,
+  stepC: bigint,
+  loss: MlpConfig['loss'] = 'mse',
+  /** Receives the batch's output residual (prediction minus target), for the epoch's loss. */
+  residual?: (r: Tensor) => void,
+): Promise<MlpModel> {
   const { inputs, derivatives, out } = await forward(ops, m, x);
   // The output gradient, summed over the batch: out - y for the squared error (its half), or
   // softmax(out) - y for the cross-entropy.
   let delta = sub(loss === 'softmax' ? await softmaxRows(ops, out) : out, y);
+  residual?.(delta);
   const weights = [...m.weights];
   const biases = [...m.biases];
   for (let l = m.weights.length - 1; l >= 0; l--) {
@@ -273,6 +283,31 @@ export interface TrainProgress {
   batches: number;
 }
 
+/** One finished epoch: every row's output residual in the order the batches ran, [n, outputs]. */
+export interface EpochResiduals {
+  epoch: number;
+  epochs: number;
+  residual: Tensor;
+}
+
+/** The loss report divides its sum of squares by 2^(2 LOSS_PRESCALE_BITS) first, so it stays far from 2^63. */
+const LOSS_PRESCALE_BITS = 4;
+
+/**
+ * The epoch's loss as the progress display shows it: the mean over rows of the squared residual,
+ * sum_j (p_j - y_j)^2 (the squared error; with softmax, of the probabilities, the Brier score: the
+ * cross-entropy needs a logarithm the engine does not have). One product of [1, n t] by [n t, 1],
+ * so one truncation; residuals are scaled by 2^-4 first so the sum before truncation stays below
+ * 2^(32 - 8 + log2(n t)) units, far from the 2^63 where the engine's truncation could fail.
+ */
+export async function epochLoss(ops: TensorOps, residual: Tensor): Promise<Tensor> {
+  const rows = residual.shape[0]!;
+  const k = residual.data.length;
+  const r = ops.scale(tensor([1, k], residual.data), 1n << BigInt(MLP_FRACTION_BITS - LOSS_PRESCALE_BITS));
+  const sum = await ops.matmul(r, transpose(r));
+  return ops.scale(sum, BigInt(Math.round((2 ** (2 * LOSS_PRESCALE_BITS) / rows) * 2 ** MLP_FRACTION_BITS)));
+}
+
 /** Trains from the seeded start; x is [n, features], y is [n, outputs], both fixed point. */
 export async function train(
   ops: TensorOps,
@@ -285,6 +320,8 @@ export async function train(
    * backend can obtain the correlated randomness of many steps ahead (mlp-offline.ts).
    */
   beforeBatch?: (upcoming: readonly number[]) => Promise<void>,
+  /** Called after every epoch with its residuals (the caller decides whether and how to report a loss). */
+  afterEpoch?: (e: EpochResiduals) => Promise<void>,
 ): Promise<MlpModel> {
   validateConfig(c, x.shape[1]!, y.shape[1]!);
   const pre = c.standardise ? await standardise(ops, x, c.standardise.bounds) : undefined;
@@ -299,13 +336,18 @@ export async function train(
   const order = batchOrder(x.shape[0]!, c);
   const sizes = order.flat().map((rows) => rows.length);
   let done = 0;
+  const t = y.shape[1]!;
   for (let e = 0; e < order.length; e++) {
+    const residuals = afterEpoch ? new BigUint64Array(x.shape[0]! * t) : undefined;
+    let at = 0;
+    const keep = residuals ? (r: Tensor) => void residuals.set(r.data, (at += r.data.length) - r.data.length) : undefined;
     for (let b = 0; b < order[e]!.length; b++) {
       const rows = order[e]![b]!;
       await beforeBatch?.(sizes.slice(done++));
-      m = await step(ops, m, rowsOf(x, rows), rowsOf(y, rows), stepC, c.loss);
+      m = await step(ops, m, rowsOf(x, rows), rowsOf(y, rows), stepC, c.loss, keep);
       await onBatch?.({ epoch: e + 1, batch: b + 1, batches: order[e]!.length });
     }
+    if (residuals) await afterEpoch!({ epoch: e + 1, epochs: order.length, residual: tensor([at / t, t], residuals.subarray(0, at)) });
   }
   return pre ? { ...m, preprocessing: { mean: pre.mean, scale: pre.scale } } : m;
 }

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { DataOwner } from '../clients/data-owner.js';
 import { QueryClient } from '../clients/query-client.js';
 import { parseNumericCsv } from '../clients/csv.js';
-import { argmax, plainOps, predictScores, train, MLP_FRACTION_BITS } from '../analytics/mlp.js';
+import { argmax, epochLoss, plainOps, predictScores, train, MLP_FRACTION_BITS } from '../analytics/mlp.js';
 import * as ring from '../mpc/ring.js';
 import { ParameterError } from '../crypto/errors.js';
 import { startServerPair, type ChildServer } from './child-server.js';
@@ -89,11 +89,15 @@ export async function runNnDemo(o: NnDemoOptions) {
     shape: [idx.length, f(idx[0]!).length],
     data: ring.encodeFixed(idx.flatMap(f), MLP_FRACTION_BITS),
   });
+  const plaintextLossPerEpoch: number[] = [];
   const reference = await train(
     plainOps,
     enc(owned, (i) => x[i]!),
     enc(owned, (i) => classes.map((c) => (c === labels[i] ? 1 : 0))),
     config,
+    undefined,
+    undefined,
+    async (e) => void plaintextLossPerEpoch.push(ring.decodeFixed((await epochLoss(plainOps, e.residual)).data, MLP_FRACTION_BITS)[0]!),
   );
   const decode = (t: { shape: readonly number[]; data: BigUint64Array }) => {
     const v = ring.decodeFixed(t.data, MLP_FRACTION_BITS);
@@ -134,7 +138,11 @@ export async function runNnDemo(o: NnDemoOptions) {
       { datasets, layers, epochs: o.epochs, batchSize: o.batch, learningRate: o.lr, seed: o.seed, loss: 'softmax', standardise },
       {
         onStatus: (s) => {
-          const line = s.progress ? `epoch ${Math.ceil(s.progress.done / (s.progress.total / o.epochs))}/${o.epochs}` : s.phase;
+          // Each epoch's loss, which only this client can open, beside the plaintext training's.
+          const e = s.progress ? Math.ceil(s.progress.done / (s.progress.total / o.epochs)) : 0;
+          const loss = s.opened ? `, ${s.opened.label} ${s.opened.values[0]!.toFixed(4)}` : '';
+          const ref = s.opened ? ` (plaintext ${plaintextLossPerEpoch[Number(/\d+/.exec(s.opened.label)?.[0] ?? 0) - 1]?.toFixed(4)})` : '';
+          const line = s.progress ? `epoch ${e}/${o.epochs}${loss}${ref}` : s.phase;
           if (line !== shown) say((shown = line));
         },
       },
@@ -164,6 +172,8 @@ export async function runNnDemo(o: NnDemoOptions) {
       ownersAgree: same,
       secondsPerEpoch: r.secondsPerEpoch,
       offlineSecondsPerEpoch: r.offlineSecondsPerEpoch,
+      lossPerEpoch: r.lossPerEpoch?.map((v) => Number(v.toFixed(5))),
+      plaintextLossPerEpoch: plaintextLossPerEpoch.map((v) => Number(v.toFixed(5))),
       decryptSeconds: Number(decryptSeconds.toFixed(2)),
     };
     say(

@@ -350,7 +350,7 @@ function addClientCommands(program: Command): void {
         },
         follow(),
       );
-      const { model: _model, jointKey: _key, ...summary } = r;
+      const { model: _model, jointKey: _key, losses: _losses, ...summary } = r;
       print(summary);
     });
   cmd

@@ -25,7 +25,12 @@ export function progressLine(s: JobStatus, now = Date.now()): string {
     const last = s.timings[`iteration ${p.done}`];
     return `(${s.phase}) iteration ${p.done}, at most ${p.total}${last !== undefined ? `, last took ${last.toFixed(1)} s` : ''}, ${elapsed}`;
   }
-  if (p && p.total > 0) return `${bar(p.done / p.total)} (${s.phase}) ${p.unit} ${p.done}/${p.total}, ${elapsed}`;
+  if (p && p.total > 0) {
+    const where = p.note ? `, ${p.note}` : '';
+    // A value for this client alone (a training's loss), opened by the client library.
+    const secret = s.opened ? `, ${s.opened.label} ${s.opened.values.map((v) => v.toFixed(4)).join(' ')}` : '';
+    return `${bar(p.done / p.total)} (${s.phase}) ${p.unit} ${p.done}/${p.total}${where}${secret}, ${elapsed}`;
+  }
   return `(${s.phase}) ${elapsed}`;
 }
 
@@ -33,7 +38,8 @@ export function progressLine(s: JobStatus, now = Date.now()): string {
 function milestone(s: JobStatus): string {
   const p = s.progress;
   const step = !p ? '' : p.unit === 'iteration' ? String(p.done) : p.total > 0 ? String(Math.floor((10 * p.done) / p.total)) : '';
-  return `${s.state}/${s.phase}/${p?.unit ?? ''}/${step}`;
+  // A new value for the client (each epoch's loss) is a milestone too.
+  return `${s.state}/${s.phase}/${p?.unit ?? ''}/${step}/${s.opened?.label ?? ''}`;
 }
 
 export function progressReporter(stream: NodeJS.WriteStream = process.stderr, enabled = true): (s: JobStatus) => void {

@@ -25,11 +25,11 @@ import type { IdentityFile } from './identity.js';
 
 import type { z } from 'zod';
 import type { DatasetRow } from '../services/store/store.js';
-import { jobStatusSchema, type JobStatus } from '../services/jobs/job-status.js';
+import { jobStatusSchema, type JobStatus as ServerJobStatus } from '../services/jobs/job-status.js';
 import { kmeansResult, type KMeansSpec, type KMeansRawResult } from '../services/jobs/kinds/kmeans-schema.js';
 import { statsResult, type StatsSpec, type StatsRawResult } from '../services/jobs/kinds/stats-schema.js';
 
-export type { JobStatus, KMeansSpec, StatsSpec };
+export type { KMeansSpec, StatsSpec };
 /** @deprecated the name of KMeansSpec before job kinds */
 export type KMeansRequest = KMeansSpec;
 export type StatsRequest = StatsSpec;
@@ -60,6 +60,9 @@ export interface StatsAnswer {
   mode: 'pmdp' | 'spmdp';
   budgetRemaining: Record<string, number>;
 }
+
+/** A job's status as the client sees it: the server's, with any value for this client alone opened. */
+export type JobStatus = ServerJobStatus & { opened?: { label: string; values: number[] } };
 
 export interface FollowOptions {
   /** Called with every status seen while the job runs (for progress displays). */
@@ -133,8 +136,13 @@ export class QueryClient {
     return (await this.api.request<{ id: string }>('POST', '/v1/jobs', { kind, spec })).id;
   }
 
+  /** The job's status; a value the job reports for this client alone (a training's loss) comes opened. */
   async status(jobId: string): Promise<JobStatus> {
-    return jobStatusSchema.parse(await this.api.request('GET', `/v1/jobs/${encodeURIComponent(jobId)}`));
+    const s = jobStatusSchema.parse(await this.api.request('GET', `/v1/jobs/${encodeURIComponent(jobId)}`));
+    const secret = s.progress?.secret;
+    if (!secret) return s;
+    const values = this.decrypt(secret.values).map((v) => Number(v) / 2 ** secret.fractionBits);
+    return { ...s, opened: { label: secret.label, values } };
   }
 
   /**
@@ -200,10 +208,13 @@ export class QueryClient {
    * Trains a neural network on granted training uploads (seed 002): submits and follows. The model
    * is released under the data owners' joint key; they decrypt it together (DataOwner.decryptModel).
    */
-  async train(spec: TrainSpec, follow: FollowOptions = {}): Promise<TrainRawResult & { jobId: string }> {
+  async train(spec: TrainSpec, follow: FollowOptions = {}): Promise<TrainRawResult & { jobId: string; lossPerEpoch?: number[] }> {
     const jobId = await this.submit('train', spec);
     await this.follow(jobId, follow);
-    return { jobId, ...(await this.rawResult(jobId, trainResult)) };
+    const raw = await this.rawResult(jobId, trainResult);
+    // The epochs' losses, which only this client can open (fixed point).
+    const lossPerEpoch = raw.losses === undefined ? undefined : this.decrypt(raw.losses).map((v) => Number(v) / 2 ** raw.fractionBits);
+    return { jobId, ...raw, lossPerEpoch };
   }
 
   /**

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { train, plainOps, predictScores, argmax, validateConfig, type MlpConfig, type MlpModel } from '../../src/analytics/mlp.js';
+import { train, epochLoss, plainOps, predictScores, argmax, validateConfig, type MlpConfig, type MlpModel } from '../../src/analytics/mlp.js';
 import { sharedOps } from '../../src/analytics/mlp-shared.js';
 import { channelPair } from '../../src/mpc/channel.js';
 import { mpcParty } from '../../src/mpc/party.js';
@@ -143,6 +143,35 @@ describe('MLP training on shares equals the fixed-point plaintext training', () 
     assert.ok(ulp <= BigInt(32 * steps), `${ulp} ulp after ${steps} steps`);
     assert.equal(single, 0, 'no request went to the dealer one by one');
     assert.ok(batches >= 1 && batches <= 2, `${batches} dealer exchanges for ${steps} steps`);
+  });
+
+  it("each epoch's loss on shares equals the plaintext loss, which is the float mean squared residual", async () => {
+    const config: MlpConfig = { layers: [4, 8, 3], learningRate: 0.5, batchSize: 16, epochs: 2, seed: 't', loss: 'softmax' };
+    const plain: number[] = [];
+    const float: number[] = [];
+    await train(plainOps, data.x, data.y, config, undefined, undefined, async (e) => {
+      plain.push(ring.decodeFixed((await epochLoss(plainOps, e.residual)).data, 16)[0]!);
+      const r = ring.decodeFixed(e.residual.data, 16);
+      float.push(r.reduce((a, v) => a + v * v, 0) / e.residual.shape[0]!);
+    });
+    const [c0, c1] = channelPair();
+    const providers = dealerProviders();
+    const [x0, x1] = splitSecret(data.x.shape, data.x.data);
+    const [y0, y1] = splitSecret(data.y.shape, data.y.data);
+    const shares: bigint[][] = [[], []];
+    await Promise.all(
+      ([0, 1] as const).map((id) => {
+        const ops = sharedOps(mpcParty(id, id === 0 ? c0 : c1, providers[id]));
+        return train(ops, id === 0 ? x0 : x1, id === 0 ? y0 : y1, config, undefined, undefined, async (e) => {
+          shares[id]!.push((await epochLoss(ops, e.residual)).data[0]!);
+        });
+      }),
+    );
+    const secure = shares[0]!.map((v, e) => ring.decodeFixed(BigUint64Array.of(BigInt.asUintN(64, v + shares[1]![e]!)), 16)[0]!);
+    // Two truncations of the residuals' squares: a few units of 2^-16 from the float value.
+    plain.forEach((v, e) => assert.ok(Math.abs(v - float[e]!) <= 2 ** -10, `epoch ${e + 1}: fixed point ${v} vs float ${float[e]}`));
+    // On shares the training itself differs by the truncation bound, so the loss follows it closely.
+    secure.forEach((v, e) => assert.ok(Math.abs(v - plain[e]!) <= 0.01, `epoch ${e + 1}: shares ${v} vs plaintext ${plain[e]}`));
   });
 
   it('refuses configurations that do not fit the data or the fixed point', () => {

@@ -12,7 +12,7 @@ import { QueryClient } from '../../src/clients/query-client.js';
 import { ApiError } from '../../src/clients/api.js';
 import type { ModelFile } from '../../src/clients/model-decryption.js';
 import { generateIdKey } from '../../src/crypto/id-hash.js';
-import { argmax, plainOps, predictScores, train } from '../../src/analytics/mlp.js';
+import { argmax, epochLoss, plainOps, predictScores, train } from '../../src/analytics/mlp.js';
 import * as ring from '../../src/mpc/ring.js';
 import { startServices, type Services } from './services-harness.js';
 import { ksSameDistribution } from '../protocols/harness.js';
@@ -74,7 +74,16 @@ describe('training on two clouds through the services', () => {
         16,
       ),
     };
-    const ref = await train(plainOps, x, y, spec);
+    const refLoss: number[] = [];
+    const ref = await train(plainOps, x, y, spec, undefined, undefined, async (e) => {
+      refLoss.push(ring.decodeFixed((await epochLoss(plainOps, e.residual)).data, 16)[0]!);
+    });
+    // Each epoch's loss reached this client alone (under its key), close to the plaintext training's.
+    assert.equal(r.lossPerEpoch?.length, spec.epochs);
+    r.lossPerEpoch!.forEach((v, e) => assert.ok(Math.abs(v - refLoss[e]!) <= 0.01, `epoch ${e + 1}: loss ${v} vs ${refLoss[e]}`));
+    assert.ok(refLoss[2]! < refLoss[0]!, `the loss falls: ${refLoss}`);
+    const last = await q.status(r.jobId);
+    assert.deepEqual(last.opened, { label: `loss (epoch ${spec.epochs})`, values: [r.lossPerEpoch!.at(-1)!] });
     const refW = ref.weights.map((w) => ring.decodeFixed(w.data, 16));
     const worst = Math.max(...ma.weights.flatMap((w, l) => w.flat().map((v, i) => Math.abs(v - refW[l]![i]!))));
     const steps = spec.epochs * Math.ceil(150 / spec.batchSize);
@@ -224,7 +233,16 @@ describe('training on two clouds through the services', () => {
         16,
       ),
     };
-    const ref = await train(plainOps, x, y, spec);
+    const refLoss: number[] = [];
+    const ref = await train(plainOps, x, y, spec, undefined, undefined, async (e) => {
+      refLoss.push(ring.decodeFixed((await epochLoss(plainOps, e.residual)).data, 16)[0]!);
+    });
+    // Each epoch's loss reached this client alone (under its key), close to the plaintext training's.
+    assert.equal(r.lossPerEpoch?.length, spec.epochs);
+    r.lossPerEpoch!.forEach((v, e) => assert.ok(Math.abs(v - refLoss[e]!) <= 0.01, `epoch ${e + 1}: loss ${v} vs ${refLoss[e]}`));
+    assert.ok(refLoss[2]! < refLoss[0]!, `the loss falls: ${refLoss}`);
+    const last = await q.status(r.jobId);
+    assert.deepEqual(last.opened, { label: `loss (epoch ${spec.epochs})`, values: [r.lossPerEpoch!.at(-1)!] });
     const refW = ref.weights.map((w) => ring.decodeFixed(w.data, 16));
     const worst = Math.max(...m.weights.flatMap((w, l) => w.flat().map((v, i) => Math.abs(v - refW[l]![i]!))));
     const steps = spec.epochs * Math.ceil(150 / spec.batchSize);

@@ -14,6 +14,7 @@ import type { BcpParams, BcpPublicKey } from '../../crypto/index.js';
 import type { ComputeSideContext } from '../../protocols/index.js';
 import type { NoiseControl } from '../../analytics/stats-secure.js';
 import type { BudgetCharge, Checkpoint, Party, Store } from '../store/index.js';
+import type { JobProgress } from './job-status.js';
 
 /** What a job runs against: the compute server's (CCS) state and its side of the protocols. */
 export interface JobServices {
@@ -45,8 +46,11 @@ export interface JobContext<S> {
   readonly services: JobServices;
   /** Runs one phase: shown as the job's phase while it runs, its seconds added to the timings. */
   phase<T>(name: string, work: () => Promise<T>): Promise<T>;
-  /** Reports progress in the kind's own unit (iterations, values, ...). */
-  progress(done: number, total: number, unit: string): Promise<void>;
+  /**
+   * Reports progress in the kind's own unit (iterations, values, ...), with public words on where
+   * it is and, for the client's eyes only, values encrypted under its key.
+   */
+  progress(done: number, total: number, unit: string, extra?: Pick<JobProgress, 'note' | 'secret'>): Promise<void>;
   /** Adds seconds to a named timing (for steps inside a phase, e.g. each iteration). */
   time(name: string, seconds: number): Promise<void>;
   latestCheckpoint(): Promise<Checkpoint | undefined>;

@@ -5,7 +5,24 @@
  */
 import { z } from 'zod';
 
-export const jobProgressSchema = z.object({ done: z.number(), total: z.number(), unit: z.string() });
+/**
+ * A value only the job's client can read while the job runs (a training's loss per epoch): BCP
+ * ciphertexts under the client's key, base64, in fixed point with `fractionBits`, named by `label`.
+ */
+export const jobSecretProgressSchema = z.object({
+  label: z.string().max(40),
+  fractionBits: z.number().int().min(0).max(62),
+  values: z.string().max(100_000),
+});
+
+export const jobProgressSchema = z.object({
+  done: z.number(),
+  total: z.number(),
+  unit: z.string(),
+  /** Public words on where the job is (a training's epoch), beyond `done` of `total` units. */
+  note: z.string().max(200).optional(),
+  secret: jobSecretProgressSchema.optional(),
+});
 
 export const jobStatusSchema = z.object({
   id: z.string(),
@@ -25,6 +42,7 @@ export const jobStatusSchema = z.object({
 
 export type JobStatus = z.infer<typeof jobStatusSchema>;
 export type JobProgress = z.infer<typeof jobProgressSchema>;
+export type JobSecretProgress = z.infer<typeof jobSecretProgressSchema>;
 
 export const jobSubmission = z.object({
   kind: z.string().min(1).max(100),

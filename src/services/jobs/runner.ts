@@ -236,9 +236,9 @@ export class JobRunner {
         stepDone();
         return v;
       },
-      async progress(done, total, unit) {
+      async progress(done, total, unit, extra) {
         live();
-        await store.updateJob(job.id, { progress: { done, total, unit } });
+        await store.updateJob(job.id, { progress: { done, total, unit, ...extra } });
       },
       latestCheckpoint: () => store.latestCheckpoint(job.id),
       async saveCheckpoint(cp, progress) {

@@ -27,6 +27,11 @@ export const trainSpec = z.object({
    * servers run none) or `ot` (the two servers alone). Default: the servers' configuration.
    */
   provider: z.enum(['dealer', 'ot']).optional(),
+  /**
+   * Report each epoch's loss to this client, encrypted under its key (in the job's progress and
+   * result); neither server sees it. Costs one product and one conversion per epoch.
+   */
+  reportLoss: z.boolean().default(true),
 });
 
 export const trainResult = z.object({
@@ -49,6 +54,13 @@ export const trainResult = z.object({
   /** Seconds per epoch at the compute server: the online part, and the provider's offline part. */
   secondsPerEpoch: z.number(),
   offlineSecondsPerEpoch: z.number(),
+  /** Seconds per epoch spent on the loss report (not in `secondsPerEpoch`). */
+  lossSecondsPerEpoch: z.number().default(0),
+  /**
+   * Each epoch's training loss (mean squared residual per row; for softmax, of the probabilities),
+   * BCP ciphertexts under the client's key, fixed point; absent when `reportLoss` was off.
+   */
+  losses: z.string().optional(),
   provider: z.enum(['dealer', 'ot']),
   /** Whether the model ends with the standardisation's mean and scale (one per feature each). */
   standardised: z.boolean().default(false),

@@ -5,7 +5,8 @@
  * (analytics/mlp-two-server.ts), which shares, trains and re-encrypts; the result holds only
  * ciphertexts under the joint key, which no single party can open.
  */
-import { deserializeCiphertexts, deserializePublicKey, serializeCiphertexts, serializePublicKey } from '../../../crypto/index.js';
+import { deserializeCiphertexts, deserializePublicKey, serializeCiphertexts, serializePublicKey, type Ciphertext } from '../../../crypto/index.js';
+import type { JobSecretProgress } from '../job-status.js';
 import { parameterCount, trainOnTwoServers, type SharedSource } from '../../../analytics/mlp-two-server.js';
 import { validateConfig, MLP_FRACTION_BITS } from '../../../analytics/mlp.js';
 import { datasetChunks } from '../../dataset-reader.js';
@@ -150,7 +151,7 @@ export const trainKind = defineJobKind({
   },
 
   async run(ctx) {
-    const { store, compute } = ctx.services;
+    const { store, compute, params } = ctx.services;
     const ds = await admittedDatasets(store, ctx.spec.datasets);
     const table = tableOf(ds);
     const sources = await sharedSources(ctx.services, ds);
@@ -166,22 +167,31 @@ export const trainKind = defineJobKind({
       loss,
       standardise: ctx.spec.standardise ? { bounds: table.bounds } : undefined,
     };
+    // Each epoch's loss goes to the client alone, under its key (the progress display decrypts it).
+    const client = deserializePublicKey(ctx.client.bcpPublicKey, params);
+    const losses: Ciphertext[] = [];
+    let secret: JobSecretProgress | undefined;
     let lastEpoch = 0;
-    const { model, jointKey, trainingSeconds, offlineSeconds, shared } = await ctx.phase('training', () =>
-      trainOnTwoServers(
-        engine,
-        sources,
-        table.columns,
-        table.targets,
-        config,
-        async (p) => {
+    let batches = 0;
+    const { model, jointKey, trainingSeconds, offlineSeconds, lossSeconds, shared } = await ctx.phase('training', () =>
+      trainOnTwoServers(engine, sources, table.columns, table.targets, config, {
+        vertical: table.vertical,
+        lossTo: ctx.spec.reportLoss ? client : undefined,
+        onEpoch: async (e) => {
+          losses.push(e.loss);
+          const values = serializeCiphertexts(client, [e.loss]).toString('base64');
+          secret = { label: `loss (epoch ${e.epoch})`, fractionBits: MLP_FRACTION_BITS, values };
+          await ctx.progress(e.epoch * batches, e.epochs * batches, 'batch', { note: `epoch ${e.epoch} of ${e.epochs} done`, secret });
+        },
+        onBatch: async (p) => {
+          batches = p.batches;
           if (p.batch === p.batches || p.epoch !== lastEpoch) {
             lastEpoch = p.epoch;
-            await ctx.progress((p.epoch - 1) * p.batches + p.batch, ctx.spec.epochs * p.batches, 'batch');
+            const note = `epoch ${p.epoch} of ${ctx.spec.epochs}, batch ${p.batch} of ${p.batches}`;
+            await ctx.progress((p.epoch - 1) * p.batches + p.batch, ctx.spec.epochs * p.batches, 'batch', { note, secret });
           }
         },
-        table.vertical,
-      ),
+      }),
     );
     // Kept for `predict`: this server's share, and the key server's sealed for it alone.
     await store.putJobBlob(ctx.id, SHARED_MODEL, [
@@ -203,8 +213,10 @@ export const trainKind = defineJobKind({
       fractionBits: MLP_FRACTION_BITS,
       epochs: ctx.spec.epochs,
       loss,
-      secondsPerEpoch: perEpoch(trainingSeconds - offlineSeconds),
+      secondsPerEpoch: perEpoch(trainingSeconds - offlineSeconds - lossSeconds),
       offlineSecondsPerEpoch: perEpoch(offlineSeconds),
+      lossSecondsPerEpoch: perEpoch(lossSeconds),
+      losses: losses.length > 0 ? serializeCiphertexts(client, losses).toString('base64') : undefined,
       provider: engine.dealer ? ('dealer' as const) : ('ot' as const),
     };
   },
