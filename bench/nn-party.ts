@@ -98,6 +98,8 @@ async function keyServerSide(): Promise<void> {
     { hmacKey: Buffer.from(process.env.CIPHERMINE_BENCH_KEY!, 'hex'), port: 0 },
   );
   console.log(JSON.stringify({ url: server.url }));
+  // Exit cleanly when the bench ends, so a CPU profile (CIPHERMINE_BENCH_PROFILE) is written.
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await keyServerSide();
