@@ -571,6 +571,48 @@ static napi_value RingElementwise(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * Unary maps modulo 2^64 into out: op 0 multiplies by the scalar c (c = 2^64 - 1 negates); op 1
+ * shifts right by c as a signed (two's complement) value; op 2 is op 1 between two negations,
+ * -((-a) >> c): the two halves of the engine's local truncation.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void ring_unary(int op, const uint64_t *a, uint64_t c, uint64_t *out, size_t n) {
+  if (op == 0) for (size_t i = 0; i < n; i++) out[i] = a[i] * c;
+  else if (op == 1) for (size_t i = 0; i < n; i++) out[i] = (uint64_t)((int64_t)a[i] >> c);
+  else for (size_t i = 0; i < n; i++) out[i] = (uint64_t)0 - (uint64_t)((int64_t)((uint64_t)0 - a[i]) >> c);
+}
+
+static napi_value RingUnary(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  uint32_t op;
+  uint64_t *a, *out, c;
+  size_t la, lo;
+  bool lossless;
+  if (napi_get_value_uint32(env, argv[0], &op) != napi_ok || op > 2) {
+    napi_throw_type_error(env, NULL, "op is 0 (scale), 1 (signed shift) or 2 (negated signed shift)");
+    return NULL;
+  }
+  if (!u64_array(env, argv[1], &a, &la) || !u64_array(env, argv[3], &out, &lo)) return NULL;
+  if (napi_get_value_bigint_uint64(env, argv[2], &c, &lossless) != napi_ok || !lossless) {
+    napi_throw_type_error(env, NULL, "the scalar is a bigint in [0, 2^64)");
+    return NULL;
+  }
+  if (op != 0 && c > 63) {
+    napi_throw_range_error(env, NULL, "a shift is 0 to 63 bits");
+    return NULL;
+  }
+  if (la != lo) {
+    napi_throw_range_error(env, NULL, "array lengths differ");
+    return NULL;
+  }
+  ring_unary((int)op, a, c, out, la);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"powm", NULL, Powm, NULL, NULL, NULL, napi_default, NULL},
@@ -582,6 +624,7 @@ NAPI_MODULE_INIT() {
     {"multipow", NULL, Multipow, NULL, NULL, NULL, napi_default, NULL},
     {"ringMatmul", NULL, RingMatmul, NULL, NULL, NULL, napi_default, NULL},
     {"ringElementwise", NULL, RingElementwise, NULL, NULL, NULL, napi_default, NULL},
+    {"ringUnary", NULL, RingUnary, NULL, NULL, NULL, napi_default, NULL},
     {"bitTranspose", NULL, BitTranspose, NULL, NULL, NULL, napi_default, NULL},
     {"otHash", NULL, OtHash, NULL, NULL, NULL, napi_default, NULL},
   };

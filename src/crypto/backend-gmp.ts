@@ -20,6 +20,7 @@ export interface NativeGmp {
   /** Z_2^64 matrix product into `out` (the secret-sharing engine's kernel; absent in older builds). */
   ringMatmul?(a: BigUint64Array, b: BigUint64Array, out: BigUint64Array, m: number, k: number, n: number): void;
   ringElementwise?(op: 0 | 1 | 2, a: BigUint64Array, b: BigUint64Array, out: BigUint64Array): void;
+  ringUnary?(op: 0 | 1 | 2, a: BigUint64Array, c: bigint, out: BigUint64Array): void;
   bitTranspose?(input: Uint8Array, out: Uint8Array, rows: number, cols: number): void;
   otHash?(rows: Uint8Array, out: Uint8Array, key: Uint8Array, tweak: number, mask: Uint8Array): void;
 }

@@ -55,20 +55,34 @@ export function elementwiseJs(op: 0 | 1 | 2, a: RingArray, b: RingArray, out: Ri
 export const add = (a: RingArray, b: RingArray): RingArray => elementwise(0, a, b);
 export const sub = (a: RingArray, b: RingArray): RingArray => elementwise(1, a, b);
 
-export function neg(a: RingArray): RingArray {
+const nativeUnary = typeof native?.ringUnary === 'function';
+
+/**
+ * A unary map of the native kernel for large arrays (0 scale by c, 1 signed shift by c, 2 the
+ * shift between two negations), else `js`: a BigInt per element allocates, so the truncations of
+ * a large training would otherwise spend seconds in the garbage collector.
+ */
+function unary(op: 0 | 1 | 2, a: RingArray, c: bigint, js: (a: RingArray, out: RingArray) => void): RingArray {
   const out = new BigUint64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = -a[i]!;
+  if (nativeUnary && a.length >= NATIVE_ELEMENTWISE_MIN) native!.ringUnary!(op, a, c, out);
+  else js(a, out);
   return out;
 }
+
+const MINUS_ONE = (1n << 64n) - 1n;
+
+export const neg = (a: RingArray): RingArray =>
+  unary(0, a, MINUS_ONE, (x, out) => {
+    for (let i = 0; i < x.length; i++) out[i] = -x[i]!;
+  });
 
 /** Elementwise product modulo 2^64. */
 export const mul = (a: RingArray, b: RingArray): RingArray => elementwise(2, a, b);
 
-export function scale(a: RingArray, c: bigint): RingArray {
-  const out = new BigUint64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! * c;
-  return out;
-}
+export const scale = (a: RingArray, c: bigint): RingArray =>
+  unary(0, a, BigInt.asUintN(64, c), (x, out) => {
+    for (let i = 0; i < x.length; i++) out[i] = x[i]! * c;
+  });
 
 /** (m x k) times (k x n), row-major, modulo 2^64: the native kernel when there is one. */
 export function matmul(a: RingArray, b: RingArray, m: number, k: number, n: number): RingArray {
@@ -103,10 +117,24 @@ export function toSigned(x: bigint): bigint {
 
 /** Arithmetic shift right by f of each element read as signed. */
 export function shiftRightSigned(a: RingArray, f: number): RingArray {
-  const out = new BigUint64Array(a.length);
+  checkShift(f);
   const s = BigInt(f);
-  for (let i = 0; i < a.length; i++) out[i] = BigInt.asIntN(RING_BITS, a[i]!) >> s;
-  return out;
+  return unary(1, a, s, (x, out) => {
+    for (let i = 0; i < x.length; i++) out[i] = BigInt.asIntN(RING_BITS, x[i]!) >> s;
+  });
+}
+
+/** -((-a) >> f) elementwise: party 1's half of the local truncation, in one pass. */
+export function shiftRightSignedNegated(a: RingArray, f: number): RingArray {
+  checkShift(f);
+  const s = BigInt(f);
+  return unary(2, a, s, (x, out) => {
+    for (let i = 0; i < x.length; i++) out[i] = -(BigInt.asIntN(RING_BITS, -x[i]!) >> s);
+  });
+}
+
+function checkShift(f: number): void {
+  if (!Number.isInteger(f) || f < 0 || f > 63) throw new ParameterError(`a shift is 0 to 63 bits, got ${f}`);
 }
 
 /** Reals to fixed point: round(x * 2^f), refused when not finite or beyond 2^62 in magnitude. */

@@ -110,6 +110,34 @@ for (const kind of ['dealer', 'ot'] as const)
         ring.elementwiseJs(op as 0 | 1 | 2, x, y, js);
         assert.deepEqual(f(x, y), js);
       });
+      // Unary kernels (negation, scalar product, both halves of the truncation) against BigInt on each element.
+      const signed = (v: bigint) => BigInt.asIntN(64, v);
+      const each = (f: (v: bigint) => bigint) => BigUint64Array.from(x, (v) => BigInt.asUintN(64, f(v)));
+      assert.deepEqual(
+        ring.neg(x),
+        each((v) => -v),
+      );
+      assert.deepEqual(
+        ring.scale(x, 3n << 40n),
+        each((v) => v * (3n << 40n)),
+      );
+      assert.deepEqual(
+        ring.scale(x, -5n),
+        each((v) => v * -5n),
+      );
+      for (const f of [0, 1, 16, 63]) {
+        assert.deepEqual(
+          ring.shiftRightSigned(x, f),
+          each((v) => signed(v) >> BigInt(f)),
+        );
+        assert.deepEqual(
+          ring.shiftRightSignedNegated(x, f),
+          each((v) => -(signed(-v) >> BigInt(f))),
+        );
+        // Small arrays take the TypeScript path: the same bits.
+        assert.deepEqual(ring.shiftRightSignedNegated(x.subarray(0, 7), f), each((v) => -(signed(-v) >> BigInt(f))).subarray(0, 7));
+      }
+      assert.throws(() => ring.shiftRightSigned(x, 64), /a shift is 0 to 63 bits/);
     });
 
     it('fixed-point products are within one unit in the last place (16 fraction bits)', async () => {

@@ -103,7 +103,7 @@ export async function matmul(p: MpcParty, x: ArithmeticShare, y: ArithmeticShare
  * 2^(lx + 1 - 64) per element, where it is wrong by about 2^(64 - f).
  */
 export function truncate(p: MpcParty, x: ArithmeticShare, f = p.fractionBits): ArithmeticShare {
-  return share(x.shape, p.id === 0 ? ring.shiftRightSigned(x.data, f) : ring.neg(ring.shiftRightSigned(ring.neg(x.data), f)));
+  return share(x.shape, p.id === 0 ? ring.shiftRightSigned(x.data, f) : ring.shiftRightSignedNegated(x.data, f));
 }
 
 /** Fixed-point product: the integer product, then truncation by the fraction bits. */
