@@ -67,7 +67,7 @@ export class TransportChannel implements PartyChannel {
     const round = this.counters.rounds++;
     this.counters.bytesSent += message.length;
     try {
-      return await this.transport.call(MPC_METHOD, encodeFrame(this.session, round, message));
+      return await this.transport.call(MPC_METHOD, encodeFrame(this.session, round, message), { latencySensitive: true });
     } catch (e) {
       const code = (e as CiphermineError).code;
       // Still an outage, so the job waits for the key server and restarts the step from its checkpoint.

@@ -19,7 +19,8 @@ import { pinnedDispatcher, pinErrorOf } from './pinned-tls.js';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CiphermineError, httpStatusOf } from '../crypto/errors.js';
-import { RemoteError, type RequestHandler, type Transport } from './transport.js';
+import { RemoteError, type CallOptions, type RequestHandler, type Transport } from './transport.js';
+import { attachStreamServer, StreamClient, StreamUnsupported } from './stream-transport.js';
 
 const WINDOW_MS = 120_000;
 /** How far ahead of ours the other server's clock may run. */
@@ -141,8 +142,21 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
     reply.type('application/octet-stream');
     return out;
   });
+  // The engine's rounds come over a persistent socket on the same listener (stream-transport.ts).
+  const detachStream = attachStreamServer(app.server, handler, {
+    hmacKey: opts.hmacKey,
+    maxPayload: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    checkNonce: (nonce, ts) => guard.check(nonce, ts),
+  });
   const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
-  return { url: address, app, close: () => app.close() };
+  return {
+    url: address,
+    app,
+    close: async () => {
+      detachStream();
+      await app.close();
+    },
+  };
 }
 
 interface Reply {
@@ -154,6 +168,8 @@ interface Reply {
 /** The compute server's end. */
 export class HttpTransport implements Transport {
   private readonly dispatcher?: Dispatcher;
+  /** Latency-sensitive calls (the engine's rounds) over one persistent socket; absent with `stream: false`. */
+  private readonly stream?: StreamClient;
 
   /**
    * `opts.fingerprint`: the key server's TLS certificate (SHA-256), required for an https URL: the
@@ -162,9 +178,16 @@ export class HttpTransport implements Transport {
   constructor(
     private readonly baseUrl: string,
     private readonly hmacKey: Uint8Array,
-    opts: { fingerprint?: string; peer?: string } = {},
+    opts: { fingerprint?: string; peer?: string; stream?: boolean } = {},
   ) {
     requireSecureUrl(baseUrl, opts.peer ?? 'the key server');
+    if (opts.stream !== false)
+      this.stream = new StreamClient(baseUrl, hmacKey, {
+        fingerprint: opts.fingerprint,
+        peer: opts.peer ?? 'the key server',
+        callTimeoutMs: CALL_TIMEOUT_MS,
+        maxPayload: DEFAULT_BODY_LIMIT,
+      });
     if (baseUrl.startsWith('https:')) {
       if (!opts.fingerprint)
         throw new ParameterError(
@@ -208,7 +231,20 @@ export class HttpTransport implements Transport {
     }
   }
 
-  async call(method: string, body: Uint8Array): Promise<Uint8Array> {
+  /** Closes the persistent socket, if one is open (HTTP connections are pooled and need nothing). */
+  async close(): Promise<void> {
+    this.stream?.close();
+  }
+
+  async call(method: string, body: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
+    if (opts.latencySensitive && this.stream && !this.stream.unsupported) {
+      try {
+        return await this.stream.call(method, body);
+      } catch (e) {
+        // A key server without the stream is served over HTTP, as before.
+        if (!(e instanceof StreamUnsupported)) throw e;
+      }
+    }
     const ts = String(Date.now());
     const nonce = randomBytes(16).toString('hex');
     const res = await this.post(method, body, {

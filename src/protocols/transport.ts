@@ -5,8 +5,16 @@
  */
 import { CiphermineError, httpStatusOf, isErrorCode } from '../crypto/errors.js';
 
+export interface CallOptions {
+  /**
+   * The call's cost is its latency (a round of the secret-sharing engine): a transport that has a
+   * faster path for such calls takes it (http-transport.ts's persistent stream).
+   */
+  latencySensitive?: boolean;
+}
+
 export interface Transport {
-  call(method: string, body: Uint8Array): Promise<Uint8Array>;
+  call(method: string, body: Uint8Array, opts?: CallOptions): Promise<Uint8Array>;
   close?(): Promise<void>;
 }
 

@@ -426,6 +426,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
       (closing ??= (async () => {
         await app.close();
         await runner.stop();
+        await transport.close();
         await pool.close();
         await store.close();
       })()),
