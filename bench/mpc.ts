@@ -1,7 +1,7 @@
 /**
  * `npm run bench:mpc -- --json [--scale 0.1] [--providers dealer,ot] [--ops mul,lt130]`: the
  * secret-sharing engine with both servers as separate processes on loopback, talking over the
- * servers' HMAC-authenticated HTTP channel, and the dealer as a third process
+ * servers' HMAC-authenticated channel (its persistent stream), and the dealer as a third process
  * (`ciphermine dealer start`). Per provider and op: the offline phase (all planned correlated
  * randomness obtained, both parties at once) and the online phase apart, with rounds and bytes.
  * Workloads: 1,000,000 elementwise products, a 128x784 by 784x128 matrix product, 1,000,000
@@ -109,7 +109,7 @@ console.log(
     scale,
     date: new Date().toISOString(),
     native: { ringMatmul: nativeRingKernels, bitTranspose: nativeBitTranspose },
-    note: 'party 0 (this process) and party 1 (a child process) over the HMAC-authenticated HTTP channel on loopback; the dealer a third process',
+    note: 'party 0 (this process) and party 1 (a child process) over the HMAC-authenticated server channel on loopback (its persistent stream for the rounds); the dealer a third process',
   }),
 );
 process.exit(0);

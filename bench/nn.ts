@@ -161,7 +161,7 @@ const out = {
   plaintext,
   machine: `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`,
   date: new Date().toISOString(),
-  note: 'party 0 (this process) and party 1 (a child process) over the HMAC-authenticated HTTP channel on loopback; with dealer, the dealer a third process; online = training time minus the offline stages (material obtained, both parties at the barrier)',
+  note: 'party 0 (this process) and party 1 (a child process) over the HMAC-authenticated server channel on loopback (its persistent stream for the rounds); with dealer, the dealer a third process; online = training time minus the offline stages (material obtained, both parties at the barrier)',
 };
 log(
   `${data}/${provider}: ${out.secondsPerEpoch} s online + ${out.offlineSecondsPerEpoch} s offline per epoch, ${out.roundsPerEpoch} rounds, test accuracy ${out.testAccuracy}` +
