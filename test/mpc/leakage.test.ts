@@ -15,6 +15,9 @@ import { mpcParty, type MpcParty } from '../../src/mpc/party.js';
 import { mul, splitSecret, type ArithmeticShare } from '../../src/mpc/primitives/arithmetic.js';
 import { isNegative, relu } from '../../src/mpc/primitives/binary.js';
 import { ksSameDistribution } from '../protocols/harness.js';
+import * as ring from '../../src/mpc/ring.js';
+import { train, type MlpConfig } from '../../src/analytics/mlp.js';
+import { sharedOps } from '../../src/analytics/mlp-shared.js';
 
 /** A channel that keeps what this party sent and received in each round. */
 function recording(c: PartyChannel, seen: Array<[Uint8Array, Uint8Array]>): PartyChannel {
@@ -111,5 +114,62 @@ describe('leakage: the engine hides the data from each party', () => {
     const a = await viewOf(zeros, (p, s) => square(broken(p), s));
     const b = await viewOf(nearBound, (p, s) => square(broken(p), s));
     assert.ok(!ksSameDistribution(a.words, b.words).same, 'the unmasked openings are the data itself');
+  });
+
+  it("a whole training job (forward, softmax, backward, updates): each server's view, on two unlike data sets, is indistinguishable", async () => {
+    const config: MlpConfig = { layers: [4, 6, 3], learningRate: 0.5, batchSize: 8, epochs: 1, seed: 'leak', loss: 'softmax' };
+    const rows = 24;
+    const viewsOf = async (feature: (i: number, j: number) => number, broken = false) => {
+      const x = {
+        shape: [rows, 4],
+        data: ring.encodeFixed(
+          Array.from({ length: rows * 4 }, (_, k) => feature(Math.floor(k / 4), k % 4)),
+          16,
+        ),
+      };
+      const y = {
+        shape: [rows, 3],
+        data: ring.encodeFixed(
+          Array.from({ length: rows * 3 }, (_, k) => (k % 3 === Math.floor(k / 3) % 3 ? 1 : 0)),
+          16,
+        ),
+      };
+      const [c0, c1] = channelPair();
+      const dealer = new TrustedDealer();
+      const seen: Array<Array<[Uint8Array, Uint8Array]>> = [[], []];
+      const [x0, x1] = splitSecret(x.shape, x.data);
+      const [y0, y1] = splitSecret(y.shape, y.data);
+      // The negative control's broken provider: all-zero matrix triples (still correct, 0 x 0 = 0), so products open the data itself.
+      const provider = (q: DealerProvider) =>
+        broken
+          ? Object.assign(Object.create(q) as DealerProvider, {
+              matmulTriple: async (m: number, k: number, n: number) => ({
+                a: new BigUint64Array(m * k),
+                b: new BigUint64Array(k * n),
+                c: new BigUint64Array(m * n),
+              }),
+            })
+          : q;
+      await Promise.all([
+        train(sharedOps(mpcParty(0, recording(c0, seen[0]!), provider(new DealerProvider(0, dealer.seed0)))), x0, y0, config),
+        train(sharedOps(mpcParty(1, recording(c1, seen[1]!), provider(new DealerProvider(1, dealer.seed1, dealer)))), x1, y1, config),
+      ]);
+      return seen.map((v) => v.filter(([m]) => m.length > 0).flatMap(features));
+    };
+    // All-zero features against features of +-100 (the targets are the same one-hot rows).
+    const [zero0, zero1] = await viewsOf(() => 0);
+    const [wide0, wide1] = await viewsOf((i, j) => ((i + j) % 2 ? 100 : -100));
+    for (const [who, a, b] of [
+      ['the compute server (party 0)', zero0!, wide0!],
+      ['the key server (party 1)', zero1!, wide1!],
+    ] as const) {
+      assert.ok(a.length > 10_000 && a.length === b.length, `${who}: ${a.length} words`);
+      const ks = ksSameDistribution(a, b);
+      assert.ok(ks.same, `${who}: KS d = ${ks.d} > ${ks.critical}`);
+    }
+    // Negative control: with a broken provider (all-zero matrix triples) the same test tells the data sets apart.
+    const [, brokenZero] = await viewsOf(() => 0, true);
+    const [, brokenWide] = await viewsOf((i, j) => ((i + j) % 2 ? 100 : -100), true);
+    assert.ok(!ksSameDistribution(brokenZero!, brokenWide!).same, 'the unmasked openings are the data itself');
   });
 });
