@@ -20,7 +20,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import Fastify, { type FastifyInstance } from 'fastify';
 import { CiphermineError, httpStatusOf } from '../crypto/errors.js';
 import { RemoteError, type CallOptions, type RequestHandler, type Transport } from './transport.js';
-import { attachStreamServer, StreamClient, StreamUnsupported } from './stream-transport.js';
+import { attachStreamServer, StreamClient, StreamRefused } from './stream-transport.js';
 
 const WINDOW_MS = 120_000;
 /** How far ahead of ours the other server's clock may run. */
@@ -145,7 +145,7 @@ export async function serveHttp(handler: RequestHandler, opts: HttpServerOptions
   // The engine's rounds come over a persistent socket on the same listener (stream-transport.ts).
   const detachStream = attachStreamServer(app.server, handler, {
     hmacKey: opts.hmacKey,
-    maxPayload: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     checkNonce: (nonce, ts) => guard.check(nonce, ts),
   });
   const address = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
@@ -186,7 +186,7 @@ export class HttpTransport implements Transport {
         fingerprint: opts.fingerprint,
         peer: opts.peer ?? 'the key server',
         callTimeoutMs: CALL_TIMEOUT_MS,
-        maxPayload: DEFAULT_BODY_LIMIT,
+        bodyLimit: DEFAULT_BODY_LIMIT,
       });
     if (baseUrl.startsWith('https:')) {
       if (!opts.fingerprint)
@@ -237,12 +237,17 @@ export class HttpTransport implements Transport {
   }
 
   async call(method: string, body: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
-    if (opts.latencySensitive && this.stream && !this.stream.unsupported) {
+    if (opts.latencySensitive && this.stream?.usable) {
       try {
         return await this.stream.call(method, body);
       } catch (e) {
-        // A key server without the stream is served over HTTP, as before.
-        if (!(e instanceof StreamUnsupported)) throw e;
+        if (!(e instanceof StreamRefused)) throw e;
+        // The upgrade's answer is unsigned, so it decides nothing: this call goes over HTTP, whose
+        // signed answer does (a wrong key is ERR_CHANNEL_KEY there); if HTTP answers, the key
+        // server has no stream (an older one) and HTTP carries the rounds for a while.
+        const out = await this.call(method, body);
+        this.stream.preferHttp();
+        return out;
       }
     }
     const ts = String(Date.now());

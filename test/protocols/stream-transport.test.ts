@@ -116,10 +116,48 @@ describe('the servers’ stream transport', () => {
       ws!.on('message', (d: Buffer) => replies.push(d));
       const code = closed(ws!);
       for (const f of make(headers['x-cm-nonce'])) ws!.send(f);
-      assert.equal(await code, 1008, what);
+      assert.equal(await code, 1006, what); // terminated, not closed politely: nothing behind it runs
       // Nothing is answered once a bad frame arrives (a replayed copy even drops the genuine call's answer).
       assert.equal(replies.length, 0, what);
     }
+  });
+
+  it('an outsider cannot crash the key server or hold its sockets: a reset during the refusal, a socket left open, an oversized frame', async () => {
+    const { connect } = await import('node:net');
+    const { port } = new URL(server.url);
+    const upgrade = `GET ${STREAM_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`;
+    // Sends an unsigned upgrade and resets the connection at once, twenty times.
+    for (let i = 0; i < 20; i++) {
+      const s = connect(Number(port), '127.0.0.1');
+      s.on('error', () => undefined);
+      await new Promise((r) => s.once('connect', r));
+      s.write(upgrade);
+      s.resetAndDestroy();
+    }
+    // Leaves one open after its refusal: the key server closes it itself.
+    const lingering = connect(Number(port), '127.0.0.1');
+    lingering.on('error', () => undefined);
+    lingering.on('data', () => undefined);
+    const gone = new Promise<void>((r) => lingering.once('close', () => r()));
+    lingering.write(upgrade);
+    await gone;
+    // A frame beyond the body limit ends that connection only.
+    const small = await serveHttp(handler({ http: 0 }), { hmacKey: key, port: 0, bodyLimit: 1000 });
+    try {
+      const { ws } = await rawUpgrade(small.url, signedHeaders(key));
+      const code = closed(ws!);
+      ws!.send(Buffer.alloc(5000));
+      assert.equal(await code, 1009, 'message too big');
+      const t = new HttpTransport(small.url, key);
+      assert.equal(Buffer.from(await t.call('a', Buffer.from('ok'), fast)).toString(), 'a:ok');
+      await t.close();
+    } finally {
+      await small.close();
+    }
+    // Still serving.
+    const t = new HttpTransport(server.url, key);
+    assert.equal(Buffer.from(await t.call('a', Buffer.from('still'), fast)).toString(), 'a:still');
+    await t.close();
   });
 
   it('a key server that goes away fails pending calls as unreachable; the next call reconnects', async () => {
