@@ -19,7 +19,6 @@ import { ParameterError } from '../crypto/errors.js';
 import { serializePublicKey } from '../crypto/serialize.js';
 import type { KeyServerState } from '../protocols/key-server-state.js';
 import type { ComputeSideContext } from '../protocols/round-trip.js';
-import { MpcChannelError } from '../mpc/channel.js';
 import { sharesToCiphertexts, sharesToCiphertextsAtKeyServer } from '../mpc/conversion.js';
 import { startEngineSession } from '../mpc/engine-session.js';
 import { mpcParty, type MpcParty } from '../mpc/party.js';
@@ -30,7 +29,7 @@ import type { MpcEndpoint } from '../mpc/server-channel.js';
 import { addRow, forward, type MlpModel, type Tensor } from './mlp.js';
 import { sharedOps } from './mlp-shared.js';
 import {
-  modelShareContext,
+  receiveModelShare,
   parameterCount,
   sourcesToShares,
   sourcesToSharesAtKeyServer,
@@ -163,10 +162,7 @@ export function registerPredictProgram(endpoint: MpcEndpoint, state: KeyServerSt
       const client = state.key(a.client);
       const keys = a.sources.map((s) => state.key(s.key));
       const p = mpcParty(1, channel(), await provider());
-      const sealed = await p.channel.exchange(new Uint8Array(0));
-      const bytes = state.unsealForSelf(modelShareContext(a.model, a.layers, a.standardised), sealed);
-      if (bytes.length !== 8 * parameterCount(a.layers, a.standardised)) throw new MpcChannelError('the sealed model share does not fit the layers');
-      const flat = new BigUint64Array(Uint8Array.from(bytes).buffer);
+      const flat = await receiveModelShare(p, state, a);
       const values = await sourcesToSharesAtKeyServer(p, state, keys, a.sources, a.columns);
       const predictions = await predictShares(p, values, a, flat);
       await sharesToCiphertextsAtKeyServer(p, share([predictions.length], predictions), client);

@@ -19,13 +19,12 @@ import { ParameterError } from '../crypto/errors.js';
 import { serializePublicKey } from '../crypto/serialize.js';
 import type { KeyServerState } from '../protocols/key-server-state.js';
 import type { ComputeSideContext } from '../protocols/round-trip.js';
-import { MpcChannelError } from '../mpc/channel.js';
 import { sharesToCiphertexts, sharesToCiphertextsAtKeyServer } from '../mpc/conversion.js';
 import { startEngineSession } from '../mpc/engine-session.js';
 import { mpcParty } from '../mpc/party.js';
 import { share } from '../mpc/primitives/arithmetic.js';
 import type { MpcEndpoint } from '../mpc/server-channel.js';
-import { modelShareContext, packForOwners, parameterCount, type SharedModel } from './mlp-two-server.js';
+import { packForOwners, parameterCount, receiveModelShare, type SharedModel } from './mlp-two-server.js';
 
 export const RELEASE_PROGRAM = 'engine.release-model';
 
@@ -73,13 +72,8 @@ export function registerReleaseProgram(endpoint: MpcEndpoint, state: KeyServerSt
       const a = parse(raw);
       const client = state.key(a.client);
       const p = mpcParty(1, channel(), await provider());
-      const sealed = await p.channel.exchange(new Uint8Array(0));
-      // Bound to the session and the shape: a share sealed for another model does not open here.
-      const bytes = state.unsealForSelf(modelShareContext(a.model, a.layers, a.standardised), sealed);
-      const count = parameterCount(a.layers, a.standardised);
-      if (bytes.length !== 8 * count) throw new MpcChannelError('the sealed model share does not fit the layers');
-      const flat = new BigUint64Array(Uint8Array.from(bytes).buffer);
-      await sharesToCiphertextsAtKeyServer(p, share([count], flat), client);
+      const flat = await receiveModelShare(p, state, a);
+      await sharesToCiphertextsAtKeyServer(p, share([flat.length], flat), client);
     },
     (raw) => void parse(raw),
   );

@@ -399,6 +399,22 @@ async function eachSource<S, T>(sources: readonly S[], f: (s: S, i: number) => P
 export const modelShareContext = (session: string, layers: readonly number[], standardised: boolean): string =>
   `model share\0${session}\0${layers.join(',')}\0${standardised ? 'standardised' : 'raw'}`;
 
+/**
+ * The key server's side of a job on a kept model (predict, release): receives its sealed share
+ * from the compute server and opens it, bound to the training session and the shape, so a share
+ * sealed for another model, or cut to another shape, does not open.
+ */
+export async function receiveModelShare(
+  p: MpcParty,
+  state: KeyServerState,
+  m: { model: string; layers: readonly number[]; standardised: boolean },
+): Promise<BigUint64Array> {
+  const sealed = await p.channel.exchange(new Uint8Array(0));
+  const bytes = state.unsealForSelf(modelShareContext(m.model, m.layers, m.standardised), sealed);
+  if (bytes.length !== 8 * parameterCount(m.layers, m.standardised)) throw new MpcChannelError('the sealed model share does not fit the layers');
+  return new BigUint64Array(Uint8Array.from(bytes).buffer);
+}
+
 /** The key server's half, registered on its engine endpoint. */
 export function registerTrainingProgram(endpoint: MpcEndpoint, state: KeyServerState): void {
   const parse = (raw: unknown) => {

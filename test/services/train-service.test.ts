@@ -12,7 +12,7 @@ import { QueryClient } from '../../src/clients/query-client.js';
 import { ApiError } from '../../src/clients/api.js';
 import type { ModelFile } from '../../src/clients/model-decryption.js';
 import { generateIdKey } from '../../src/crypto/id-hash.js';
-import { argmax, epochLoss, plainOps, predictScores, train } from '../../src/analytics/mlp.js';
+import { argmax, epochLoss, plainOps, predictScores, train, type Tensor } from '../../src/analytics/mlp.js';
 import * as ring from '../../src/mpc/ring.js';
 import { startServices, type Services } from './services-harness.js';
 import { ksSameDistribution } from '../protocols/harness.js';
@@ -28,6 +28,25 @@ const half = (k: number) => ({ columns, rows: scaled.filter((_, i) => i % 2 === 
 
 const reject = (p: Promise<unknown>, status: number, re: RegExp) =>
   assert.rejects(p, (e: unknown) => e instanceof ApiError && e.status === status && re.test(e.message));
+
+const spec = { layers: [4, 8, 3], epochs: 3, batchSize: 16, learningRate: 0.5, seed: 'svc', loss: 'mse' as const };
+
+/**
+ * The plaintext training of the same rows, and the check that each epoch's loss reached the
+ * client alone (under its key), close to the plaintext training's, and in the job's progress.
+ */
+async function referenceWithLosses(q: QueryClient, r: { jobId: string; lossPerEpoch?: number[] }, x: Tensor, y: Tensor) {
+  const refLoss: number[] = [];
+  const ref = await train(plainOps, x, y, spec, undefined, undefined, async (e) => {
+    refLoss.push(ring.decodeFixed((await epochLoss(plainOps, e.residual)).data, 16)[0]!);
+  });
+  assert.equal(r.lossPerEpoch?.length, spec.epochs);
+  r.lossPerEpoch!.forEach((v, e) => assert.ok(Math.abs(v - refLoss[e]!) <= 0.01, `epoch ${e + 1}: loss ${v} vs ${refLoss[e]}`));
+  assert.ok(refLoss[2]! < refLoss[0]!, `the loss falls: ${refLoss}`);
+  const last = await q.status(r.jobId);
+  assert.deepEqual(last.opened, { label: `loss (epoch ${spec.epochs})`, values: [r.lossPerEpoch!.at(-1)!] });
+  return ref;
+}
 
 describe('training on two clouds through the services', () => {
   let s: Services;
@@ -47,8 +66,6 @@ describe('training on two clouds through the services', () => {
     await b.grant(ds[1]!, q.id, ['train']);
   });
   after(() => s.close());
-
-  const spec = { layers: [4, 8, 3], epochs: 3, batchSize: 16, learningRate: 0.5, seed: 'svc', loss: 'mse' as const };
 
   it('trains, and every owner decrypts the same model, equal to the plaintext training within the bound', async () => {
     seen.clear();
@@ -74,16 +91,7 @@ describe('training on two clouds through the services', () => {
         16,
       ),
     };
-    const refLoss: number[] = [];
-    const ref = await train(plainOps, x, y, spec, undefined, undefined, async (e) => {
-      refLoss.push(ring.decodeFixed((await epochLoss(plainOps, e.residual)).data, 16)[0]!);
-    });
-    // Each epoch's loss reached this client alone (under its key), close to the plaintext training's.
-    assert.equal(r.lossPerEpoch?.length, spec.epochs);
-    r.lossPerEpoch!.forEach((v, e) => assert.ok(Math.abs(v - refLoss[e]!) <= 0.01, `epoch ${e + 1}: loss ${v} vs ${refLoss[e]}`));
-    assert.ok(refLoss[2]! < refLoss[0]!, `the loss falls: ${refLoss}`);
-    const last = await q.status(r.jobId);
-    assert.deepEqual(last.opened, { label: `loss (epoch ${spec.epochs})`, values: [r.lossPerEpoch!.at(-1)!] });
+    const ref = await referenceWithLosses(q, r, x, y);
     const refW = ref.weights.map((w) => ring.decodeFixed(w.data, 16));
     const worst = Math.max(...ma.weights.flatMap((w, l) => w.flat().map((v, i) => Math.abs(v - refW[l]![i]!))));
     const steps = spec.epochs * Math.ceil(150 / spec.batchSize);
@@ -233,16 +241,7 @@ describe('training on two clouds through the services', () => {
         16,
       ),
     };
-    const refLoss: number[] = [];
-    const ref = await train(plainOps, x, y, spec, undefined, undefined, async (e) => {
-      refLoss.push(ring.decodeFixed((await epochLoss(plainOps, e.residual)).data, 16)[0]!);
-    });
-    // Each epoch's loss reached this client alone (under its key), close to the plaintext training's.
-    assert.equal(r.lossPerEpoch?.length, spec.epochs);
-    r.lossPerEpoch!.forEach((v, e) => assert.ok(Math.abs(v - refLoss[e]!) <= 0.01, `epoch ${e + 1}: loss ${v} vs ${refLoss[e]}`));
-    assert.ok(refLoss[2]! < refLoss[0]!, `the loss falls: ${refLoss}`);
-    const last = await q.status(r.jobId);
-    assert.deepEqual(last.opened, { label: `loss (epoch ${spec.epochs})`, values: [r.lossPerEpoch!.at(-1)!] });
+    const ref = await referenceWithLosses(q, r, x, y);
     const refW = ref.weights.map((w) => ring.decodeFixed(w.data, 16));
     const worst = Math.max(...m.weights.flatMap((w, l) => w.flat().map((v, i) => Math.abs(v - refW[l]![i]!))));
     const steps = spec.epochs * Math.ceil(150 / spec.batchSize);
