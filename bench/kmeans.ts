@@ -2,12 +2,16 @@
  * `npm run bench:kmeans -- --records N --dims M --k K --iterations I --key-bits B [--comparison hidden|multiplicative] --json`: a seeded
  * synthetic data set of K well-separated clusters split among 3 owners; both servers as separate
  * processes on loopback, as in production; upload + job + result. The last stdout line is one JSON
- * object. Baselines from the same run: plaintext Lloyd's per iteration and the raw modexp floor.
+ * object. Baselines from the same run: plaintext Lloyd's per iteration, the raw modexp floor and one
+ * CRT encryption in KMS form; each server's CPU seconds per phase, and an iteration's CPU per
+ * (record x cluster) and per (record x cluster x dimension), in ms and in modexp floors.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generatePrimeSync } from 'node:crypto';
 import { FixedPointCodec, WorkerPool, backend, randomBelow, readKeyFile } from '../src/crypto/index.js';
+import { KmsEncryptor } from '../src/crypto/kms-paillier.js';
 import { HttpTransport } from '../src/protocols/index.js';
 import { DataOwner } from '../src/clients/data-owner.js';
 import { QueryClient } from '../src/clients/query-client.js';
@@ -84,7 +88,27 @@ try {
   const [ksBefore, csBefore] = await serverStats();
   log(`uploaded ${records} x ${dims} in ${upload} s`);
   const job = await client.submitKMeans({ datasets, k, maxIter: iterations, initIndices: init, comparison });
-  const status = await client.waitFor(job, (s) => log(`  ${s.phase}, ${s.progress?.unit ?? 'step'} ${s.progress?.done ?? 0}`), 1000);
+  // Each server's CPU seconds per phase: sampled at every status poll (once a second), the delta
+  // since the last sample charged to the phase the job was in then.
+  const cpu = { keyServer: new Map<string, number>(), computeServer: new Map<string, number>() };
+  let last = { phase: 'queued', ks: ksBefore.cpuSeconds, cs: csBefore.cpuSeconds };
+  const sample = async (phase: string) => {
+    const [ksNow, csNow] = await serverStats();
+    const add = (m: Map<string, number>, v: number) => m.set(last.phase, (m.get(last.phase) ?? 0) + v);
+    add(cpu.keyServer, ksNow.cpuSeconds - last.ks);
+    add(cpu.computeServer, csNow.cpuSeconds - last.cs);
+    last = { phase, ks: ksNow.cpuSeconds, cs: csNow.cpuSeconds };
+  };
+  let sampling = Promise.resolve();
+  const status = await client.waitFor(
+    job,
+    (s) => {
+      log(`  ${s.phase}, ${s.progress?.unit ?? 'step'} ${s.progress?.done ?? 0}`);
+      sampling = sampling.then(() => sample(s.state === 'done' ? 'done' : s.phase));
+    },
+    1000,
+  );
+  await sampling;
   if (status.state !== 'done') throw new Error(`job failed: ${status.error}`);
   const result = await client.kmeansResult(job);
   const jobSeconds = lapSeconds();
@@ -107,6 +131,14 @@ try {
   for (let i = 0; i < 20; i++) backend().modPow(randomBelow(N * N), randomBelow(N), N * N);
   const modexpFloorMs = (performance.now() - floorStart) / 20;
 
+  // One CRT encryption in KMS form (the key server's cheap re-encryption), same sizes: primes of keyBits / 2.
+  const [p, q] = [generatePrimeSync(keyBits / 2, { bigint: true }), generatePrimeSync(keyBits / 2, { bigint: true })];
+  const kms = new KmsEncryptor(p * q, p, q);
+  kms.encrypt(1n);
+  const kmsStart = performance.now();
+  for (let i = 0; i < 50; i++) kms.encrypt(BigInt(i));
+  const crtKmsEncryptionMs = (performance.now() - kmsStart) / 50;
+
   const [ksStats, csStats] = await serverStats();
   // CPU seconds of both servers (worker threads included) per second of the job: 2.0 = both cores busy.
   const coresBusy = (ksStats.cpuSeconds - ksBefore.cpuSeconds + csStats.cpuSeconds - csBefore.cpuSeconds) / jobSeconds;
@@ -126,11 +158,26 @@ try {
       perIteration: round(median),
       iterationsAll: perIteration.map((s) => round(s)),
       result: round(status.timings.result ?? 0),
+      iterations: result.iterations,
       job: jobSeconds,
       total: round((performance.now() - t0) / 1000),
     },
     plaintextPerIterationMs: round(plaintextPerIterationMs),
     modexpFloorMs: round(modexpFloorMs),
+    crtKmsEncryptionMs: round(crtKmsEncryptionMs),
+    // CPU seconds per phase per server (worker threads included), and an iteration's CPU per unit of
+    // work, in milliseconds and in modexp floors, so the distance to the hardware's limit is readable.
+    cpuSeconds: {
+      keyServer: Object.fromEntries([...cpu.keyServer].map(([ph, v]) => [ph, round(v)])),
+      computeServer: Object.fromEntries([...cpu.computeServer].map(([ph, v]) => [ph, round(v)])),
+    },
+    perIterationCpu: Object.fromEntries(
+      (['keyServer', 'computeServer'] as const).map((who) => {
+        const sec = (cpu[who].get('iterations') ?? 0) / Math.max(1, result.iterations);
+        const unit = (n: number) => ({ ms: round((1000 * sec) / n), modexpFloors: round((1000 * sec) / n / modexpFloorMs) });
+        return [who, { perRecordCluster: unit(records * k), perRecordClusterDim: unit(records * k * dims) }];
+      }),
+    ),
     peakMemoryMb: { keyServer: round(ksStats.maxRssMb), computeServer: round(csStats.maxRssMb) },
     coresBusyDuringJob: round(coresBusy),
     date: new Date().toISOString(),
