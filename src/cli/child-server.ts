@@ -26,7 +26,10 @@ export interface ChildServerOptions {
 }
 
 export async function startChildServer(args: string[], opts: ChildServerOptions = {}): Promise<ChildServer> {
-  const [file, ...pre] = opts.command ?? [process.execPath, MAIN];
+  // CIPHERMINE_PROFILE_DIR=<dir>: each server started here writes a CPU profile there when it stops
+  // (node --cpu-prof), for the benchmarks' per-function profiles.
+  const profile = process.env.CIPHERMINE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CIPHERMINE_PROFILE_DIR}`] : [];
+  const [file, ...pre] = opts.command ?? [process.execPath, ...profile, MAIN];
   const child = spawn(file!, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env, cwd: opts.cwd });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => {
