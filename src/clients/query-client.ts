@@ -141,8 +141,10 @@ export class QueryClient {
     const s = jobStatusSchema.parse(await this.api.request('GET', `/v1/jobs/${encodeURIComponent(jobId)}`));
     const secret = s.progress?.secret;
     if (!secret) return s;
-    const values = this.decrypt(secret.values).map((v) => Number(v) / 2 ** secret.fractionBits);
-    return { ...s, opened: { label: secret.label, values } };
+    // A poll sees the same value until the next epoch: open each one once.
+    if (this.lastSecret?.values !== secret.values)
+      this.lastSecret = { values: secret.values, opened: this.openFixed(secret.values, secret.fractionBits) };
+    return { ...s, opened: { label: secret.label, values: this.lastSecret.opened } };
   }
 
   /**
@@ -213,7 +215,7 @@ export class QueryClient {
     await this.follow(jobId, follow);
     const raw = await this.rawResult(jobId, trainResult);
     // The epochs' losses, which only this client can open (fixed point).
-    const lossPerEpoch = raw.losses === undefined ? undefined : this.decrypt(raw.losses).map((v) => Number(v) / 2 ** raw.fractionBits);
+    const lossPerEpoch = raw.losses === undefined ? undefined : this.openFixed(raw.losses, raw.fractionBits);
     return { jobId, ...raw, lossPerEpoch };
   }
 
@@ -270,6 +272,14 @@ export class QueryClient {
     o.onSubmitted?.(jobId);
     const s = await this.waitFor(jobId, o.onStatus, o.intervalMs);
     if (s.state === 'failed') throw new JobFailedError(jobId, s);
+  }
+
+  /** The last value opened from a job's progress, so polling does not decrypt it again. */
+  private lastSecret?: { values: string; opened: number[] };
+
+  /** Opens ciphertexts of non-negative fixed-point values (a loss, a value in the progress). */
+  private openFixed(base64: string, fractionBits: number): number[] {
+    return this.decrypt(base64).map((v) => Number(v) / 2 ** fractionBits);
   }
 
   private decrypt(base64: string): bigint[] {

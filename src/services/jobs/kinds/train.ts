@@ -185,7 +185,8 @@ export const trainKind = defineJobKind({
         },
         onBatch: async (p) => {
           batches = p.batches;
-          if (p.batch === p.batches || p.epoch !== lastEpoch) {
+          // An epoch's end is reported by onEpoch, with its loss, when the loss is reported.
+          if (p.epoch !== lastEpoch || (p.batch === p.batches && !ctx.spec.reportLoss)) {
             lastEpoch = p.epoch;
             const note = `epoch ${p.epoch} of ${ctx.spec.epochs}, batch ${p.batch} of ${p.batches}`;
             await ctx.progress((p.epoch - 1) * p.batches + p.batch, ctx.spec.epochs * p.batches, 'batch', { note, secret });
