@@ -35,6 +35,7 @@ import {
   type WorkerPool,
 } from '../crypto/index.js';
 import { ParameterError } from '../crypto/errors.js';
+import { ownerSlotBits, packValues } from '../protocols/owner-packs.js';
 import { basename } from 'node:path';
 import { ComputeServerApi, isTransient } from './api.js';
 import { csvRowBatches, scanCsvFile } from './csv-file.js';
@@ -59,6 +60,11 @@ export interface UploadOptions {
   chunkRows?: number;
   /** Worker threads for encryption. */
   pool?: WorkerPool;
+  /**
+   * Pack several values into each ciphertext (default true; protocols/owner-packs.ts): about 30 times
+   * fewer encryptions and bytes at 2048 bits for a range of 2^20. False sends one value per ciphertext.
+   */
+  pack?: boolean;
   /** Total epsilon DP queries may spend on this dataset (default: none allowed). */
   epsilonBudget?: number;
   /** k-means releases refuse clusters with fewer members (default 5). */
@@ -139,6 +145,12 @@ const byCodec =
   (codec: FixedPointCodec): RowEncoder =>
   (rows) =>
     rows.flatMap((r) => codec.encodeRow(r));
+
+/** The owner's packs of a chunk's encoded values (row-major), or the values themselves when slotBits is null. */
+const packedByCodec =
+  (codec: FixedPointCodec, N: bigint, slotBits: number | null): RowEncoder =>
+  (rows, first) =>
+    slotBits === null ? byCodec(codec)(rows, first) : packValues(byCodec(codec)(rows, first), N, slotBits);
 
 export type TrainingUploadOptions = UploadOptions &
   Omit<TrainingTableOptions, 'label'> & {
@@ -222,7 +234,7 @@ export class DataOwner {
     for (const r of table.rows) codec.encodeRow(r);
     const id = await this.createDataset(name, table.columns, table.rows.length, codec, opts);
     const chunkRows = opts.chunkRows ?? defaultChunkRows(table.columns.length, this.sk.publicKey.params.elementBytes);
-    await this.sendChunks(id, byCodec(codec), tableBatches(table.rows, chunkRows), table.rows.length, new Map(), opts);
+    await this.sendChunks(id, this.valueEncoder(codec, opts), tableBatches(table.rows, chunkRows), table.rows.length, new Map(), opts);
     return id;
   }
 
@@ -238,7 +250,7 @@ export class DataOwner {
     const name = opts.name ?? basename(path);
     const id = await this.createDataset(name, summary.columns, summary.rows, codec, opts);
     const chunkRows = opts.chunkRows ?? defaultChunkRows(summary.columns.length, this.sk.publicKey.params.elementBytes);
-    await this.sendChunks(id, byCodec(codec), csvRowBatches(path, ignore, chunkRows), summary.rows, new Map(), opts);
+    await this.sendChunks(id, this.valueEncoder(codec, opts), csvRowBatches(path, ignore, chunkRows), summary.rows, new Map(), opts);
     return { dataset: id, rows: summary.rows, columns: summary.columns };
   }
 
@@ -263,7 +275,8 @@ export class DataOwner {
         throw new ParameterError(`dataset ${datasetId} was cut into chunks of another size; resume with the --chunk-rows of the first attempt`);
       }
     }
-    await this.sendChunks(datasetId, byCodec(codec), csvRowBatches(path, opts.ignoreColumns ?? [], chunkRows), d.rows, stored, opts);
+    const encode = packedByCodec(codec, this.sk.publicKey.params.N, d.packSlotBits ?? null);
+    await this.sendChunks(datasetId, encode, csvRowBatches(path, opts.ignoreColumns ?? [], chunkRows), d.rows, stored, opts);
     return { dataset: datasetId, rows: d.rows, columns: d.columns };
   }
 
@@ -325,6 +338,12 @@ export class DataOwner {
     return id;
   }
 
+  /** How this upload encodes a chunk: owner packs unless `pack: false`. */
+  private valueEncoder(codec: FixedPointCodec, opts: UploadOptions): RowEncoder {
+    const slotBits = opts.pack === false ? null : ownerSlotBits(codec.maxEncoded);
+    return packedByCodec(codec, this.sk.publicKey.params.N, slotBits);
+  }
+
   private async createDataset(
     name: string,
     columns: string[],
@@ -343,6 +362,7 @@ export class DataOwner {
       maxDelta: opts.maxDelta,
       deltaBudget: opts.deltaBudget,
       training: opts.training,
+      packed: !opts.training && opts.pack !== false ? true : undefined,
     });
     return id;
   }

@@ -46,6 +46,9 @@ const schema = z.object({
     .regex(/^[0-9a-f]{32}$/)
     .optional(),
   offset: z.number().int().nonnegative().optional(),
+  /** Answer only the values at i % stride === at (a DP query's column of an owner-packed table). */
+  stride: z.number().int().min(1).max(100_000).optional(),
+  at: z.number().int().nonnegative().optional(),
 });
 
 /** Bob's common first step of both SCTs: the two registered keys and the elements under `from`. */
@@ -62,7 +65,8 @@ function decodeTransfer(state: KeyServerState, body: Uint8Array) {
 
 export async function sctKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, elements, from, to } = decodeTransfer(state, body);
-  if (header.slotBits !== undefined || header.kms || header.share) throw new ProtocolError('plain SCT takes no slots, KMS form or share');
+  if (header.slotBits !== undefined || header.kms || header.share || header.stride !== undefined)
+    throw new ProtocolError('plain SCT takes no slots, KMS form, share or selection');
   // Policy (defence in depth against a compromised compute server): plain SCT releases results,
   // so it starts only from a job key; owners' data moves only by bounded SCT into a job key.
   state.requireJobKey(from);
@@ -106,17 +110,50 @@ export async function sctBounded(
   const slotBits = shareSlotBits(valueBits);
   const blinds = cs.map(() => shareBlind(valueBits));
   const packs = await packCiphertexts(ctx, from, cs, blinds, slotBits);
+  return transferPacks(ctx, packs, cs.length, blinds, slotBits, to, opts);
+}
+
+/** Which values of a batch the key server answers: those at positions i with i % stride === at. */
+export interface ValueSelection {
+  stride: number;
+  at: number;
+}
+
+/**
+ * The shared second half of the bounded SCTs: Enc_from(M + c) packed, `count` values; Bob decrypts
+ * each pack, keeps the share if asked, and answers Enc_to(M + c) for the selected values; Alice
+ * subtracts c. Returns the selected values, in order.
+ */
+export async function transferPacks(
+  ctx: ComputeSideContext,
+  packs: readonly Ciphertext[],
+  count: number,
+  blinds: readonly bigint[],
+  slotBits: number,
+  to: BcpPublicKey,
+  opts: BoundedTransferOptions & { select?: ValueSelection } = {},
+): Promise<Ciphertext[]> {
+  const from = packs[0]!.publicKey;
+  const chosen = selectedPositions(count, opts.select);
   const header = {
     from: from.fingerprint,
     to: to.fingerprint,
-    count: cs.length,
+    count,
     slotBits,
     ...(opts.kms ? { kms: true } : {}),
     ...(opts.share ? { share: opts.share.id, offset: opts.share.offset } : {}),
+    ...(opts.select ? { stride: opts.select.stride, at: opts.select.at } : {}),
   };
-  const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, cs.length);
+  const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, chosen.length);
   blinds.forEach((c, i) => opts.share && (opts.share.blinds[opts.share.offset + i] = c));
-  return reply.map((c, i) => add(c, to.trivial(mod(-blinds[i]!, to.params.N))));
+  return reply.map((c, i) => add(c, to.trivial(mod(-blinds[chosen[i]!]!, to.params.N))));
+}
+
+/** The positions in [0, count) a selection keeps (all when there is none). */
+export function selectedPositions(count: number, select?: ValueSelection): number[] {
+  const out: number[] = [];
+  for (let i = select?.at ?? 0; i < count; i += select?.stride ?? 1) out.push(i);
+  return out;
 }
 
 export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
@@ -125,10 +162,14 @@ export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array
   const N = from.params.N;
   // Policy: owners' data moves only into job keys (never straight to a client's or owner's key).
   state.requireJobKey(to);
+  if ((header.stride === undefined) !== (header.at === undefined) || (header.at ?? 0) >= (header.stride ?? 1))
+    throw new ProtocolError('a selection needs a stride and a position below it');
   if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count))
     throw new ProtocolError('pack count does not match the header');
   const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count);
   state.observe('sct-packed', values);
   if (header.share !== undefined) state.shares.put(header.share, to.fingerprint, header.offset ?? 0, values);
-  return encodeReply(await (header.kms ? state.sealKms(to, values) : state.seal(to, values)), to.params.elementBytes);
+  const select = header.stride === undefined ? undefined : { stride: header.stride, at: header.at! };
+  const chosen = selectedPositions(values.length, select).map((i) => values[i]!);
+  return encodeReply(await (header.kms ? state.sealKms(to, chosen) : state.seal(to, chosen)), to.params.elementBytes);
 }

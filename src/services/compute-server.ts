@@ -30,6 +30,7 @@ import {
   generateAgreementKeyPair,
   exportAgreementPrivateKey,
   importAgreementPrivateKey,
+  bitLength,
   importAgreementPublicKey,
   deriveEnvelopeKey,
   openEnvelope,
@@ -40,7 +41,7 @@ import {
   checkCiphertextTag,
   type BcpParams,
 } from '../crypto/index.js';
-import { HttpTransport, createProtocolPool, processStats, type Transport } from '../protocols/index.js';
+import { HttpTransport, createProtocolPool, processStats, ownerSlotBits, packCount, type Transport } from '../protocols/index.js';
 import type { NoiseControl } from '../analytics/stats-secure.js';
 import { openStore, describeLocation, type Party, type Store } from './store/index.js';
 import { JobRunner, isKeyServerUnavailable } from './jobs/runner.js';
@@ -155,6 +156,11 @@ const datasetBody = z.object({
   maxDelta: z.number().min(0).max(0.1).optional(),
   /** The total delta all Gaussian queries on this dataset may spend (default 1e-5). */
   deltaBudget: z.number().min(0).max(1).optional(),
+  /**
+   * Owner-side packing (protocols/owner-packs.ts): the values are packed, with the slot width the
+   * declared range implies, several to a ciphertext. Not for training uploads, which pack shares.
+   */
+  packed: z.boolean().optional(),
   /** A training upload (seed 002): secret-shared values and the encrypted seed of the key server's shares. */
   training: z
     .object({
@@ -308,7 +314,10 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   app.post('/v1/datasets', async (req) => {
     const owner = await auth(req, 'owner');
     const b = parse(datasetBody, req.body);
-    new FixedPointCodec({ fractionBits: b.fractionBits, maxAbs: b.maxAbs }); // refuses an inexact precision
+    const codec = new FixedPointCodec({ fractionBits: b.fractionBits, maxAbs: b.maxAbs }); // refuses an inexact precision
+    if (b.packed && b.training) throw badRequest('a training upload packs its shares; it cannot also be owner-packed');
+    if (b.packed && ownerSlotBits(codec.maxEncoded) > bitLength(params.N) - 2)
+      throw badRequest('the declared range is too wide to pack under these parameters');
     const epsilonBudgetMicro = b.epsilonBudget === undefined ? null : Math.round(b.epsilonBudget * 1e6);
     return {
       id: await store.addDataset({
@@ -324,6 +333,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         maxDeltaPico: b.maxDelta === undefined ? undefined : Math.floor(b.maxDelta * 1e12 + 1e-6),
         deltaBudgetPico: b.deltaBudget === undefined ? undefined : Math.floor(b.deltaBudget * 1e12 + 1e-6),
         training: b.training && checkTraining(b.training, b.columns.length, b.rows, owner, params),
+        packSlotBits: b.packed ? ownerSlotBits(codec.maxEncoded) : undefined,
       }),
     };
   });
@@ -341,7 +351,8 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     checkCiphertextTag(deriveEnvelopeKey(x25519, owner.x25519PublicKey!, { ownerId: owner.id, datasetId: id }, 'hmac-tag'), context, bytes, b.tag);
     const cts = deserializeCiphertexts(bytes, deserializePublicKey(owner.bcpPublicKey, params));
     // A training upload packs each chunk's values, `slots` to a ciphertext.
-    const expected = d.training ? Math.ceil((b.rows * d.columns.length) / d.training.slots) : b.rows * d.columns.length;
+    const values = b.rows * d.columns.length;
+    const expected = d.training ? Math.ceil(values / d.training.slots) : d.packSlotBits ? packCount(params.N, d.packSlotBits, values) : values;
     if (cts.length !== expected)
       throw badRequest(`chunk holds ${cts.length} ciphertexts, expected ${expected} for ${b.rows} rows x ${d.columns.length} columns`);
     const uploadedRows = await store.putChunk(id, d.rows, { idx, rows: b.rows, envelope, tag: b.tag });

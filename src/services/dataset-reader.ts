@@ -17,8 +17,19 @@ import {
 import { RemoteError } from '../protocols/index.js';
 import type { DatasetRow, Store } from './store/index.js';
 
-/** The ciphertexts of each chunk of a dataset, row-major, under its owner's key. */
+/** The ciphertexts of each chunk of a dataset, row-major, under its owner's key (packs when owner-packed). */
 export async function* datasetChunks(store: Store, d: DatasetRow, params: BcpParams, x25519: KeyObject): AsyncGenerator<Ciphertext[]> {
+  for await (const c of datasetValueChunks(store, d, params, x25519)) yield c.cts;
+}
+
+/** One stored chunk: its ciphertexts (owner packs when the dataset is packed) and the values they hold. */
+export interface ValueChunk {
+  cts: Ciphertext[];
+  values: number;
+}
+
+/** The chunks of a dataset with their value counts (rows x columns). */
+export async function* datasetValueChunks(store: Store, d: DatasetRow, params: BcpParams, x25519: KeyObject): AsyncGenerator<ValueChunk> {
   const owner = (await store.party(d.ownerId))!;
   const ownerKey = deserializePublicKey(owner.bcpPublicKey, params);
   const ctx = { ownerId: owner.id, datasetId: d.id };
@@ -29,7 +40,7 @@ export async function* datasetChunks(store: Store, d: DatasetRow, params: BcpPar
     const context = uploadContext(d.id, c.idx, c.rows);
     const bytes = openEnvelope(aesKey, c.envelope, context);
     checkCiphertextTag(tagKey, context, bytes, c.tag);
-    yield deserializeCiphertexts(bytes, ownerKey);
+    yield { cts: deserializeCiphertexts(bytes, ownerKey), values: c.rows * d.columns.length };
   }
 }
 

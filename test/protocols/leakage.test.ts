@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import {
   sct,
   sctBounded,
+  sctOwnerPacks,
+  packValues,
+  ownerSlotBits,
   secureMultiply,
   secureSquare,
   secureDistances,
@@ -54,6 +57,15 @@ describe('leakage: the key server sees data-independent values', () => {
       'SCT, bounded and packed (the conversion to the job key)',
       'sct-packed',
       (h: Harness, xs: bigint[]) => sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs), h.core.createJobKey(), 201),
+    ],
+    [
+      "SCT of an owner's packs (the conversion of an owner-packed upload)",
+      'sct-packed',
+      (h: Harness, xs: bigint[]) => {
+        const pk = h.owner.publicKey;
+        const packs = pk.encryptBatch(packValues(xs, pk.params.N, ownerSlotBits(bound)));
+        return sctOwnerPacks(h.alice, packs, xs.length, h.core.createJobKey(), 201);
+      },
     ],
     ['SM', 'mul', (h: Harness, xs: bigint[]) => secureMultiply(h.alice, h.owner.publicKey.encryptBatch(xs), h.owner.publicKey.encryptBatch(xs))],
     ['secure square', 'square', (h: Harness, xs: bigint[]) => secureSquare(h.alice, h.owner.publicKey.encryptBatch(xs))],

@@ -4,6 +4,9 @@ import { add, randomBelow, toSigned, type Ciphertext } from '../../src/crypto/in
 import {
   sct,
   sctBounded,
+  sctOwnerPacks,
+  packValues,
+  ownerSlotBits,
   secureMultiply,
   secureSquare,
   secureDistances,
@@ -50,6 +53,45 @@ for (const kind of ['memory', 'http'] as const) {
       const job = h.core.createJobKey(); // bounded SCT goes only into a job key
       const out = await sctBounded(h.alice, h.owner.publicKey.encryptBatch(ms), job, bits);
       assert.deepEqual(h.core.msk.decryptBatch(out), ms);
+    });
+
+    it("an owner's packs convert to one ciphertext per value, exactly; a column selection answers only that column", async () => {
+      const bits = 21;
+      const B = (1n << BigInt(bits)) - 1n;
+      const ms = [0n, 1n, -1n, B, -B, -B, B, ...Array.from({ length: 60 }, () => randomSmall(B))];
+      const N = h.owner.publicKey.params.N;
+      const slotBits = ownerSlotBits(B);
+      const packs = h.owner.publicKey.encryptBatch(packValues(ms, N, slotBits));
+      assert.ok(packs.length < ms.length / 5, `${packs.length} packs for ${ms.length} values`);
+      const job = h.core.createJobKey();
+      assert.deepEqual(h.core.msk.decryptBatch(await sctOwnerPacks(h.alice, packs, ms.length, job, bits)), ms);
+      const kms = await sctOwnerPacks(h.alice, packs, ms.length, job, bits, { kms: true });
+      assert.ok(kms.every((c) => c.A === 1n));
+      assert.deepEqual(h.core.msk.decryptBatch(kms), ms);
+      const column = await sctOwnerPacks(h.alice, packs, ms.length, job, bits, { select: { stride: 3, at: 1 } });
+      assert.deepEqual(
+        h.core.msk.decryptBatch(column),
+        ms.filter((_, i) => i % 3 === 1),
+      );
+    });
+
+    it("an owner's pack with a value beyond its range is refused with the value's position", async () => {
+      const bits = 21;
+      const B = (1n << BigInt(bits)) - 1n;
+      const N = h.owner.publicKey.params.N;
+      const ms = Array.from({ length: 20 }, () => randomSmall(B));
+      ms[13] = 1n << 62n; // an owner who encoded far beyond the range it declared (into the slot's guard bit)
+      const packs = h.owner.publicKey.encryptBatch(packValues(ms, N, ownerSlotBits(B)));
+      await assert.rejects(
+        sctOwnerPacks(h.alice, packs, ms.length, h.core.createJobKey(), bits),
+        (e: Error & { code?: string; detail?: { index: number } }) => {
+          assert.equal(e.code, 'ERR_VALUE_RANGE');
+          assert.equal(e.detail!.index, 13);
+          return true;
+        },
+      );
+      // A pack count that cannot hold the values is refused before anything is sent.
+      await assert.rejects(sctOwnerPacks(h.alice, packs.slice(1), ms.length, h.core.createJobKey(), bits), /cannot hold/);
     });
 
     it('SM and secure square equal the plaintext products (mod N), negatives and zeros included', async () => {

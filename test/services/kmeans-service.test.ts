@@ -15,13 +15,24 @@ import { startServices, fixture, type Services } from './services-harness.js';
 
 const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
 
-async function clusterAcrossOwners(s: Services, table: NumericTable, owners: number, k: number, init: number[], codec: FixedPointCodec) {
+async function clusterAcrossOwners(
+  s: Services,
+  table: NumericTable,
+  owners: number,
+  k: number,
+  init: number[],
+  codec: FixedPointCodec,
+  pack: (owner: number) => boolean = () => true,
+) {
   const client = await QueryClient.register(s.cs.url, 'analyst');
   const per = Math.ceil(table.rows.length / owners);
   const datasets: string[] = [];
   for (let w = 0; w < owners; w++) {
     const owner = await DataOwner.register(s.cs.url, `hospital ${w}`);
-    const id = await owner.upload(`part ${w}`, { columns: table.columns, rows: table.rows.slice(w * per, (w + 1) * per) }, codec, { chunkRows: 40 });
+    const id = await owner.upload(`part ${w}`, { columns: table.columns, rows: table.rows.slice(w * per, (w + 1) * per) }, codec, {
+      chunkRows: 40,
+      pack: pack(w),
+    });
     await owner.grant(id, client.id);
     datasets.push(id);
   }
@@ -62,6 +73,20 @@ describe('k-means through the services (512-bit keys)', () => {
     const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
     const init = [0, 51, 101];
     assertEqualsPlaintext(await clusterAcrossOwners(s, table, 3, 3, init, codec), table, codec, init);
+  });
+
+  it('owner-packed and one-value-per-ciphertext uploads mix in one job: equals plaintext Lloyd', async () => {
+    const table = iris();
+    const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
+    const init = [0, 51, 101];
+    assertEqualsPlaintext(await clusterAcrossOwners(s, table, 3, 3, init, codec, (w) => w !== 1), table, codec, init);
+    // A packed upload records the slot width its range implies; an unpacked one none.
+    const owner = await DataOwner.register(s.cs.url, 'packer');
+    const id = await owner.upload('packed', { columns: table.columns, rows: table.rows.slice(0, 40) }, codec, { chunkRows: 40 });
+    const d = (await owner.datasets()).find((x) => x.id === id)!;
+    assert.equal(d.packSlotBits, codec.maxEncoded.toString(2).length + 42);
+    const plain = await owner.upload('plain', { columns: table.columns, rows: table.rows.slice(0, 40) }, codec, { pack: false });
+    assert.equal((await owner.datasets()).find((x) => x.id === plain)!.packSlotBits, null);
   });
 
   it('wine, k = 3, two owners, 13 attributes: equals plaintext Lloyd', async () => {

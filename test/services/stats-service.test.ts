@@ -27,7 +27,11 @@ async function setup(s: Services, budget = 100) {
   const b = await DataOwner.register(s.cs.url, 'hospital B');
   const client = await QueryClient.register(s.cs.url, 'statistician');
   const dsA = await a.upload('wages A', { columns: ['wage', 'age'], rows: partA.map((w, i) => [w, 30 + i]) }, codec, { epsilonBudget: budget });
-  const dsB = await b.upload('wages B', { columns: ['wage', 'age'], rows: partB.map((w, i) => [w, 40 + i]) }, codec, { epsilonBudget: budget });
+  // A packs its values (the default), B sends one per ciphertext: every query reads both formats.
+  const dsB = await b.upload('wages B', { columns: ['wage', 'age'], rows: partB.map((w, i) => [w, 40 + i]) }, codec, {
+    epsilonBudget: budget,
+    pack: false,
+  });
   await a.grant(dsA, client.id);
   await b.grant(dsB, client.id);
   return { a, b, client, datasets: [dsA, dsB] };

@@ -135,6 +135,7 @@ export class KyselyStore implements Store {
         max_delta_pico: d.maxDeltaPico ?? DEFAULT_MAX_DELTA_PICO,
         delta_budget_pico: d.deltaBudgetPico ?? DEFAULT_DELTA_BUDGET_PICO,
         training: d.training ? json(d.training) : null,
+        pack_slot_bits: d.packSlotBits ?? null,
       })
       .execute();
     return id;
@@ -469,6 +470,7 @@ function toDataset(
     deltaSpentPico: Number(r.delta_spent_pico),
     deltaBudgetPico: Number(r.delta_budget_pico),
     training: r.training ? (JSON.parse(r.training) as TrainingInfo) : null,
+    packSlotBits: r.pack_slot_bits === null || r.pack_slot_bits === undefined ? null : Number(r.pack_slot_bits),
   };
 }
 

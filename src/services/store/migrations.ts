@@ -156,6 +156,15 @@ function deltaBudget(): Migration {
   };
 }
 
+/** Owner-side packing (issue 16): the slot width of a dataset's packs, null for one value per ciphertext. */
+function ownerPacking(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('datasets').addColumn('pack_slot_bits', 'integer').execute();
+    },
+  };
+}
+
 /** Every migration this build knows, by name; names sort in the order they run. */
 export function migrations(d: Dialect): Record<string, Migration> {
   return {
@@ -164,5 +173,6 @@ export function migrations(d: Dialect): Record<string, Migration> {
     '0003-delta-ledger': deltaLedger(),
     '0004-training-uploads': trainingUploads(),
     '0005-delta-budget': deltaBudget(),
+    '0006-owner-packing': ownerPacking(),
   };
 }

@@ -42,6 +42,8 @@ export interface DatasetsTable {
   delta_budget_pico: Generated<Int64>;
   /** JSON: a training upload's description (store.ts TrainingInfo); null for analytics data. */
   training: string | null;
+  /** Owner-side packing's slot width; null: one value per ciphertext. */
+  pack_slot_bits: number | null;
 }
 
 export interface ChunksTable {

@@ -40,6 +40,11 @@ export interface DatasetRow {
   deltaBudgetPico: number;
   /** Set for a training upload (secret-shared values, seed 002); such data serves `train` jobs only. */
   training: TrainingInfo | null;
+  /**
+   * Owner-side packing (protocols/owner-packs.ts): the slot width l of the owner's packs, each
+   * ciphertext holding floor((bits(N) - 2) / l) values row-major; null: one value per ciphertext.
+   */
+  packSlotBits: number | null;
 }
 
 /**
@@ -135,12 +140,13 @@ export interface BudgetCharge {
 /** What an upload declares; the ledgers start at zero and the owner's limits have defaults. */
 export type NewDataset = Omit<
   DatasetRow,
-  'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize' | 'maxDeltaPico' | 'deltaSpentPico' | 'deltaBudgetPico' | 'training'
+  'id' | 'state' | 'epsilonSpentMicro' | 'minClusterSize' | 'maxDeltaPico' | 'deltaSpentPico' | 'deltaBudgetPico' | 'training' | 'packSlotBits'
 > & {
   minClusterSize?: number;
   maxDeltaPico?: number;
   deltaBudgetPico?: number;
   training?: TrainingInfo;
+  packSlotBits?: number;
 };
 
 /** Default cap on delta per Gaussian query: 10^-6. */

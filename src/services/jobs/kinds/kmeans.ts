@@ -13,9 +13,10 @@ import {
   bitLength,
   type BcpPublicKey,
 } from '../../../crypto/index.js';
-import { sct, sctBounded, checkDistanceBudget, dropShare, newShareId, MAX_SHARED_VALUES, type RecordShare } from '../../../protocols/index.js';
+import { sct, checkDistanceBudget, dropShare, newShareId, MAX_SHARED_VALUES, type RecordShare } from '../../../protocols/index.js';
 import { secureKMeans, validateKMeansInput, type SecureCheckpoint, type SecureKMeansOptions } from '../../../analytics/kmeans-secure.js';
-import { datasetChunks, withDatasetContext, withDatasetsContext } from '../../dataset-reader.js';
+import { datasetValueChunks, withDatasetsContext } from '../../dataset-reader.js';
+import { convertChunk } from '../../dataset-conversion.js';
 import { badRequest } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets } from '../datasets.js';
@@ -23,9 +24,6 @@ import { defineJobKind, type JobContext } from '../job-kind.js';
 import { kmeansResult, kmeansSpec } from './kmeans-schema.js';
 
 type Spec = ReturnType<typeof kmeansSpec.parse>;
-
-/** Ciphertexts per SCT call, and per stored part of the converted records. */
-const SCT_CHUNK = 4096;
 
 const maxEncoded = (d: DatasetRow) => new FixedPointCodec({ fractionBits: d.fractionBits, maxAbs: d.maxAbs }).maxEncoded;
 
@@ -153,21 +151,13 @@ async function convert(ctx: JobContext<Spec>, datasets: DatasetRow[], jobKey: Bc
   // Datasets convert concurrently, so one's blinding overlaps another's round trip.
   const settled = await Promise.allSettled(
     datasets.map(async (d, i) => {
-      const valueBits = bitLength(maxEncoded(d));
       const parts: Buffer[] = [];
       let at = starts[i]!;
-      for await (const cts of datasetChunks(store, d, params, x25519)) {
-        for (let j = 0; j < cts.length; j += SCT_CHUNK) {
-          const batch = cts.slice(j, j + SCT_CHUNK);
-          const opts = { kms: true, share: share && { ...share, offset: at } };
-          const firstValue = at - starts[i]!;
-          const converted = await sctBounded(compute, batch, jobKey, valueBits, opts).catch((e) => {
-            throw withDatasetContext(e, d, { firstValue });
-          });
-          parts.push(serializeCiphertexts(jobKey, converted));
-          at += batch.length;
-          await ctx.progress((done += batch.length), total, 'value converted');
-        }
+      for await (const values of datasetValueChunks(store, d, params, x25519)) {
+        const onBatch = (n: number) => ctx.progress((done += n), total, 'value converted');
+        const batches = await convertChunk(compute, d, values, jobKey, { kms: true, share: share && { ...share, offset: at }, onBatch });
+        for (const b of batches) parts.push(serializeCiphertexts(jobKey, b));
+        at += values.values;
       }
       return parts;
     }),

@@ -19,7 +19,8 @@ import {
 import { parseRational, type Rational } from '../../../crypto/noise/rational.js';
 import { sctBounded, sdcBlindBits } from '../../../protocols/index.js';
 import { secureStats, validateQuery, type StatsQuery } from '../../../analytics/stats-secure.js';
-import { datasetChunks, withDatasetContext, withDatasetsContext } from '../../dataset-reader.js';
+import { datasetValueChunks, withDatasetsContext } from '../../dataset-reader.js';
+import { convertChunk } from '../../dataset-conversion.js';
 import { badRequest, HttpError } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets, requireKeyServer } from '../datasets.js';
@@ -111,12 +112,9 @@ export const statsKind = defineJobKind({
         const out: Buffer[] = [];
         for (const d of ds) {
           const a = d.columns.indexOf(ctx.spec.column);
-          for await (const cts of datasetChunks(store, d, params, x25519)) {
-            const mine = cts.filter((_, i) => i % d.columns.length === a);
-            const converted = await sctBounded(compute, mine, jobKey, q.valueBits).catch((e) => {
-              throw withDatasetContext(e, d, { column: ctx.spec.column });
-            });
-            out.push(serializeCiphertexts(jobKey, converted));
+          for await (const values of datasetValueChunks(store, d, params, x25519)) {
+            const batches = await convertChunk(compute, d, values, jobKey, { column: a, valueBits: q.valueBits });
+            out.push(...batches.map((b) => serializeCiphertexts(jobKey, b)));
           }
         }
         return out;
