@@ -1,5 +1,5 @@
 /**
- * `npm run bench:kmeans -- --records N --dims M --k K --iterations I --key-bits B [--comparison hidden|multiplicative] --json`: a seeded
+ * `npm run bench:kmeans -- --records N --dims M --k K --iterations I --key-bits B [--comparison hidden|multiplicative] [--provider ot|dealer] --json`: a seeded
  * synthetic data set of K well-separated clusters split among 3 owners; both servers as separate
  * processes on loopback, as in production; upload + job + result. The last stdout line is one JSON
  * object. Baselines from the same run: plaintext Lloyd's per iteration, the raw modexp floor and one
@@ -31,6 +31,13 @@ const json = flags.has('json');
 /** SMDM's comparisons: the hidden argmin (default) or the seed's multiplicative SDC (opt-in), to compare costs. */
 const comparison = (flags.get('comparison') ?? 'hidden') as 'hidden' | 'multiplicative';
 if (!['hidden', 'multiplicative'].includes(comparison)) throw new Error('--comparison is hidden or multiplicative');
+/**
+ * Where the engine's correlated randomness comes from: `ot` between the servers (default; the
+ * distances then stay homomorphic), or a `dealer` process, with which the distances are one matrix
+ * product on shares (mpc/nearest-centroid.ts).
+ */
+const provider = (flags.get('provider') ?? 'ot') as 'ot' | 'dealer';
+if (!['ot', 'dealer'].includes(provider)) throw new Error('--provider is ot or dealer');
 const log = (s: string) => json || console.error(s);
 
 /** Seeded generator (xorshift), so every run clusters the same data. */
@@ -68,7 +75,7 @@ const lapSeconds = () => {
 };
 
 const dir = mkdtempSync(join(tmpdir(), 'ciphermine-bench-'));
-const { ks, cs } = await startServerPair({ dir, keyBits });
+const { ks, cs, dealer } = await startServerPair({ dir, keyBits, dealer: provider === 'dealer' });
 const setupSeconds = lapSeconds();
 const pool = new WorkerPool();
 try {
@@ -148,6 +155,7 @@ try {
     k,
     keyBits,
     comparison,
+    provider,
     iterations: result.iterations,
     converged: result.converged,
     agreesWithPlaintext: agrees,
@@ -186,6 +194,7 @@ try {
 } finally {
   await cs.stop();
   await ks.stop();
+  await dealer?.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 process.exit(0);

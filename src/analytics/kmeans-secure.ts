@@ -13,6 +13,7 @@ import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocol
 import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
 import { hiddenArgmin, MAX_ARGMIN_CHOICES } from '../mpc/hidden-argmin.js';
+import { centroidTerms, nearestCentroids } from '../mpc/nearest-centroid.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { bitLength } from '../crypto/bigint.js';
 import { blindCentroids, innerDistances, shareRecords, type BlindedCentroids, type RecordShare } from '../protocols/inner-distances.js';
@@ -111,6 +112,7 @@ async function assign(
   // Every answer (about 2 k elements per record) must fit one message.
   const chunk = Math.max(1, Math.min(opts.chunkRecords ?? 1024, Math.floor(MAX_ELEMENTS / (2 * k)) - 1));
   const shared = records[0]!.every((c) => c.A === 1n) && records.length * records[0]!.length <= MAX_SHARED_VALUES;
+  if (shared && ctx.dealer && opts.comparison !== 'multiplicative') return assignOnShares(ctx, records, cp, bounds, dBits, opts);
   const centroids = shared ? await blindCentroids(ctx, cp.sums, cp.sizes, bounds) : undefined;
   const out: number[] = [];
   for (let i = 0; i < records.length; i += chunk) {
@@ -120,6 +122,36 @@ async function assign(
       : await secureDistances(ctx, rows, cp.sums, cp.sizes, bounds);
     const nearest = opts.comparison === 'multiplicative' ? secureArgmin : hiddenArgmin;
     out.push(...(await nearest(ctx, omegas, cp.sizes, dBits)));
+  }
+  return out;
+}
+
+/**
+ * With a dealer: the distances as one matrix product on shares per block of records, and the
+ * hidden argmin on them (mpc/nearest-centroid.ts), with no public-key operation per record.
+ */
+async function assignOnShares(
+  ctx: ComputeSideContext,
+  records: readonly (readonly Ciphertext[])[],
+  cp: SecureCheckpoint,
+  bounds: DistanceBounds,
+  dBits: number,
+  opts: SecureKMeansOptions,
+): Promise<number[]> {
+  const valueBits = opts.valueBits ?? bitLength(opts.maxAbs) + 1;
+  const terms = await centroidTerms(ctx, cp.sums, cp.sizes, bounds, dBits);
+  const block = opts.chunkRecords ?? 1 << 14;
+  const out: number[] = [];
+  for (let i = 0; i < records.length; i += block) {
+    const count = Math.min(block, records.length - i);
+    opts.share ??= await shareRecords(ctx, records, valueBits);
+    try {
+      out.push(...(await nearestCentroids(ctx, opts.share, i, count, terms)));
+    } catch (e) {
+      if (!(e instanceof RemoteError && e.code === 'ERR_UNKNOWN_SHARE')) throw e;
+      opts.share = await shareRecords(ctx, records, valueBits);
+      out.push(...(await nearestCentroids(ctx, opts.share, i, count, terms)));
+    }
   }
   return out;
 }

@@ -55,7 +55,7 @@ const Args = z.object({
 });
 
 /** Ring width and slot width for |Delta'| < 2^deltaBits. */
-function widths(N: bigint, deltaBits: number): { ringBits: number; slotBits: number } {
+export function widths(N: bigint, deltaBits: number): { ringBits: number; slotBits: number } {
   // slot: Delta' + r in (0, 2^(l + sigma + 1)), plus a guard bit that catches an overflow
   const slotBits = deltaBits + CONVERSION_SIGMA + 2;
   if (slotBits > bitLength(N) - 2) throw new ParameterError(`${deltaBits}-bit distance differences leave no room for the mask under this N`);
@@ -63,7 +63,7 @@ function widths(N: bigint, deltaBits: number): { ringBits: number; slotBits: num
 }
 
 /** The pairs a < b in the order both halves use. */
-function pairsOfClusters(k: number): Array<[number, number]> {
+export function pairsOfClusters(k: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (let a = 0; a < k; a++) for (let b = a + 1; b < k; b++) out.push([a, b]);
   return out;
@@ -83,7 +83,7 @@ const not = (p: MpcParty, x: Plane): Plane => (p.id === 0 ? x.map((w) => ~w >>> 
  * Both parties, from their shares of Delta' (pair-major: element q n + i is pair q of record i):
  * XOR shares of the k one-hot planes over the n records.
  */
-async function oneHot(p: MpcParty, deltas: wide.WideArray, n: number, k: number): Promise<Plane[]> {
+export async function oneHot(p: MpcParty, deltas: wide.WideArray, n: number, k: number): Promise<Plane[]> {
   const signs = await msbOfSum(p, wide.planes(deltas), defaultCircuit(p));
   const pairs = pairsOfClusters(k);
   const s = pairs.map((_, q) => slicePlane(signs, q * n, n));
@@ -141,6 +141,18 @@ async function argminSession(
     n,
     k,
   );
+  return revealOneHot(p, planes, n, k);
+}
+
+/**
+ * Opens the one-hot planes to the compute server (party 0) alone: the key server sends its shares
+ * and receives nothing back. Party 0 gets the winner of each record; party 1 gets an empty list.
+ */
+export async function revealOneHot(p: MpcParty, planes: Plane[], n: number, k: number): Promise<number[]> {
+  if (p.id === 1) {
+    await p.channel.exchange(bytesOf(concat(planes)));
+    return [];
+  }
   const theirs = asWords(await p.channel.exchange(new Uint8Array(0)), wordsFor(n) * k);
   const mine = concat(planes);
   return Array.from({ length: n }, (_, i) => {
@@ -203,8 +215,7 @@ export function registerHiddenArgmin(endpoint: MpcEndpoint, state: KeyServerStat
       // Delta' + r lies in (0, 2^(slotBits - 1)); anything else is a malformed request.
       const values = unpack(opened, N, slotBits, count, 1n, 1n << BigInt(slotBits - 1));
       state.observe(HIDDEN_ARGMIN, values);
-      const planes = await oneHot(p, wide.fromBigints(ringBits, values), n, k);
-      await p.channel.exchange(bytesOf(concat(planes)));
+      await revealOneHot(p, await oneHot(p, wide.fromBigints(ringBits, values), n, k), n, k);
     },
     (raw) => void sessionOf(state, raw),
   );

@@ -8,6 +8,7 @@ import type { RequestHandler } from '../protocols/transport.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
 import { registerHiddenLessThan } from './hidden-less-than.js';
 import { registerHiddenArgmin } from './hidden-argmin.js';
+import { registerNearestCentroid } from './nearest-centroid.js';
 import { MpcEndpoint } from './server-channel.js';
 
 export function keyServerEngine(
@@ -19,5 +20,6 @@ export function keyServerEngine(
   const endpoint = new MpcEndpoint({ log, dealer });
   registerHiddenLessThan(endpoint, state);
   registerHiddenArgmin(endpoint, state);
+  registerNearestCentroid(endpoint, state);
   return { endpoint, handle: async (method, body) => (await endpoint.handle(method, body)) ?? handle(method, body) };
 }

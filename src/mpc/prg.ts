@@ -5,6 +5,7 @@
  */
 import { createCipheriv, randomBytes, type Cipher } from 'node:crypto';
 import { ParameterError } from '../crypto/errors.js';
+import { fromLimbWords, limbsOf, type WideArray } from './wide-ring.js';
 
 export const SEED_BYTES = 32;
 
@@ -29,6 +30,11 @@ export class Prg {
   ring(n: number): BigUint64Array {
     // A copy starts at offset 0 of its own buffer, as a 64-bit view needs.
     return new BigUint64Array(new Uint8Array(this.bytes(8 * n)).buffer, 0, n);
+  }
+
+  /** n uniform elements of Z_2^bits (limb-major, as wide-ring.ts fromLimbWords reads them). */
+  wide(bits: number, n: number): WideArray {
+    return fromLimbWords(bits, n, this.ring(limbsOf(bits) * n));
   }
 
   /** n uniform 32-bit words (bit-sliced boolean material). */

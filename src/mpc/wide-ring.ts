@@ -82,6 +82,42 @@ function addSigned(a: WideArray, b: WideArray, sign: 1n | -1n): WideArray {
 export const add = (a: WideArray, b: WideArray): WideArray => addSigned(a, b, 1n);
 export const sub = (a: WideArray, b: WideArray): WideArray => addSigned(a, b, -1n);
 
+/** Elements from 64-bit limbs laid out limb-major (limb j of element i at j * n + i), top limb masked. */
+export function fromLimbWords(bits: number, n: number, words: BigUint64Array): WideArray {
+  check(bits);
+  if (words.length !== limbCount(bits) * n) throw new ParameterError(`${words.length} limbs cannot hold ${n} elements of Z_2^${bits}`);
+  return wide(
+    bits,
+    Array.from({ length: limbCount(bits) }, (_, j) => words.slice(j * n, (j + 1) * n)),
+  );
+}
+
+/** The limbs limb-major, the inverse of fromLimbWords (for the wire). */
+export function limbWords(a: WideArray): BigUint64Array {
+  const out = new BigUint64Array(a.limbs.length * a.length);
+  a.limbs.forEach((limb, j) => out.set(limb, j * a.length));
+  return out;
+}
+
+/** The 64-bit limbs an element of Z_2^l needs. */
+export const limbsOf = limbCount;
+
+/** A (m x k) times B (k x n), row-major, in Z_2^l. */
+export function matmul(a: WideArray, b: WideArray, m: number, k: number, n: number): WideArray {
+  if (a.bits !== b.bits || a.length !== m * k || b.length !== k * n) throw new ParameterError('matrix shapes or rings do not match');
+  const x = toBigints(a);
+  const y = toBigints(b);
+  const out: bigint[] = new Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let acc = 0n;
+      for (let l = 0; l < k; l++) acc += x[i * k + l]! * y[l * n + j]!;
+      out[i * n + j] = acc;
+    }
+  }
+  return fromBigints(a.bits, out);
+}
+
 /** The l bit planes of the elements (plane j holds bit j of every element). */
 export function planes(a: WideArray): Plane[] {
   return a.limbs.flatMap((limb) => toPlanes(limb)).slice(0, a.bits);

@@ -9,6 +9,7 @@ import {
   HttpTransport,
   serveHttp,
   type ComputeSideContext,
+  type DealerEndpoint,
   type RunningServer,
 } from '../../src/protocols/index.js';
 import { testSystem } from '../helpers.js';
@@ -25,7 +26,13 @@ export interface Harness {
 }
 
 /** `pools`: give both servers worker pools, as in production. */
-export async function harness(kind: 'memory' | 'http', bits: 512 | 2048 = 512, pools = false): Promise<Harness> {
+/** `dealer`: both servers' endpoints of a running dealer, for the engine's dealer provider. */
+export async function harness(
+  kind: 'memory' | 'http',
+  bits: 512 | 2048 = 512,
+  pools = false,
+  dealer?: { computeServer: DealerEndpoint; keyServer: DealerEndpoint },
+): Promise<Harness> {
   const { msk, params } = testSystem(bits);
   const bobPool = pools ? new WorkerPool(2) : undefined;
   const alicePool = pools ? createProtocolPool(2) : undefined;
@@ -40,9 +47,16 @@ export async function harness(kind: 'memory' | 'http', bits: 512 | 2048 = 512, p
   core.register(target.publicKey);
   const hmacKey = randomBytes(32);
   // The key server's engine (hidden comparisons) in front of its homomorphic protocols, as in production.
-  const { handle } = keyServerEngine(core, core.handle);
+  const { handle } = keyServerEngine(core, core.handle, undefined, dealer?.keyServer);
   if (kind === 'memory') {
-    return { alice: { transport: new InMemoryTransport(handle), pool: alicePool }, core, owner, target, hmacKey, close: closePools };
+    return {
+      alice: { transport: new InMemoryTransport(handle), pool: alicePool, dealer: dealer?.computeServer },
+      core,
+      owner,
+      target,
+      hmacKey,
+      close: closePools,
+    };
   }
   const server = await serveHttp(handle, { hmacKey });
   return {

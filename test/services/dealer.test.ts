@@ -102,6 +102,11 @@ describe('both servers on a dealer', () => {
       );
       assert.deepEqual(km.assignments, plain.assignments);
       assert.ok(d.served.length > before, 'the dealer served the sessions');
+      // With a dealer the distances are one matrix product on shares per block (mpc/nearest-centroid.ts).
+      assert.ok(
+        d.served.some((s) => s.request !== 'seed' && s.request.kind === 'wideMatmul'),
+        'k-means took wide matrix triples',
+      );
       assert.ok(
         d.served.every((s) => !('values' in s)),
         'the dealer holds sizes, never data',

@@ -11,14 +11,16 @@
 import { ParameterError } from '../../crypto/errors.js';
 import { Prg, SEED_BYTES } from '../prg.js';
 import * as ring from '../ring.js';
-import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTriple, ProviderCounters } from './provider.js';
+import * as wide from '../wide-ring.js';
+import type { AndTriple, BeaverTriple, CorrelatedRandomness, DaBits, MatmulTriple, ProviderCounters, WideMatmulTriple } from './provider.js';
 
 /** One request to the dealer: what party 1 needs a correction for. */
 export type DealerRequest =
   | { kind: 'triple'; n: number }
   | { kind: 'matmul'; m: number; k: number; n: number }
   | { kind: 'and'; words: number }
-  | { kind: 'dabits'; n: number };
+  | { kind: 'dabits'; n: number }
+  | { kind: 'wideMatmul'; bits: number; m: number; k: number; n: number };
 
 /** How party 1 reaches the dealer: in memory, or over the network. */
 export interface DealerLink {
@@ -28,16 +30,25 @@ export interface DealerLink {
 }
 
 /** Bytes of party 1's correction for a request. */
-export const correctionBytes = (r: DealerRequest): number => (r.kind === 'matmul' ? 8 * r.m * r.n : r.kind === 'and' ? 4 * r.words : 8 * r.n);
+export const correctionBytes = (r: DealerRequest): number =>
+  r.kind === 'matmul' ? 8 * r.m * r.n : r.kind === 'wideMatmul' ? 8 * wide.limbsOf(r.bits) * r.m * r.n : r.kind === 'and' ? 4 * r.words : 8 * r.n;
 
 /** The most correction bytes one `corrections` exchange carries (a plan is fetched in pieces of this). */
 export const MAX_CORRECTION_BATCH_BYTES = 32 << 20;
 
 export const MAX_DEALER_ELEMENTS = 1 << 26;
 
+/** The most products one wide matrix triple may cost the dealer (about a second of bigint work). */
+export const MAX_WIDE_PRODUCTS = 1 << 22;
+
 function checkSize(r: DealerRequest): void {
-  const size = r.kind === 'matmul' ? Math.max(r.m * r.k, r.k * r.n, r.m * r.n) : r.kind === 'and' ? r.words : r.n;
-  const dims = r.kind === 'matmul' ? [r.m, r.k, r.n] : [size];
+  const matrix = r.kind === 'matmul' || r.kind === 'wideMatmul';
+  const size = matrix ? Math.max(r.m * r.k, r.k * r.n, r.m * r.n) : r.kind === 'and' ? r.words : r.n;
+  const dims = matrix ? [r.m, r.k, r.n] : [size];
+  // The dealer multiplies wide matrices with bigints: bound the work (m k n products) as well.
+  if (r.kind === 'wideMatmul' && (!Number.isSafeInteger(r.bits) || r.bits < 2 || r.bits > 512 || r.m * r.k * r.n > MAX_WIDE_PRODUCTS)) {
+    throw new ParameterError(`a wide matrix triple of ${JSON.stringify(r)} is malformed or larger than ${MAX_WIDE_PRODUCTS} products`);
+  }
   if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0) || size > MAX_DEALER_ELEMENTS) {
     throw new ParameterError(`a dealer request of ${JSON.stringify(r)} is malformed or larger than ${MAX_DEALER_ELEMENTS} elements`);
   }
@@ -86,6 +97,11 @@ export class TrustedDealer implements DealerLink {
         const [a0, b0, c0] = [this.prg0.ring(r.m * r.k), this.prg0.ring(r.k * r.n), this.prg0.ring(r.m * r.n)];
         const [a1, b1] = [this.prg1.ring(r.m * r.k), this.prg1.ring(r.k * r.n)];
         return bytes(ring.sub(ring.matmul(ring.add(a0, a1), ring.add(b0, b1), r.m, r.k, r.n), c0));
+      }
+      case 'wideMatmul': {
+        const [a0, b0, c0] = [this.prg0.wide(r.bits, r.m * r.k), this.prg0.wide(r.bits, r.k * r.n), this.prg0.wide(r.bits, r.m * r.n)];
+        const [a1, b1] = [this.prg1.wide(r.bits, r.m * r.k), this.prg1.wide(r.bits, r.k * r.n)];
+        return bytes(wide.limbWords(wide.sub(wide.matmul(wide.add(a0, a1), wide.add(b0, b1), r.m, r.k, r.n), c0)));
       }
       case 'and': {
         const [a0, b0, c0] = [this.prg0.words(r.words), this.prg0.words(r.words), this.prg0.words(r.words)];
@@ -173,6 +189,8 @@ export class DealerProvider implements CorrelatedRandomness {
         return { a: this.prg.words(r.words), b: this.prg.words(r.words), c: this.party === 0 ? this.prg.words(r.words) : undefined };
       case 'dabits':
         return { a: this.prg.words(Math.ceil(r.n / 32)), c: this.party === 0 ? this.prg.ring(r.n) : undefined };
+      case 'wideMatmul':
+        throw new ParameterError('wide matrix triples are fetched one at a time, not in a plan');
     }
   }
 
@@ -193,6 +211,16 @@ export class DealerProvider implements CorrelatedRandomness {
     const [a, b] = [this.prg.ring(m * k), this.prg.ring(k * n)];
     const c = this.party === 0 ? this.prg.ring(m * n) : this.ringOf(await this.fetchCorrection({ kind: 'matmul', m, k, n }), m * n);
     return { a, b, c };
+  }
+
+  async wideMatmulTriple(bits: number, m: number, k: number, n: number): Promise<WideMatmulTriple> {
+    const [a, b] = [this.prg.wide(bits, m * k), this.prg.wide(bits, k * n)];
+    if (this.party === 0) return { a, b, c: this.prg.wide(bits, m * n) };
+    const request: DealerRequest = { kind: 'wideMatmul', bits, m, k, n };
+    const c = await this.fetchCorrection(request);
+    if (c.length !== correctionBytes(request))
+      throw new ParameterError(`the dealer sent ${c.length} bytes where ${correctionBytes(request)} were due`);
+    return { a, b, c: wide.fromLimbWords(bits, m * n, new BigUint64Array(new Uint8Array(c).buffer)) };
   }
 
   async andTriple(words: number): Promise<AndTriple> {

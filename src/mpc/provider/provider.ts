@@ -5,6 +5,7 @@
  * for the same material in the same order, which a deterministic protocol guarantees.
  */
 import type { RingArray } from '../ring.js';
+import type { WideArray } from '../wide-ring.js';
 
 /** This party's additive shares of a, b and c = a * b (elementwise, in Z_2^64). */
 export interface BeaverTriple {
@@ -15,6 +16,13 @@ export interface BeaverTriple {
 
 /** This party's shares of A (m x k), B (k x n) and C = A B. */
 export type MatmulTriple = BeaverTriple;
+
+/** This party's shares of A (m x k), B (k x n) and C = A B in Z_2^l, l > 64 (wide-ring.ts). */
+export interface WideMatmulTriple {
+  a: WideArray;
+  b: WideArray;
+  c: WideArray;
+}
 
 /** This party's XOR shares of bit-sliced words a, b and c = a AND b. */
 export interface AndTriple {
@@ -43,5 +51,11 @@ export interface CorrelatedRandomness {
   matmulTriple(m: number, k: number, n: number): Promise<MatmulTriple>;
   andTriple(words: number): Promise<AndTriple>;
   daBits(n: number): Promise<DaBits>;
+  /**
+   * Matrix triples in a wide ring, where the provider makes them cheaply (the dealer: one product by
+   * the dealer, one correction on the wire). OT extension would need l-bit Gilboa products per
+   * element, so the `ot` provider has none and its callers take another route.
+   */
+  wideMatmulTriple?(bits: number, m: number, k: number, n: number): Promise<WideMatmulTriple>;
   readonly counters: ProviderCounters;
 }
