@@ -18,6 +18,8 @@ import { CiphermineError } from '../crypto/errors.js';
 import { bitLength } from '../crypto/bigint.js';
 import { blindCentroids, innerDistances, shareRecords, type BlindedCentroids, type RecordShare } from '../protocols/inner-distances.js';
 import { MAX_SHARED_VALUES } from '../protocols/share-store.js';
+import { shareRecordPacks, unpackSums } from '../protocols/record-packs.js';
+import type { RecordLayout } from '../protocols/sct.js';
 import { MAX_ELEMENTS } from '../protocols/messages.js';
 import { RemoteError } from '../protocols/transport.js';
 
@@ -62,6 +64,11 @@ export interface SecureKMeansOptions {
    * (docs/leakage.md states the measured leak).
    */
   comparison?: KMeansComparison;
+  /**
+   * Records as one KMS-form pack each (protocols/record-packs.ts): `records[i]` holds one
+   * ciphertext and checkpoints hold packed sums. Needs the assignment on shares (a dealer).
+   */
+  recordLayout?: RecordLayout;
 }
 
 export type KMeansComparison = 'hidden' | 'multiplicative';
@@ -111,6 +118,11 @@ async function assign(
   const k = cp.sizes.length;
   // Every answer (about 2 k elements per record) must fit one message.
   const chunk = Math.max(1, Math.min(opts.chunkRecords ?? 1024, Math.floor(MAX_ELEMENTS / (2 * k)) - 1));
+  if (opts.recordLayout) {
+    if (!ctx.dealer)
+      throw new KMeansInputError("this job's records were converted for the assignment on shares: start the compute server with its dealer");
+    return assignOnShares(ctx, records, cp, bounds, dBits, opts);
+  }
   const shared = records[0]!.every((c) => c.A === 1n) && records.length * records[0]!.length <= MAX_SHARED_VALUES;
   if (shared && ctx.dealer && opts.comparison !== 'multiplicative') return assignOnShares(ctx, records, cp, bounds, dBits, opts);
   const centroids = shared ? await blindCentroids(ctx, cp.sums, cp.sizes, bounds) : undefined;
@@ -139,17 +151,20 @@ async function assignOnShares(
   opts: SecureKMeansOptions,
 ): Promise<number[]> {
   const valueBits = opts.valueBits ?? bitLength(opts.maxAbs) + 1;
-  const terms = await centroidTerms(ctx, cp.sums, cp.sizes, bounds, dBits);
+  const layout = opts.recordLayout;
+  const sums = layout ? await unpackSums(ctx, cp.sums.flat(), cp.sizes, layout, bounds.maxCount) : cp.sums;
+  const terms = await centroidTerms(ctx, sums, cp.sizes, bounds, dBits);
+  const share = () => (layout ? shareRecordPacks(ctx, records.flat(), layout) : shareRecords(ctx, records, valueBits));
   const block = opts.chunkRecords ?? 1 << 14;
   const out: number[] = [];
   for (let i = 0; i < records.length; i += block) {
     const count = Math.min(block, records.length - i);
-    opts.share ??= await shareRecords(ctx, records, valueBits);
+    opts.share ??= await share();
     try {
       out.push(...(await nearestCentroids(ctx, opts.share, i, count, terms)));
     } catch (e) {
       if (!(e instanceof RemoteError && e.code === 'ERR_UNKNOWN_SHARE')) throw e;
-      opts.share = await shareRecords(ctx, records, valueBits);
+      opts.share = await share();
       out.push(...(await nearestCentroids(ctx, opts.share, i, count, terms)));
     }
   }
@@ -181,7 +196,7 @@ export async function secureKMeans(
   opts: SecureKMeansOptions,
 ): Promise<SecureKMeansResult> {
   const n = records.length;
-  const m = records[0]?.length ?? 0;
+  const m = opts.recordLayout?.values ?? records[0]?.length ?? 0;
   validateKMeansInput(n, m, opts.k, opts.maxIter, opts.initIndices);
   const N = records[0]![0]!.publicKey.params.N;
   const bounds: DistanceBounds = { maxAbs: opts.maxAbs, dims: m, maxCount: n };
@@ -197,11 +212,16 @@ export async function secureKMeans(
     const assignments = await assign(ctx, records, cp, bounds, dBits, opts);
     const prev = cp.assignments;
     if (prev && assignments.every((j, i) => j === prev[i])) {
-      return { sums: cp.sums, sizes: cp.sizes, assignments, iterations: cp.iteration + 1, converged: true };
+      return { sums: await valuesOf(ctx, cp, opts, n), sizes: cp.sizes, assignments, iterations: cp.iteration + 1, converged: true };
     }
     const [sums, sizes] = memberSums(records, assignments, cp);
     cp = { iteration: cp.iteration + 1, assignments, sizes, sums };
     await opts.onCheckpoint?.(cp);
   }
-  return { sums: cp.sums, sizes: cp.sizes, assignments: cp.assignments ?? [], iterations: cp.iteration, converged: false };
+  return { sums: await valuesOf(ctx, cp, opts, n), sizes: cp.sizes, assignments: cp.assignments ?? [], iterations: cp.iteration, converged: false };
+}
+
+/** The final sums value by value (record packs unpacked). */
+async function valuesOf(ctx: ComputeSideContext, cp: SecureCheckpoint, opts: SecureKMeansOptions, n: number): Promise<Ciphertext[][]> {
+  return opts.recordLayout ? unpackSums(ctx, cp.sums.flat(), cp.sizes, opts.recordLayout, n) : cp.sums;
 }

@@ -94,14 +94,24 @@ const shareSchema = z.object({
   offset: z.number().int().nonnegative(),
   count: z.number().int().nonnegative().max(MAX_ELEMENTS),
   slotBits: slotBitsSchema,
+  perPack: z.number().int().min(1).max(4096).optional(),
 });
 
 export async function shareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, elements, pk } = decodeForKey(state, body, shareSchema);
   state.requireJobKey(pk);
   const N = pk.params.N;
-  if (elements.length !== 2 * packCount(N, header.slotBits, header.count)) throw new ProtocolError('pack count does not match the header');
-  const values = unpack(await state.open('share-pack', pk, pairsOf(elements)), N, header.slotBits, header.count);
+  if (elements.length !== 2 * packCount(N, header.slotBits, header.count, header.perPack))
+    throw new ProtocolError('pack count does not match the header');
+  const values = unpack(
+    await state.open('share-pack', pk, pairsOf(elements)),
+    N,
+    header.slotBits,
+    header.count,
+    undefined,
+    undefined,
+    header.perPack,
+  );
   state.observe('share', values);
   state.shares.put(header.share, pk.fingerprint, header.offset, values);
   return Buffer.alloc(0);

@@ -30,8 +30,20 @@ export function slotsPerPack(N: bigint, slotBits: number): number {
   return s;
 }
 
-export function packCount(N: bigint, slotBits: number, values: number): number {
-  return Math.ceil(values / slotsPerPack(N, slotBits));
+/**
+ * Packs needed for `values` slots; `perPack` (at most what fits) when the sender fills fewer slots
+ * per plaintext, as one record or one cluster sum per pack.
+ */
+export function packCount(N: bigint, slotBits: number, values: number, perPack?: number): number {
+  return Math.ceil(values / slotsIn(N, slotBits, perPack));
+}
+
+function slotsIn(N: bigint, slotBits: number, perPack?: number): number {
+  const fit = slotsPerPack(N, slotBits);
+  if (perPack === undefined) return fit;
+  if (!Number.isInteger(perPack) || perPack < 1 || perPack > fit)
+    throw new BitBudgetError(`${perPack} slots of ${slotBits} bits do not fit a plaintext`);
+  return perPack;
 }
 
 /**
@@ -39,8 +51,16 @@ export function packCount(N: bigint, slotBits: number, values: number): number {
  * senders size slots with a spare guard bit, so a value outside its declared range (an owner who
  * encoded beyond maxAbs) shows up here as an error instead of silently corrupting its neighbours.
  */
-export function unpack(packs: readonly bigint[], N: bigint, slotBits: number, count: number, low = 0n, high = 1n << BigInt(slotBits - 1)): bigint[] {
-  const per = slotsPerPack(N, slotBits);
+export function unpack(
+  packs: readonly bigint[],
+  N: bigint,
+  slotBits: number,
+  count: number,
+  low = 0n,
+  high = 1n << BigInt(slotBits - 1),
+  perPack?: number,
+): bigint[] {
+  const per = slotsIn(N, slotBits, perPack);
   if (packs.length !== Math.ceil(count / per)) throw new ProtocolError('pack count does not match the value count');
   const mask = (1n << BigInt(slotBits)) - 1n;
   const out: bigint[] = [];

@@ -15,7 +15,7 @@ import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, roundTrip, encodeReply, type ComputeSideContext } from './round-trip.js';
 import { shareBlind, shareSlotBits, slotBitsSchema } from './inner-distances.js';
-import { packCiphertexts, packCount, unpack } from './packing.js';
+import { packCiphertexts, packCount, slotsPerPack, unpack } from './packing.js';
 import { decodeMessage, fingerprint, MAX_ELEMENTS, ProtocolError } from './messages.js';
 import { pairsOf, type KeyServerState } from './key-server-state.js';
 
@@ -46,6 +46,18 @@ const schema = z.object({
     .regex(/^[0-9a-f]{32}$/)
     .optional(),
   offset: z.number().int().nonnegative().optional(),
+  /**
+   * Answer one KMS-form ciphertext per record of `values` consecutive values, packed in slots of
+   * `slotBits` (a k-means job that assigns on shares: one encryption per record, not per value).
+   */
+  records: z
+    .object({
+      values: z.number().int().min(1).max(4096),
+      slotBits: slotBitsSchema,
+    })
+    .optional(),
+  /** Values per pack when fewer than fit (one record or one cluster sum per pack). */
+  perPack: z.number().int().min(1).max(4096).optional(),
   /** Answer only the values at i % stride === at (a DP query's column of an owner-packed table). */
   stride: z.number().int().min(1).max(100_000).optional(),
   at: z.number().int().nonnegative().optional(),
@@ -86,6 +98,10 @@ export interface BoundedTransferOptions {
    * record share (inner-distances.ts); the blinds c land in share.blinds at the same positions.
    */
   share?: { id: string; offset: number; blinds: bigint[] };
+  /** One KMS-form ciphertext per record instead of one per value (needs `kms`). */
+  records?: RecordLayout;
+  /** Values per pack when the sender filled fewer than fit. */
+  perPack?: number;
 }
 
 /**
@@ -134,6 +150,7 @@ export async function transferPacks(
   opts: BoundedTransferOptions & { select?: ValueSelection } = {},
 ): Promise<Ciphertext[]> {
   const from = packs[0]!.publicKey;
+  if (opts.records) return transferRecords(ctx, packs, count, blinds, slotBits, to, { ...opts, records: opts.records });
   const chosen = selectedPositions(count, opts.select);
   const header = {
     from: from.fingerprint,
@@ -143,16 +160,75 @@ export async function transferPacks(
     ...(opts.kms ? { kms: true } : {}),
     ...(opts.share ? { share: opts.share.id, offset: opts.share.offset } : {}),
     ...(opts.select ? { stride: opts.select.stride, at: opts.select.at } : {}),
+    ...(opts.perPack ? { perPack: opts.perPack } : {}),
   };
   const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, chosen.length);
   blinds.forEach((c, i) => opts.share && (opts.share.blinds[opts.share.offset + i] = c));
   return reply.map((c, i) => add(c, to.trivial(mod(-blinds[chosen[i]!]!, to.params.N))));
 }
 
+/**
+ * A record of `values` consecutive values as one KMS-form ciphertext: slot d (of `slotBits` bits,
+ * slot 0 least significant) holds x_d + offset, offset = 2^valueBits, so every slot stays
+ * non-negative and sums of up to 2^(slotBits - valueBits - 43) records stay in their slots.
+ */
+export interface RecordLayout {
+  values: number;
+  slotBits: number;
+  offset: bigint;
+}
+
+/** transferPacks answering one ciphertext per record: Bob packs M + c, Alice takes off c - offset. */
+async function transferRecords(
+  ctx: ComputeSideContext,
+  packs: readonly Ciphertext[],
+  count: number,
+  blinds: readonly bigint[],
+  slotBits: number,
+  to: BcpPublicKey,
+  opts: BoundedTransferOptions & { records: RecordLayout },
+): Promise<Ciphertext[]> {
+  const { values: m, slotBits: w, offset } = opts.records;
+  if (!opts.kms || count % m !== 0) throw new ProtocolError('records are answered whole and in KMS form');
+  const header = {
+    from: packs[0]!.publicKey.fingerprint,
+    to: to.fingerprint,
+    count,
+    slotBits,
+    kms: true,
+    records: { values: m, slotBits: w },
+    ...(opts.perPack ? { perPack: opts.perPack } : {}),
+    ...(opts.share ? { share: opts.share.id, offset: opts.share.offset } : {}),
+  };
+  const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, count / m);
+  blinds.forEach((c, i) => opts.share && (opts.share.blinds[opts.share.offset + i] = c));
+  return reply.map((c, i) => {
+    let minus = 0n;
+    for (let d = m - 1; d >= 0; d--) minus = (minus << BigInt(w)) + blinds[i * m + d]! - offset;
+    return add(c, to.trivial(mod(-minus, to.params.N)));
+  });
+}
+
 /** The positions in [0, count) a selection keeps (all when there is none). */
 export function selectedPositions(count: number, select?: ValueSelection): number[] {
   const out: number[] = [];
   for (let i = select?.at ?? 0; i < count; i += select?.stride ?? 1) out.push(i);
+  return out;
+}
+
+/** The key server's per-record packs of M + c: slot d of record i holds value i m + d. */
+function recordPacks(header: z.infer<typeof schema>, values: readonly bigint[], N: bigint): bigint[] {
+  const { values: m, slotBits } = header.records!;
+  if (!header.kms || header.stride !== undefined || values.length % m !== 0 || slotsPerPack(N, slotBits) < m)
+    throw new ProtocolError('records are answered in KMS form, whole, and must fit one plaintext');
+  // M + c < 2^(v + 41) sits in a slot of at least v + 42 bits (slotBitsSchema; the caller sizes it wider).
+  if (values.some((v) => v >> BigInt(slotBits - 1) !== 0n)) throw new ProtocolError('a value does not fit its record slot');
+  const out: bigint[] = [];
+  for (let i = 0; i < values.length; i += m) {
+    let pack = 0n;
+    for (let d = m - 1; d >= 0; d--) pack = (pack << BigInt(slotBits)) + values[i + d]!;
+    out.push(pack);
+  }
   return out;
 }
 
@@ -164,12 +240,13 @@ export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array
   state.requireJobKey(to);
   if ((header.stride === undefined) !== (header.at === undefined) || (header.at ?? 0) >= (header.stride ?? 1))
     throw new ProtocolError('a selection needs a stride and a position below it');
-  if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count))
+  if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count, header.perPack))
     throw new ProtocolError('pack count does not match the header');
-  const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count);
+  const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count, undefined, undefined, header.perPack);
   state.observe('sct-packed', values);
   if (header.share !== undefined) state.shares.put(header.share, to.fingerprint, header.offset ?? 0, values);
   const select = header.stride === undefined ? undefined : { stride: header.stride, at: header.at! };
   const chosen = selectedPositions(values.length, select).map((i) => values[i]!);
+  if (header.records) return encodeReply(await state.sealKms(to, recordPacks(header, chosen, to.params.N)), to.params.elementBytes);
   return encodeReply(await (header.kms ? state.sealKms(to, chosen) : state.seal(to, chosen)), to.params.elementBytes);
 }

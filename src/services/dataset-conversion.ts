@@ -5,7 +5,7 @@
  * statistically blinded values, one decryption per pack.
  */
 import { bitLength, FixedPointCodec, type BcpPublicKey, type Ciphertext } from '../crypto/index.js';
-import { sctBounded, sctOwnerPacks, slotsPerPack, type ComputeSideContext } from '../protocols/index.js';
+import { sctBounded, sctOwnerPacks, slotsPerPack, type ComputeSideContext, type RecordLayout } from '../protocols/index.js';
 import { withDatasetContext, type ValueChunk } from './dataset-reader.js';
 import type { DatasetRow } from './store/index.js';
 
@@ -20,6 +20,8 @@ export interface ChunkConversion {
   kms?: boolean;
   /** Keep the values Bob decrypts as a record share, at global value positions from `offset`. */
   share?: { id: string; offset: number; blinds: bigint[] };
+  /** One KMS-form ciphertext per row (a k-means job that assigns on shares). */
+  records?: RecordLayout;
   /** Only this column of the chunk's rows (a DP query). */
   column?: number;
   /**
@@ -51,26 +53,41 @@ export async function convertChunk(
   };
   if (d.packSlotBits === null) {
     const cts = opts.column === undefined ? chunk.cts : chunk.cts.filter((_, i) => i % m === opts.column);
-    for (let i = 0; i < cts.length; i += CONVERSION_BATCH) {
+    // Calls end at row boundaries, so a record is never split.
+    const size = Math.max(m, CONVERSION_BATCH - (CONVERSION_BATCH % m));
+    for (let i = 0; i < cts.length; i += size) {
       const share = opts.share && { ...opts.share, offset: opts.share.offset + i };
-      const batch = cts.slice(i, i + CONVERSION_BATCH);
+      const batch = cts.slice(i, i + size);
       out.push(
-        await sctBounded(ctx, batch, to, opts.valueBits ?? datasetValueBits(d), { kms: opts.kms, share }).catch(fail(i, opts.column !== undefined)),
+        await sctBounded(ctx, batch, to, opts.valueBits ?? datasetValueBits(d), { kms: opts.kms, share, records: opts.records }).catch(
+          fail(i, opts.column !== undefined),
+        ),
       );
       await opts.onBatch?.(batch.length);
     }
     return out;
   }
   const per = slotsPerPack(to.params.N, d.packSlotBits);
-  const packsPerCall = Math.max(1, Math.floor(CONVERSION_BATCH / per));
+  // Whole rows per call: a multiple of m / gcd(per, m) packs holds whole rows.
+  const unit = m / gcd(per, m);
+  const packsPerCall = unit * Math.max(1, Math.floor(CONVERSION_BATCH / per / unit));
   for (let p = 0; p < chunk.cts.length; p += packsPerCall) {
     const first = p * per;
     const count = Math.min(chunk.values - first, packsPerCall * per);
     const share = opts.share && { ...opts.share, offset: opts.share.offset + first };
     const select = opts.column === undefined ? undefined : { stride: m, at: (((opts.column - first) % m) + m) % m };
     const packs = chunk.cts.slice(p, p + packsPerCall);
-    out.push(await sctOwnerPacks(ctx, packs, count, to, datasetValueBits(d), { kms: opts.kms, share, select }).catch(fail(first, false)));
+    out.push(
+      await sctOwnerPacks(ctx, packs, count, to, datasetValueBits(d), { kms: opts.kms, share, select, records: opts.records }).catch(
+        fail(first, false),
+      ),
+    );
     await opts.onBatch?.(count);
   }
   return out;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }

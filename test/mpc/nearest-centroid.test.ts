@@ -11,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { add, randomBelow, readKeyFile, type Ciphertext } from '../../src/crypto/index.js';
-import { newShareId, sctBounded, deltaBits, type RecordShare } from '../../src/protocols/index.js';
+import { newShareId, sctBounded, deltaBits, recordLayout, unpackSums, shareRecordPacks, type RecordShare } from '../../src/protocols/index.js';
 import { centroidTerms, nearestCentroids, NEAREST_CENTROID } from '../../src/mpc/nearest-centroid.js';
 import { startRemote } from '../../src/mpc/server-channel.js';
 import { startDealerServer, type DealerServerHandle } from '../../src/services/dealer-server.js';
@@ -75,6 +75,46 @@ describe('the assignment on shares (dealer)', () => {
       assert.ok(!got.includes(1), 'a tie between clusters 0 and 1 goes to 0');
     });
   }
+
+  it('records one to a pack: sums unpack to their values, and a fresh share from the packs (a restarted key server) assigns the same', async () => {
+    const n = 40;
+    const m = 3;
+    const bits = 12;
+    const xs = Array.from({ length: n }, () => Array.from({ length: m }, () => randomBelow(1n << BigInt(bits)) - (1n << BigInt(bits - 1))));
+    const jobKey = h.core.createJobKey();
+    const layout = recordLayout(jobKey.params.N, m, n, bits)!;
+    const share: RecordShare = { id: newShareId(), blinds: [] };
+    // Two calls, as the conversion makes them: whole records each.
+    const first = await sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs.slice(0, 10).flat()), jobKey, bits, {
+      kms: true,
+      share: { ...share, offset: 0 },
+      records: layout,
+    });
+    const rest = await sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs.slice(10).flat()), jobKey, bits, {
+      kms: true,
+      share: { ...share, offset: 10 * m },
+      records: layout,
+    });
+    const packs = [...first, ...rest];
+    assert.equal(packs.length, n, 'one ciphertext per record');
+    assert.ok(packs.every((c) => c.A === 1n));
+    const sizes = [7n, 1n, 12n];
+    const members = sizes.map((c, j) => Array.from({ length: Number(c) }, (_, t) => (j * 13 + t * 3) % n));
+    const sums = members.map((idx) => idx.map((i) => packs[i]!).reduce((a, b) => add(a, b)));
+    const plain = members.map((idx) => Array.from({ length: m }, (_, d) => idx.reduce((acc, i) => acc + xs[i]![d]!, 0n)));
+    const values = await unpackSums(h.alice, sums, sizes, layout, n);
+    assert.deepEqual(
+      values.map((row) => h.core.msk.decryptBatch(row)),
+      plain,
+    );
+    const bounds = { maxAbs: 1n << BigInt(bits), dims: m, maxCount: n };
+    const terms = await centroidTerms(h.alice, values, sizes, bounds, deltaBits(bounds));
+    const want = reference(xs, plain, sizes);
+    assert.deepEqual(await nearestCentroids(h.alice, share, 0, n, terms), want);
+    const again = await shareRecordPacks(h.alice, packs, layout);
+    assert.notEqual(again.id, share.id);
+    assert.deepEqual(await nearestCentroids(h.alice, again, 0, n, terms), want);
+  });
 
   it("the key server's openings are uniform whatever the data; a view that depends on the data is caught", async () => {
     const seen: bigint[] = [];

@@ -13,7 +13,16 @@ import {
   bitLength,
   type BcpPublicKey,
 } from '../../../crypto/index.js';
-import { sct, checkDistanceBudget, dropShare, newShareId, MAX_SHARED_VALUES, type RecordShare } from '../../../protocols/index.js';
+import {
+  sct,
+  checkDistanceBudget,
+  dropShare,
+  newShareId,
+  recordLayout,
+  MAX_SHARED_VALUES,
+  type RecordShare,
+  type RecordLayout,
+} from '../../../protocols/index.js';
 import { secureKMeans, validateKMeansInput, type SecureCheckpoint, type SecureKMeansOptions } from '../../../analytics/kmeans-secure.js';
 import { datasetValueChunks, withDatasetsContext } from '../../dataset-reader.js';
 import { convertChunk } from '../../dataset-conversion.js';
@@ -59,10 +68,12 @@ export const kmeansKind = defineJobKind({
     const dims = datasets[0]!.columns.length;
     const jobKey = await ctx.jobKey();
     const fresh: { share?: RecordShare } = {};
-    // The phase shows only while converting: after a restart the stored records are read back.
-    const parts = await ctx.once('records', () => ctx.phase('conversion', () => convert(ctx, datasets, jobKey, fresh)));
-    const records = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
     const maxAbs = largestEncoded(datasets);
+    const layout = await chosenLayout(ctx, datasets, dims, maxAbs);
+    // The phase shows only while converting: after a restart the stored records are read back.
+    const parts = await ctx.once('records', () => ctx.phase('conversion', () => convert(ctx, datasets, jobKey, fresh, layout)));
+    const records = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
+    const width = layout ? 1 : dims;
     const loop: SecureKMeansOptions = {
       k: ctx.spec.k,
       maxIter: ctx.spec.maxIter,
@@ -73,11 +84,12 @@ export const kmeansKind = defineJobKind({
       // Only a conversion made in this run left its share at the key server; after a restart the
       // loop shares the saved records again.
       share: fresh.share,
-      resumeFrom: await resumePoint(ctx, jobKey, dims),
+      resumeFrom: await resumePoint(ctx, jobKey, width),
+      recordLayout: layout,
       onCheckpoint: checkpointer(ctx, jobKey),
     };
     const result = await ctx
-      .phase('iterations', () => secureKMeans(ctx.services.compute, chunk(records, dims), loop))
+      .phase('iterations', () => secureKMeans(ctx.services.compute, chunk(records, width), loop))
       .catch((e) => {
         throw withDatasetsContext(e, datasets);
       })
@@ -110,6 +122,22 @@ export const kmeansKind = defineJobKind({
   },
 });
 
+/**
+ * Records one to a pack when the iterations will assign on shares (a dealer, the hidden comparison,
+ * records that fit the key server's share store and one plaintext each); chosen once per job and
+ * stored, so a restart reads the records back in the layout they were converted to.
+ */
+async function chosenLayout(ctx: JobContext<Spec>, datasets: DatasetRow[], dims: number, maxAbs: bigint): Promise<RecordLayout | undefined> {
+  const [saved] = await ctx.once('record-layout', async () => {
+    const n = datasets.reduce((a, d) => a + d.rows, 0);
+    const onShares = ctx.services.compute.dealer && ctx.spec.comparison !== 'multiplicative' && n * dims <= MAX_SHARED_VALUES;
+    const layout = onShares ? recordLayout(ctx.services.params.N, dims, n, bitLength(maxAbs)) : undefined;
+    return [Buffer.from(JSON.stringify(layout ? { ...layout, offset: layout.offset.toString() } : null))];
+  });
+  const parsed = JSON.parse(saved!.toString()) as (Omit<RecordLayout, 'offset'> & { offset: string }) | null;
+  return parsed ? { ...parsed, offset: BigInt(parsed.offset) } : undefined;
+}
+
 async function resumePoint(ctx: JobContext<Spec>, jobKey: BcpPublicKey, dims: number): Promise<SecureCheckpoint | undefined> {
   const saved = await ctx.latestCheckpoint();
   if (!saved) return undefined;
@@ -141,7 +169,13 @@ function checkpointer(ctx: JobContext<Spec>, jobKey: BcpPublicKey): (cp: SecureC
  * parts. A conversion also leaves the key server a share of the records (inner-distances.ts) when
  * they fit its share store; larger jobs run their iterations with SDM.
  */
-async function convert(ctx: JobContext<Spec>, datasets: DatasetRow[], jobKey: BcpPublicKey, fresh: { share?: RecordShare }): Promise<Buffer[]> {
+async function convert(
+  ctx: JobContext<Spec>,
+  datasets: DatasetRow[],
+  jobKey: BcpPublicKey,
+  fresh: { share?: RecordShare },
+  records?: RecordLayout,
+): Promise<Buffer[]> {
   const { store, params, x25519, compute } = ctx.services;
   const total = datasets.reduce((a, d) => a + d.rows * d.columns.length, 0);
   const share: RecordShare | undefined = total <= MAX_SHARED_VALUES ? { id: newShareId(), blinds: [] } : undefined;
@@ -155,7 +189,7 @@ async function convert(ctx: JobContext<Spec>, datasets: DatasetRow[], jobKey: Bc
       let at = starts[i]!;
       for await (const values of datasetValueChunks(store, d, params, x25519)) {
         const onBatch = (n: number) => ctx.progress((done += n), total, 'value converted');
-        const batches = await convertChunk(compute, d, values, jobKey, { kms: true, share: share && { ...share, offset: at }, onBatch });
+        const batches = await convertChunk(compute, d, values, jobKey, { kms: true, share: share && { ...share, offset: at }, onBatch, records });
         for (const b of batches) parts.push(serializeCiphertexts(jobKey, b));
         at += values.values;
       }
