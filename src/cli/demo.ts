@@ -30,6 +30,11 @@ export interface DemoOptions {
   fractionBits: number;
   /** The compute server's database: a postgres:// URL (default: SQLite in a temporary directory). */
   database?: string;
+  /**
+   * `ot` (default): no third party; the iterations compute distances homomorphically. `dealer`: a
+   * dealer process too, and the iterations assign on shares (docs/protocols.md).
+   */
+  provider?: 'ot' | 'dealer';
   json: boolean;
   verbose?: boolean;
 }
@@ -83,9 +88,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const pool = new WorkerPool();
   try {
     let t = performance.now();
-    say(`starting the key server (${o.keyBits}-bit parameters) and the compute server...`);
-    const { ks, cs } = await startServerPair({ dir, keyBits: o.keyBits, database: o.database, echoLog: o.verbose });
-    servers.push(ks, cs);
+    const withDealer = o.provider === 'dealer';
+    say(`starting the key server (${o.keyBits}-bit parameters), the compute server${withDealer ? ' and the dealer' : ''}...`);
+    const { ks, cs, dealer } = await startServerPair({ dir, keyBits: o.keyBits, database: o.database, echoLog: o.verbose, dealer: withDealer });
+    servers.push(ks, cs, ...(dealer ? [dealer] : []));
     lap('startServers', t);
 
     t = performance.now();

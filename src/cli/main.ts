@@ -53,6 +53,12 @@ const demo = program
   .option('--owners <n>', 'data owners the rows are split among', integerFlag('--owners', 1), 3)
   .option('--fraction-bits <f>', 'fixed-point precision', integerFlag('--fraction-bits', 0, 52), 16)
   .option('--database <url>', 'run the compute server on this PostgreSQL (postgres://...; default: SQLite in a temporary directory)')
+  .option(
+    '--provider <p>',
+    'ot: no third party, homomorphic distances; dealer: also start a dealer, and the iterations assign on shares',
+    oneOf('--provider', ['dealer', 'ot']),
+    'ot',
+  )
   .option('--json', 'print one JSON object as the last line')
   .option('--verbose', "show the servers' logs")
   .addHelpText('after', '\nExample:\n  $ ciphermine demo --data data/wine.csv --k 3 --ignore-columns label --json\n')

@@ -18,6 +18,8 @@ import { startDealerServer, type DealerServerHandle } from '../../src/services/d
 import { dealerProviders } from '../../src/mpc/provider/dealer.js';
 import * as wide from '../../src/mpc/wide-ring.js';
 import { harness, ksSameDistribution, type Harness } from '../protocols/harness.js';
+import { secureKMeans } from '../../src/analytics/kmeans-secure.js';
+import { lloyd } from '../../src/analytics/kmeans-plain.js';
 
 /** argmin_j Omega_ij / |c_j|^2 with Omega_ij = || |c_j| x_i - S_j ||^2, by cross-multiplying, ties to the lower index. */
 function reference(xs: bigint[][], sums: bigint[][], sizes: bigint[]): number[] {
@@ -114,6 +116,51 @@ describe('the assignment on shares (dealer)', () => {
     const again = await shareRecordPacks(h.alice, packs, layout);
     assert.notEqual(again.id, share.id);
     assert.deepEqual(await nearestCentroids(h.alice, again, 0, n, terms), want);
+  });
+
+  it('k-means on record packs equals plaintext Lloyd, and carries on when the key server loses the share (a restart)', async () => {
+    const n = 48;
+    const m = 2;
+    const bits = 10;
+    const xs = Array.from({ length: n }, (_, i) => [BigInt(((i % 3) * 300 + i * 7) % 500) - 250n, BigInt((i % 3) * 150) - 200n]);
+    const jobKey = h.core.createJobKey();
+    const layout = recordLayout(jobKey.params.N, m, n, bits)!;
+    const share: RecordShare = { id: newShareId(), blinds: [] };
+    const packs = await sctBounded(h.alice, h.owner.publicKey.encryptBatch(xs.flat()), jobKey, bits, {
+      kms: true,
+      share: { ...share, offset: 0 },
+      records: layout,
+    });
+    const init = [0, 1, 2];
+    const plain = lloyd(xs, init, 20);
+    let dropped = false;
+    const run = await secureKMeans(
+      h.alice,
+      packs.map((c) => [c]),
+      {
+        k: 3,
+        maxIter: 20,
+        initIndices: init,
+        maxAbs: 1n << BigInt(bits),
+        valueBits: bits,
+        share,
+        recordLayout: layout,
+        chunkRecords: 20,
+        // After the first iteration the key server forgets every share, as a restart does.
+        onCheckpoint: () => {
+          if (!dropped) h.core.shares.drop(share.id);
+          dropped = true;
+        },
+      },
+    );
+    assert.deepEqual(run.assignments, plain.assignments);
+    assert.deepEqual(run.sizes, plain.sizes);
+    assert.deepEqual(
+      run.sums.map((row) => h.core.msk.decryptBatch(row)),
+      plain.sums,
+    );
+    assert.equal(run.iterations, plain.iterations);
+    assert.ok(dropped);
   });
 
   it("the key server's openings are uniform whatever the data; a view that depends on the data is caught", async () => {

@@ -60,7 +60,7 @@ export async function harness(
   }
   const server = await serveHttp(handle, { hmacKey });
   return {
-    alice: { transport: new HttpTransport(server.url, hmacKey), pool: alicePool },
+    alice: { transport: new HttpTransport(server.url, hmacKey), pool: alicePool, dealer: dealer?.computeServer },
     core,
     owner,
     target,
