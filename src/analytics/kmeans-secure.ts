@@ -13,7 +13,7 @@ import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocol
 import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
 import { hiddenArgmin, MAX_ARGMIN_CHOICES } from '../mpc/hidden-argmin.js';
-import { centroidTerms, nearestCentroids } from '../mpc/nearest-centroid.js';
+import { assignsOnShares, centroidTerms, nearestCentroids } from '../mpc/nearest-centroid.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { bitLength } from '../crypto/bigint.js';
 import { blindCentroids, innerDistances, shareRecords, type BlindedCentroids, type RecordShare } from '../protocols/inner-distances.js';
@@ -124,7 +124,8 @@ async function assign(
     return assignOnShares(ctx, records, cp, bounds, dBits, opts);
   }
   const shared = records[0]!.every((c) => c.A === 1n) && records.length * records[0]!.length <= MAX_SHARED_VALUES;
-  if (shared && ctx.dealer && opts.comparison !== 'multiplicative') return assignOnShares(ctx, records, cp, bounds, dBits, opts);
+  const onShares = ctx.dealer && opts.comparison !== 'multiplicative' && assignsOnShares(records[0]![0]!.publicKey.params.N, k, bounds.dims, dBits);
+  if (shared && onShares) return assignOnShares(ctx, records, cp, bounds, dBits, opts);
   const centroids = shared ? await blindCentroids(ctx, cp.sums, cp.sizes, bounds) : undefined;
   const out: number[] = [];
   for (let i = 0; i < records.length; i += chunk) {

@@ -1,4 +1,5 @@
 /** `ciphermine key-server start` and `ciphermine compute-server start`. */
+import type { MetricsOptions } from '../services/metrics.js';
 import type { Command } from 'commander';
 import { checkKeyBits } from '../crypto/params-policy.js';
 import { startKeyServer } from '../services/key-server.js';
@@ -14,6 +15,14 @@ const env = process.env;
 
 const TLS_CERT_HELP = 'TLS certificate (PEM); required when --host is not loopback-only (make one with: ciphermine tls make)';
 const TLS_KEY_HELP = "the certificate's private key (PEM, a 0600 file)";
+
+const METRICS_PORT_HELP = 'serve Prometheus metrics at GET /metrics on this port (0: any free port; default: none)';
+const METRICS_HOST_HELP = 'address of the metrics listener (default 127.0.0.1: scrape from this machine, or put it behind your own proxy)';
+
+/** The metrics flags: a port turns the listener on. */
+function metricsOf(o: { metricsPort?: number; metricsHost?: string }): MetricsOptions | undefined {
+  return o.metricsPort === undefined ? undefined : { port: o.metricsPort, host: o.metricsHost };
+}
 
 /** The dealer flags: all of --dealer and --dealer-key, or none. */
 function dealerOf(o: { dealer?: string; dealerKey?: string; dealerFingerprint?: string }): DealerEndpoint | undefined {
@@ -87,6 +96,8 @@ export function addServerCommands(program: Command): void {
     .option('--dealer-key <file>', DEALER_KEY_HELP('key-server'))
     .option('--dealer-fingerprint <sha256>', DEALER_FP_HELP, (v: string) => requireCertFingerprint(v))
     .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_KEY_SERVER_TLS_KEY)
+    .option('--metrics-port <port>', METRICS_PORT_HELP, integerFlag('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', METRICS_HOST_HELP)
     .addHelpText('after', '\nExample:\n  $ ciphermine key-server start --data-dir .ciphermine/key-server --port 7401\n')
     .action(async (o) => {
       const ks = await startKeyServer({
@@ -97,6 +108,7 @@ export function addServerCommands(program: Command): void {
         port: o.port,
         keyBits: checkKeyBits(o.keyBits), // also when the size came from CIPHERMINE_KEY_BITS
         workers: o.workers,
+        metrics: metricsOf(o),
         log,
       });
       announce({
@@ -105,6 +117,7 @@ export function addServerCommands(program: Command): void {
         channelKey: ks.channelKeyPath,
         paramsFingerprint: ks.paramsFingerprint,
         tlsFingerprint: ks.tlsFingerprint,
+        metricsUrl: ks.metricsUrl,
       });
       onSignals(ks.close);
     });
@@ -146,6 +159,8 @@ export function addServerCommands(program: Command): void {
     .option('--dealer-key <file>', DEALER_KEY_HELP('compute-server'))
     .option('--dealer-fingerprint <sha256>', DEALER_FP_HELP, (v: string) => requireCertFingerprint(v))
     .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_COMPUTE_SERVER_TLS_KEY)
+    .option('--metrics-port <port>', METRICS_PORT_HELP, integerFlag('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', METRICS_HOST_HELP)
     .addHelpText(
       'after',
       '\nExample:\n  $ ciphermine compute-server start --data-dir .ciphermine/compute-server --key-server http://127.0.0.1:7401 \\\n      --channel-key .ciphermine/key-server/channel.key\n',
@@ -162,9 +177,10 @@ export function addServerCommands(program: Command): void {
         dealer: dealerOf(o),
         channelKey: readKeyFile(o.channelKey),
         workers: o.workers,
+        metrics: metricsOf(o),
         log,
       });
-      announce({ role: 'compute-server', url: cs.url, tlsFingerprint: cs.tlsFingerprint });
+      announce({ role: 'compute-server', url: cs.url, tlsFingerprint: cs.tlsFingerprint, metricsUrl: cs.metricsUrl });
       onSignals(cs.close);
     });
 
@@ -193,6 +209,8 @@ export function addServerCommands(program: Command): void {
     )
     .option('--tls-cert <file>', TLS_CERT_HELP, env.CIPHERMINE_DEALER_TLS_CERT)
     .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_DEALER_TLS_KEY)
+    .option('--metrics-port <port>', METRICS_PORT_HELP, integerFlag('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', METRICS_HOST_HELP)
     .addHelpText(
       'after',
       [
@@ -209,8 +227,23 @@ export function addServerCommands(program: Command): void {
     )
     .action(async (o) => {
       const tls = tlsOf(o);
-      const d = await startDealerServer({ dataDir: o.dataDir, host: o.host, port: o.port, keyServerPort: o.keyServerPort, tls, log });
-      announce({ role: 'dealer', url: d.computeServerUrl, keyServerUrl: d.keyServerUrl, tlsFingerprint: tls?.fingerprint, ...d.keyFiles });
+      const d = await startDealerServer({
+        dataDir: o.dataDir,
+        host: o.host,
+        port: o.port,
+        keyServerPort: o.keyServerPort,
+        tls,
+        log,
+        metrics: metricsOf(o),
+      });
+      announce({
+        role: 'dealer',
+        url: d.computeServerUrl,
+        keyServerUrl: d.keyServerUrl,
+        tlsFingerprint: tls?.fingerprint,
+        metricsUrl: d.metricsUrl,
+        ...d.keyFiles,
+      });
       onSignals(d.close);
     });
 }

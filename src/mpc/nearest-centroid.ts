@@ -118,6 +118,26 @@ const Args = z.object({
   provider: z.literal('dealer'),
 });
 
+/** The widest ring the dealer makes matrix triples in (provider/dealer.ts). */
+const MAX_RING_BITS = 512;
+/** The most centroid-term values (m P + P) one iteration sends: they travel in one message per block. */
+const MAX_TERM_VALUES = 1 << 16;
+
+/**
+ * Whether an iteration with k clusters, m attributes and |Delta'| < 2^deltaBits can assign on
+ * shares: a block of one record fits the dealer's products, the ring its triples, the terms one
+ * message. Jobs check it before choosing the path, so none fails on it later.
+ */
+export function assignsOnShares(N: bigint, k: number, m: number, deltaBits: number): boolean {
+  const pairs = (k * (k - 1)) / 2;
+  if (k < 2 || k > MAX_ARGMIN_CHOICES || m * pairs > MAX_WIDE_PRODUCTS || m * pairs + pairs > MAX_TERM_VALUES) return false;
+  try {
+    return widths(N, deltaBits).ringBits <= MAX_RING_BITS;
+  } catch {
+    return false;
+  }
+}
+
 /** Records per session: the comparisons and the dealer's products both stay bounded. */
 export function recordsPerSession(k: number, m: number): number {
   const pairs = (k * (k - 1)) / 2;
@@ -203,10 +223,11 @@ function sessionOf(state: KeyServerState, raw: unknown) {
   if (!parsed.success) throw new ParameterError(`a nearest-centroid request is malformed: ${parsed.error.issues[0]?.message}`);
   const a = parsed.data;
   const pairs = (a.k * (a.k - 1)) / 2;
-  if (a.records > recordsPerSession(a.k, a.m))
+  if (a.records > recordsPerSession(a.k, a.m) || a.records * a.m * pairs > MAX_WIDE_PRODUCTS)
     throw new ParameterError(`a nearest-centroid session holds at most ${recordsPerSession(a.k, a.m)} records`);
   const pk = state.key(a.key);
   state.requireJobKey(pk);
+  if (!assignsOnShares(pk.params.N, a.k, a.m, a.deltaBits)) throw new ParameterError('these centroid terms do not fit an assignment on shares');
   const { ringBits } = widths(pk.params.N, a.deltaBits);
   // An unknown share (a restarted key server) fails the start, so the compute server shares again.
   const records = state.shares.get(a.share, pk.fingerprint, a.first * a.m, a.records * a.m);

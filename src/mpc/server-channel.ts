@@ -181,6 +181,11 @@ export class MpcEndpoint {
   private readonly programs = new Map<string, { run: MpcProgram; check?: (args: unknown) => void }>();
   private readonly bases = new BaseOtStore();
 
+  /** Sessions open now (metrics). */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
   constructor(private readonly opts: { timeoutMs?: number; maxSessions?: number; log?: (m: string) => void; dealer?: DealerEndpoint } = {}) {
     this.register(BASE_OT_PROGRAM, async (channel, args) => {
       const id = namedBase({ otBase: (args as { id?: unknown } | null)?.id });

@@ -13,7 +13,7 @@ import { bitLength } from '../crypto/bigint.js';
 import { keyWire, type Pair } from '../crypto/kernels.js';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { kernel, flatten, type ComputeSideContext } from './round-trip.js';
-import { encodeMessage } from './messages.js';
+import { encodeMessage, MAX_ELEMENTS } from './messages.js';
 import { packCiphertexts, slotsPerPack } from './packing.js';
 import { SIGMA } from './bit-budget.js';
 import { randomBelow } from '../crypto/bigint.js';
@@ -79,13 +79,15 @@ export async function shareRecordPacks(ctx: ComputeSideContext, records: readonl
   const share: RecordShare = { id: newShareId(), blinds: extra.flat().map((r) => layout.offset + r) };
   const perPack = Math.floor(slotsPerPack(pk.params.N, layout.slotBits * m)) * m;
   const recordsPerPack = perPack / m;
-  for (let i = 0; i < records.length; i += 4096) {
-    const batch = records.slice(i, i + 4096);
+  // A call carries at most MAX_ELEMENTS values, and about 4096 records.
+  const per = Math.max(1, Math.min(4096, Math.floor(MAX_ELEMENTS / m)));
+  for (let i = 0; i < records.length; i += per) {
+    const batch = records.slice(i, i + per);
     const packs = await packCiphertexts(
       ctx,
       pk,
       batch,
-      extra.slice(i, i + 4096).map((r) => packed(r, layout.slotBits)),
+      extra.slice(i, i + per).map((r) => packed(r, layout.slotBits)),
       layout.slotBits * m,
     );
     const header = {

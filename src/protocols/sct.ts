@@ -186,10 +186,10 @@ async function transferRecords(
   blinds: readonly bigint[],
   slotBits: number,
   to: BcpPublicKey,
-  opts: BoundedTransferOptions & { records: RecordLayout },
+  opts: BoundedTransferOptions & { records: RecordLayout; select?: ValueSelection },
 ): Promise<Ciphertext[]> {
   const { values: m, slotBits: w, offset } = opts.records;
-  if (!opts.kms || count % m !== 0) throw new ProtocolError('records are answered whole and in KMS form');
+  if (!opts.kms || count % m !== 0 || opts.select) throw new ProtocolError('records are answered whole, in KMS form and without a selection');
   const header = {
     from: packs[0]!.publicKey.fingerprint,
     to: to.fingerprint,
@@ -240,6 +240,10 @@ export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array
   state.requireJobKey(to);
   if ((header.stride === undefined) !== (header.at === undefined) || (header.at ?? 0) >= (header.stride ?? 1))
     throw new ProtocolError('a selection needs a stride and a position below it');
+  // Checked before anything is decrypted or kept.
+  if (header.records && (!header.kms || header.stride !== undefined || header.count % header.records.values !== 0))
+    throw new ProtocolError('records are answered in KMS form, whole, and without a selection');
+  if (header.records && slotsPerPack(N, header.records.slotBits) < header.records.values) throw new ProtocolError('a record must fit one plaintext');
   if (slotBits === undefined || elements.length !== 2 * packCount(N, slotBits, header.count, header.perPack))
     throw new ProtocolError('pack count does not match the header');
   const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count, undefined, undefined, header.perPack);

@@ -5,6 +5,7 @@
  * key server over the authenticated channel. It never holds a key that opens data: its X25519 key
  * only unwraps the AES layer, under which everything is still BCP-encrypted under the owners' keys.
  */
+import { ProcessMetrics, serveMetrics, type MetricsOptions } from './metrics.js';
 import { ringSlots } from '../mpc/packed-conversion.js';
 import { registerModelRoutes } from './model-routes.js';
 import { registerTokenRoutes } from './token-routes.js';
@@ -54,6 +55,8 @@ import { httpStatusOf, isErrorCode } from '../crypto/errors.js';
 
 export interface ComputeServerOptions {
   dataDir: string;
+  /** Serve Prometheus metrics on a listener of their own (services/metrics.ts). */
+  metrics?: MetricsOptions;
   /**
    * Where the state lives: a postgres:// URL for PostgreSQL, or an SQLite file (default
    * <dataDir>/compute.db).
@@ -103,6 +106,8 @@ export function registrationSource(ip: string): string {
 
 export interface ComputeServerHandle {
   url: string;
+  /** GET this for the Prometheus metrics, when asked for. */
+  metricsUrl?: string;
   /** SHA-256 of its TLS certificate, which owners and clients pin at registration (TLS only). */
   tlsFingerprint?: string;
   app: FastifyInstance;
@@ -238,11 +243,13 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   const transport = new HttpTransport(opts.keyServerUrl, opts.channelKey, { fingerprint: opts.keyServerFingerprint });
   const params = await fetchParams(transport, 60_000);
   const pool = createProtocolPool(opts.workers);
+  const metrics = opts.metrics && new ProcessMetrics('compute-server');
   const runner = new JobRunner({
     services: { store, compute: { transport, pool, dealer: opts.dealer }, params, x25519, noise: opts.unsafeNoiseControlForTests ?? {} },
     kinds: [...builtInJobKinds, ...(opts.extraJobKinds ?? [])],
     retryForMs: opts.retryForMs,
     log: opts.log,
+    metrics,
   });
 
   const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES, ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}) });
@@ -422,12 +429,19 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   registerMailboxRoutes(app, { store, runner, auth: (req) => auth(req), parse });
   registerModelRoutes(app, { store, auth, parse });
 
+  if (metrics) {
+    app.addHook('onResponse', async (req, reply) => {
+      metrics.httpRequests.inc({ route: `${req.method} ${req.routeOptions.url ?? 'unmatched'}`, status: `${Math.floor(reply.statusCode / 100)}xx` });
+    });
+  }
+  const listener = metrics && (await serveMetrics(metrics, opts.metrics!.host ?? '127.0.0.1', opts.metrics!.port));
   const url = await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
   await runner.resumeAll();
   opts.log?.(`compute server listening on ${url}${opts.tls ? ` (TLS certificate ${opts.tls.fingerprint})` : ''}`);
   let closing: Promise<void> | undefined;
   return {
     url,
+    metricsUrl: listener?.url,
     tlsFingerprint: opts.tls?.fingerprint,
     app,
     store,
@@ -436,6 +450,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     close: () =>
       (closing ??= (async () => {
         await app.close();
+        await listener?.close();
         await runner.stop();
         await transport.close();
         await pool.close();

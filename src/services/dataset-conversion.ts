@@ -68,8 +68,8 @@ export async function convertChunk(
     return out;
   }
   const per = slotsPerPack(to.params.N, d.packSlotBits);
-  // Whole rows per call: a multiple of m / gcd(per, m) packs holds whole rows.
-  const unit = m / gcd(per, m);
+  // Whole rows per call when a row becomes one ciphertext: a multiple of m / gcd(per, m) packs.
+  const unit = opts.records ? m / gcd(per, m) : 1;
   const packsPerCall = unit * Math.max(1, Math.floor(CONVERSION_BATCH / per / unit));
   for (let p = 0; p < chunk.cts.length; p += packsPerCall) {
     const first = p * per;

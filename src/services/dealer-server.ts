@@ -6,6 +6,7 @@
  * dealer makes on first start), so a server can fetch only its own seed, and only the key server
  * (party 1) can ask for corrections.
  */
+import { ProcessMetrics, serveMetrics, type MetricsOptions } from './metrics.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -29,12 +30,16 @@ export interface DealerServerOptions {
   /** Certificate and key (crypto/tls.ts), for both listeners; required when `host` is not loopback-only. */
   tls?: TlsMaterial;
   log?: (m: string) => void;
+  /** Serve Prometheus metrics on a listener of their own (services/metrics.ts). */
+  metrics?: MetricsOptions;
 }
 
 export interface DealerServerHandle {
   computeServerUrl: string;
   keyServerUrl: string;
   keyFiles: { computeServer: string; keyServer: string };
+  /** GET this for the Prometheus metrics, when asked for. */
+  metricsUrl?: string;
   /** What the dealer has served: request kinds and sizes only (tests check it holds no data). */
   readonly served: Array<{ session: string; party: 0 | 1; request: DealerRequest | 'seed' }>;
   close(): Promise<void>;
@@ -98,10 +103,14 @@ export async function startDealerServer(o: DealerServerOptions): Promise<DealerS
 
   const host = o.host ?? '127.0.0.1';
   requireTlsOffLoopback('dealer', host, o.tls);
-  const cs: RunningServer = await serveHttp(handler(0), { hmacKey: keys[0], host, port: o.port ?? 0, tls: o.tls });
+  const metrics = o.metrics && new ProcessMetrics('dealer');
+  metrics?.gauge('ciphermine_dealer_sessions', 'dealer sessions held', () => sessions.size);
+  const listener = metrics && (await serveMetrics(metrics, o.metrics!.host ?? '127.0.0.1', o.metrics!.port));
+  const counted = (party: 0 | 1) => (metrics ? metrics.instrument(handler(party)) : handler(party));
+  const cs: RunningServer = await serveHttp(counted(0), { hmacKey: keys[0], host, port: o.port ?? 0, tls: o.tls });
   let ks: RunningServer;
   try {
-    ks = await serveHttp(handler(1), { hmacKey: keys[1], host, port: o.keyServerPort ?? 0, tls: o.tls });
+    ks = await serveHttp(counted(1), { hmacKey: keys[1], host, port: o.keyServerPort ?? 0, tls: o.tls });
   } catch (e) {
     await cs.close();
     throw e;
@@ -112,7 +121,9 @@ export async function startDealerServer(o: DealerServerOptions): Promise<DealerS
     keyServerUrl: ks.url,
     keyFiles: paths,
     served,
+    metricsUrl: listener?.url,
     close: async () => {
+      await listener?.close();
       await cs.close();
       await ks.close();
     },

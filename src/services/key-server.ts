@@ -4,6 +4,7 @@
  * directory, so a restart resumes with the same keys. It only ever talks to the compute server,
  * through the HMAC-authenticated channel; data owners and query clients never reach it.
  */
+import { ProcessMetrics, serveMetrics, type MetricsOptions } from './metrics.js';
 import { ParameterError } from '../crypto/errors.js';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +41,8 @@ export interface KeyServerOptions {
   tls?: TlsMaterial;
   /** The dealer's key-server endpoint and this server's key from it, when the deployment runs one. */
   dealer?: DealerEndpoint;
+  /** Serve Prometheus metrics on a listener of their own (services/metrics.ts). */
+  metrics?: MetricsOptions;
   log?: (msg: string) => void;
 }
 
@@ -53,6 +56,8 @@ export interface KeyServerHandle {
   tlsFingerprint?: string;
   /** The secret-sharing engine's sessions: job kinds register the key server's half of their protocols here. */
   mpc: MpcEndpoint;
+  /** GET this for the Prometheus metrics, when asked for. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -116,7 +121,15 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   registerTrainingProgram(mpc, core);
   registerPredictProgram(mpc, core);
   registerReleaseProgram(mpc, core);
-  const server: RunningServer = await serveHttp(handle, { hmacKey, host: opts.host, port: opts.port, tls: opts.tls });
+  const metrics = opts.metrics && new ProcessMetrics('key-server');
+  metrics?.gauge('ciphermine_engine_sessions', 'secret-sharing engine sessions open', () => mpc.openSessions);
+  const listener = metrics && (await serveMetrics(metrics, opts.metrics!.host ?? '127.0.0.1', opts.metrics!.port));
+  const server: RunningServer = await serveHttp(metrics ? metrics.instrument(handle) : handle, {
+    hmacKey,
+    host: opts.host,
+    port: opts.port,
+    tls: opts.tls,
+  });
   log(`key server listening on ${server.url}${opts.tls ? ` (TLS certificate ${opts.tls.fingerprint})` : ''}`);
   return {
     url: server.url,
@@ -125,8 +138,10 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     tlsFingerprint: opts.tls?.fingerprint,
     core,
     mpc,
+    metricsUrl: listener?.url,
     close: async () => {
       mpc.close();
+      await listener?.close();
       await server.close();
       await pool.close();
     },

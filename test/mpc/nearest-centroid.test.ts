@@ -15,7 +15,7 @@ import { newShareId, sctBounded, deltaBits, recordLayout, unpackSums, shareRecor
 import { centroidTerms, nearestCentroids, NEAREST_CENTROID } from '../../src/mpc/nearest-centroid.js';
 import { startRemote } from '../../src/mpc/server-channel.js';
 import { startDealerServer, type DealerServerHandle } from '../../src/services/dealer-server.js';
-import { dealerProviders } from '../../src/mpc/provider/dealer.js';
+import { dealerProviders, TrustedDealer } from '../../src/mpc/provider/dealer.js';
 import * as wide from '../../src/mpc/wide-ring.js';
 import { harness, ksSameDistribution, type Harness } from '../protocols/harness.js';
 import { secureKMeans } from '../../src/analytics/kmeans-secure.js';
@@ -201,6 +201,11 @@ describe('the assignment on shares (dealer)', () => {
     const a = wide.add(t0.a, t1.a);
     const b = wide.add(t0.b, t1.b);
     assert.deepEqual(wide.toBigints(wide.add(t0.c, t1.c)), wide.toBigints(wide.matmul(a, b, 3, 2, 4)));
+    // Empty or oversized requests are refused before any work (a zero dimension would hide a huge A).
+    const dealer = new TrustedDealer();
+    await assert.rejects(dealer.correction({ kind: 'wideMatmul', bits: 512, m: 8192, k: 8192, n: 0 }), /malformed or larger/);
+    await assert.rejects(dealer.correction({ kind: 'wideMatmul', bits: 1024, m: 1, k: 1, n: 1 }), /malformed or larger/);
+    await assert.rejects(dealer.correction({ kind: 'wideMatmul', bits: 128, m: 4096, k: 64, n: 64 }), /malformed or larger/);
   });
 
   it('refuses malformed and unknown-share sessions and keeps serving', async () => {

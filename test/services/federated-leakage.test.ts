@@ -57,7 +57,10 @@ describe('leakage: the servers’ views of a federated job do not depend on the 
         return post.call(this, from, topic, data);
       };
       JobMailbox.prototype.send = function (to, topic, data) {
-        view.computeServer.push(`out ${topic} ${data.length}`);
+        // A start carries the job's public key, whose serialised length varies by a byte now and
+        // then whatever the data (a leading zero); its size is compared without it.
+        const size = topic === 'start' ? data.length - String(JSON.parse(data.toString('utf8')).jobKey).length : data.length;
+        view.computeServer.push(`out ${topic} ${size}`);
         return send.call(this, to, topic, data);
       };
       const r = await federate(s.cs.url, t, 3, o);

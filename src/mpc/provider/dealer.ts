@@ -46,7 +46,15 @@ function checkSize(r: DealerRequest): void {
   const size = matrix ? Math.max(r.m * r.k, r.k * r.n, r.m * r.n) : r.kind === 'and' ? r.words : r.n;
   const dims = matrix ? [r.m, r.k, r.n] : [size];
   // The dealer multiplies wide matrices with bigints: bound the work (m k n products) as well.
-  if (r.kind === 'wideMatmul' && (!Number.isSafeInteger(r.bits) || r.bits < 2 || r.bits > 512 || r.m * r.k * r.n > MAX_WIDE_PRODUCTS)) {
+  const wideBad =
+    r.kind === 'wideMatmul' &&
+    (!Number.isSafeInteger(r.bits) ||
+      r.bits < 2 ||
+      r.bits > 512 ||
+      dims.some((d) => d < 1) ||
+      r.m * r.k * r.n > MAX_WIDE_PRODUCTS ||
+      size * wide.limbsOf(r.bits) > MAX_DEALER_ELEMENTS);
+  if (wideBad) {
     throw new ParameterError(`a wide matrix triple of ${JSON.stringify(r)} is malformed or larger than ${MAX_WIDE_PRODUCTS} products`);
   }
   if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0) || size > MAX_DEALER_ELEMENTS) {

@@ -4,6 +4,7 @@
  * unfinished job when the server starts again. While the key server (KMS) is unreachable a job
  * waits and retries from its last checkpoint; any other failure ends the job with the reason.
  */
+import type { ProcessMetrics } from '../metrics.js';
 import { CiphermineError, deserializePublicKey, type BcpPublicKey } from '../../crypto/index.js';
 import { RemoteError } from '../../protocols/index.js';
 import { HttpError, badRequest, notFound } from '../http-errors.js';
@@ -54,6 +55,8 @@ export interface JobRunnerOptions {
   /** Jobs run at once; more wait in state queued (default 2: one per core of a small server). */
   slots?: number;
   log?: (msg: string) => void;
+  /** Phase seconds, ended jobs, queue depth (services/metrics.ts). */
+  metrics?: ProcessMetrics;
 }
 
 export class JobRunner {
@@ -70,6 +73,8 @@ export class JobRunner {
   constructor(private readonly o: JobRunnerOptions) {
     this.kinds = new Map(o.kinds.map((k) => [k.name, k]));
     this.keys = new KeyRegistrar(o.services);
+    o.metrics?.gauge('ciphermine_jobs_running', 'jobs running in this process', () => this.running.size);
+    o.metrics?.gauge('ciphermine_jobs_waiting', 'jobs queued for a free slot (queue depth)', () => this.waiting.length);
   }
 
   kindNames(): Array<{ name: string; description: string }> {
@@ -184,6 +189,8 @@ export class JobRunner {
         await this.o.services.store.updateJob(jobId, { state: 'failed', phase: 'failed', error: message, errorCode: code, finishedAt: Date.now() });
         const kept = outage && (await this.o.services.store.jobBlob(jobId, CHARGE_KEPT)) !== undefined;
         if (outage && !kept && (await this.o.services.store.refundJob(jobId))) this.o.log?.(`job ${jobId}: privacy budget refunded (an outage)`);
+        const kind = (await this.o.services.store.job(jobId).catch(() => undefined))?.kind ?? 'unknown';
+        this.o.metrics?.jobsEnded.inc({ kind, state: 'failed' });
         return;
       } catch {
         // The database is away too: keep trying, or the job would show running forever.
@@ -204,10 +211,11 @@ export class JobRunner {
     await this.keys.forJob(client, datasetsOf(job.spec));
     const result = kind.result.parse(await kind.run(this.context(job, kind, client)));
     await store.updateJob(jobId, { state: 'done', phase: 'done', finishedAt: Date.now(), result });
+    this.o.metrics?.jobsEnded.inc({ kind: job.kind, state: 'done' });
   }
 
   private context(job: JobRow, kind: JobKind, client: Party): JobContext<unknown> {
-    const { services } = this.o;
+    const { services, metrics } = this.o;
     const { store } = services;
     const live = () => {
       if (this.stopped) throw new JobInterrupted();
@@ -232,7 +240,9 @@ export class JobRunner {
         const start = performance.now();
         const v = await work();
         // No interruption check here: a finished phase is kept, not thrown away on shutdown.
-        await time(name, (performance.now() - start) / 1000);
+        const seconds = (performance.now() - start) / 1000;
+        metrics?.phaseSeconds.inc({ kind: job.kind, phase: name }, seconds);
+        await time(name, seconds);
         stepDone();
         return v;
       },

@@ -4,6 +4,7 @@
  * a restart does not redo it); the iterations, each ending in a checkpoint; the centroid sums moved
  * to the query client's key by SCT.
  */
+import { assignsOnShares } from '../../../mpc/nearest-centroid.js';
 import { CiphermineError } from '../../../crypto/errors.js';
 import {
   deserializeCiphertexts,
@@ -16,6 +17,7 @@ import {
 import {
   sct,
   checkDistanceBudget,
+  deltaBits,
   dropShare,
   newShareId,
   recordLayout,
@@ -128,9 +130,13 @@ export const kmeansKind = defineJobKind({
  * stored, so a restart reads the records back in the layout they were converted to.
  */
 async function chosenLayout(ctx: JobContext<Spec>, datasets: DatasetRow[], dims: number, maxAbs: bigint): Promise<RecordLayout | undefined> {
+  // A job whose records an earlier version converted (value by value, with no layout stored) keeps them.
+  const { store } = ctx.services;
+  if ((await store.jobBlob(ctx.id, 'records')) !== undefined && (await store.jobBlob(ctx.id, 'record-layout')) === undefined) return undefined;
   const [saved] = await ctx.once('record-layout', async () => {
     const n = datasets.reduce((a, d) => a + d.rows, 0);
-    const onShares = ctx.services.compute.dealer && ctx.spec.comparison !== 'multiplicative' && n * dims <= MAX_SHARED_VALUES;
+    const fits = assignsOnShares(ctx.services.params.N, ctx.spec.k, dims, deltaBits({ maxAbs, dims, maxCount: n }));
+    const onShares = ctx.services.compute.dealer && ctx.spec.comparison !== 'multiplicative' && n * dims <= MAX_SHARED_VALUES && fits;
     const layout = onShares ? recordLayout(ctx.services.params.N, dims, n, bitLength(maxAbs)) : undefined;
     return [Buffer.from(JSON.stringify(layout ? { ...layout, offset: layout.offset.toString() } : null))];
   });
