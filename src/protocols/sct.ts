@@ -152,17 +152,7 @@ export async function transferPacks(
   const from = packs[0]!.publicKey;
   if (opts.records) return transferRecords(ctx, packs, count, blinds, slotBits, to, { ...opts, records: opts.records });
   const chosen = selectedPositions(count, opts.select);
-  const header = {
-    from: from.fingerprint,
-    to: to.fingerprint,
-    count,
-    slotBits,
-    ...(opts.kms ? { kms: true } : {}),
-    ...(opts.share ? { share: opts.share.id, offset: opts.share.offset } : {}),
-    ...(opts.select ? { stride: opts.select.stride, at: opts.select.at } : {}),
-    ...(opts.perPack ? { perPack: opts.perPack } : {}),
-  };
-  const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, chosen.length);
+  const reply = await roundTrip(ctx, 'sct-packed', packedHeader(from, to, count, slotBits, opts), packs, to, chosen.length);
   blinds.forEach((c, i) => opts.share && (opts.share.blinds[opts.share.offset + i] = c));
   return reply.map((c, i) => add(c, to.trivial(mod(-blinds[chosen[i]!]!, to.params.N))));
 }
@@ -190,16 +180,7 @@ async function transferRecords(
 ): Promise<Ciphertext[]> {
   const { values: m, slotBits: w, offset } = opts.records;
   if (!opts.kms || count % m !== 0 || opts.select) throw new ProtocolError('records are answered whole, in KMS form and without a selection');
-  const header = {
-    from: packs[0]!.publicKey.fingerprint,
-    to: to.fingerprint,
-    count,
-    slotBits,
-    kms: true,
-    records: { values: m, slotBits: w },
-    ...(opts.perPack ? { perPack: opts.perPack } : {}),
-    ...(opts.share ? { share: opts.share.id, offset: opts.share.offset } : {}),
-  };
+  const header = { ...packedHeader(packs[0]!.publicKey, to, count, slotBits, opts), records: { values: m, slotBits: w } };
   const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, count / m);
   blinds.forEach((c, i) => opts.share && (opts.share.blinds[opts.share.offset + i] = c));
   return reply.map((c, i) => {
@@ -207,6 +188,26 @@ async function transferRecords(
     for (let d = m - 1; d >= 0; d--) minus = (minus << BigInt(w)) + blinds[i * m + d]! - offset;
     return add(c, to.trivial(mod(-minus, to.params.N)));
   });
+}
+
+/** The header of a packed SCT request (sctPackedKeyServer's schema). */
+function packedHeader(
+  from: BcpPublicKey,
+  to: BcpPublicKey,
+  count: number,
+  slotBits: number,
+  opts: BoundedTransferOptions & { select?: ValueSelection },
+) {
+  return {
+    from: from.fingerprint,
+    to: to.fingerprint,
+    count,
+    slotBits,
+    ...(opts.kms ? { kms: true } : {}),
+    ...(opts.share ? { share: opts.share.id, offset: opts.share.offset } : {}),
+    ...(opts.select ? { stride: opts.select.stride, at: opts.select.at } : {}),
+    ...(opts.perPack ? { perPack: opts.perPack } : {}),
+  };
 }
 
 /** The positions in [0, count) a selection keeps (all when there is none). */
