@@ -15,6 +15,7 @@ import { QueryClient, type JobStatus } from '../../src/clients/query-client.js';
 import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { startComputeServer, type ComputeServerHandle } from '../../src/services/compute-server.js';
 import { startKeyServer, type KeyServerHandle } from '../../src/services/key-server.js';
+import { startDealerServer } from '../../src/services/dealer-server.js';
 import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
 import { saveIdentity } from '../../src/clients/identity.js';
 import { spawn } from 'node:child_process';
@@ -63,9 +64,30 @@ describe('key server restart during a job', () => {
     for (const f of cleanup.reverse()) await f();
   });
 
-  it('the job finishes from its last checkpoint with the same result', async () => {
+  for (const provider of ['ot', 'dealer'] as const) {
+    it(`the job finishes from its last checkpoint with the same result (${provider}${provider === 'dealer' ? ': assignment on shares, the share re-made from the record packs' : ''})`, async () => {
+      await keyServerRestart(provider);
+    });
+  }
+
+  async function keyServerRestart(provider: 'ot' | 'dealer') {
     const dir = mkdtempSync(join(tmpdir(), 'cm-restart-'));
-    const ksArgs = (port: string) => ['key-server', 'start', '--data-dir', join(dir, 'ks'), '--port', port, '--key-bits', '1024', '--workers', '1'];
+    const dealer = provider === 'dealer' ? await startDealerServer({ dataDir: join(dir, 'dealer'), port: 0, keyServerPort: 0 }) : undefined;
+    if (dealer) cleanup.push(() => dealer.close());
+    const viaDealer = dealer ? ['--dealer', dealer.keyServerUrl, '--dealer-key', dealer.keyFiles.keyServer] : [];
+    const ksArgs = (port: string) => [
+      'key-server',
+      'start',
+      '--data-dir',
+      join(dir, 'ks'),
+      '--port',
+      port,
+      '--key-bits',
+      '1024',
+      '--workers',
+      '1',
+      ...viaDealer,
+    ];
     let ks: ChildServer = await startChildServer(ksArgs('0'));
     cleanup.push(() => ks.stop());
     const port = new URL(ks.url).port;
@@ -77,6 +99,7 @@ describe('key server restart during a job', () => {
       channelKey: readKeyFile(ks.info.channelKey!),
       workers: 1,
       retryForMs: 60_000,
+      dealer: dealer && { url: dealer.computeServerUrl, key: readKeyFile(dealer.keyFiles.computeServer) },
     });
     cleanup.push(() => cs.close());
 
@@ -108,7 +131,12 @@ describe('key server restart during a job', () => {
     assert.ok(!after.has('conversion'), `the conversion was not redone (phases after the restart: ${[...after]})`);
 
     await assertEqualsLloyd(client, job, table, init);
-  });
+    if (dealer)
+      assert.ok(
+        dealer.served.some((s) => s.request !== 'seed' && s.request.kind === 'wideMatmul'),
+        'the iterations ran on shares',
+      );
+  }
 });
 
 describe('compute server killed mid-job', () => {
@@ -121,11 +149,23 @@ describe('compute server killed mid-job', () => {
     for (const f of cleanup.reverse()) await f();
   });
 
-  const startBoth = async () => {
+  let dealerServed: () => string[] = () => [];
+  /** With `dealer`, both servers also take a dealer, and k-means iterations run on shares. */
+  const startBoth = async (withDealer = false) => {
+    // A second pair replaces the first: stop it now, since the cleanup below sees only the latest.
+    if (cs) await cs.stop();
+    if (ks) await ks.close();
+    const first = !cs;
     const dir = mkdtempSync(join(tmpdir(), 'cm-cs-kill-'));
-    ks = await startKeyServer({ dataDir: join(dir, 'ks'), port: 0, keyBits: 512, workers: 1 });
+    const dealer = withDealer ? await startDealerServer({ dataDir: join(dir, 'dealer'), port: 0, keyServerPort: 0 }) : undefined;
+    if (dealer) {
+      cleanup.push(() => dealer.close());
+      dealerServed = () => dealer.served.map((s) => (s.request === 'seed' ? 'seed' : s.request.kind));
+    }
+    const ksDealer = dealer && { url: dealer.keyServerUrl, key: readKeyFile(dealer.keyFiles.keyServer) };
+    ks = await startKeyServer({ dataDir: join(dir, 'ks'), port: 0, keyBits: 512, workers: 1, dealer: ksDealer });
     ks.core.observer = (protocol) => keyServerSaw.push(protocol);
-    cleanup.push(() => ks.close());
+    if (first) cleanup.push(() => ks.close());
     const database = await testDatabase();
     csArgs = (port) => [
       'compute-server',
@@ -141,9 +181,10 @@ describe('compute server killed mid-job', () => {
       '--workers',
       '1',
       ...(database ? ['--database', database] : []),
+      ...(dealer ? ['--dealer', dealer.computeServerUrl, '--dealer-key', dealer.keyFiles.computeServer] : []),
     ];
     cs = await startChildServer(csArgs('0'));
-    cleanup.push(() => cs.stop());
+    if (first) cleanup.push(() => cs.stop());
   };
 
   /** Kills the compute server, checks that nothing answers, and starts it again on the same port. */
@@ -171,6 +212,28 @@ describe('compute server killed mid-job', () => {
     const final = await client.waitFor(job);
     assert.equal(final.state, 'done', final.error ?? '');
     assert.ok(!keyServerSaw.includes('sct-packed'), 'the conversion was not redone after the restart');
+    await assertEqualsLloyd(client, job, table, init);
+  });
+
+  it('with a dealer, k-means on shares resumes from its checkpoint, re-shares its record packs and equals plaintext Lloyd', async () => {
+    await startBoth(true);
+    const table = iris();
+    const owner = await DataOwner.register(cs.url, 'owner');
+    const client = await QueryClient.register(cs.url, 'client');
+    const ds = await owner.upload('iris', table, irisCodec);
+    await owner.grant(ds, client.id);
+    const init = [0, 1, 2];
+    const job = await client.submitKMeans({ datasets: [ds], k: 3, maxIter: 100, initIndices: init });
+    const st = await until(client, job, (s) => iterationsDone(s) >= 2);
+    assert.equal(st.state, 'running', 'the job must still be running when the compute server dies');
+    await killAndRestart();
+    // (Unpacking the clusters' sums also goes through sct-packed, so the phases tell the conversion apart.)
+    const phases = new Set<string>();
+    const final = await client.waitFor(job, (s) => phases.add(s.phase), 5);
+    assert.equal(final.state, 'done', final.error ?? '');
+    assert.ok(!phases.has('conversion'), `the conversion was not redone after the restart (phases: ${[...phases]})`);
+    assert.ok(keyServerSaw.includes('share'), 'the restarted compute server shared the record packs again');
+    assert.ok(dealerServed().includes('wideMatmul'), 'the iterations ran on shares');
     await assertEqualsLloyd(client, job, table, init);
   });
 
