@@ -195,8 +195,8 @@ describe('compute server killed mid-job', () => {
     cs = await startChildServer(csArgs(port));
   };
 
-  it('k-means resumes from its last checkpoint and equals plaintext Lloyd', async () => {
-    await startBoth();
+  /** Iris from a poor start (many iterations), uploaded, granted and submitted; returns once two iterations are done. */
+  const irisJobPastTwoIterations = async () => {
     const table = iris();
     const owner = await DataOwner.register(cs.url, 'owner');
     const client = await QueryClient.register(cs.url, 'client');
@@ -206,6 +206,12 @@ describe('compute server killed mid-job', () => {
     const job = await client.submitKMeans({ datasets: [ds], k: 3, maxIter: 100, initIndices: init });
     const st = await until(client, job, (s) => iterationsDone(s) >= 2);
     assert.equal(st.state, 'running', 'the job must still be running when the compute server dies');
+    return { table, client, init, job };
+  };
+
+  it('k-means resumes from its last checkpoint and equals plaintext Lloyd', async () => {
+    await startBoth();
+    const { table, client, init, job } = await irisJobPastTwoIterations();
     assert.ok(keyServerSaw.includes('sct-packed'), 'the first run converted the records');
     await killAndRestart();
 
@@ -217,15 +223,7 @@ describe('compute server killed mid-job', () => {
 
   it('with a dealer, k-means on shares resumes from its checkpoint, re-shares its record packs and equals plaintext Lloyd', async () => {
     await startBoth(true);
-    const table = iris();
-    const owner = await DataOwner.register(cs.url, 'owner');
-    const client = await QueryClient.register(cs.url, 'client');
-    const ds = await owner.upload('iris', table, irisCodec);
-    await owner.grant(ds, client.id);
-    const init = [0, 1, 2];
-    const job = await client.submitKMeans({ datasets: [ds], k: 3, maxIter: 100, initIndices: init });
-    const st = await until(client, job, (s) => iterationsDone(s) >= 2);
-    assert.equal(st.state, 'running', 'the job must still be running when the compute server dies');
+    const { table, client, init, job } = await irisJobPastTwoIterations();
     await killAndRestart();
     // (Unpacking the clusters' sums also goes through sct-packed, so the phases tell the conversion apart.)
     const phases = new Set<string>();
