@@ -35,7 +35,8 @@ import {
   type WorkerPool,
 } from '../crypto/index.js';
 import { ParameterError } from '../crypto/errors.js';
-import { ownerSlotBits, packValues } from '../protocols/owner-packs.js';
+import { ownerSlotBits } from '../protocols/owner-packs.js';
+import { packValues } from '../protocols/packing.js';
 import { basename } from 'node:path';
 import { ComputeServerApi, isTransient } from './api.js';
 import { csvRowBatches, scanCsvFile } from './csv-file.js';

@@ -153,12 +153,14 @@ async function distanceDifferences(p: MpcParty, x: wide.WideArray, v: wide.WideA
   const t = await p.provider.wideMatmulTriple!(bits, n, m, pairs);
   const e = wide.sub(x, t.a);
   const f = wide.sub(v, t.b);
-  const sent = wide.limbWords(wide.fromBigints(bits, [...wide.toBigints(e), ...wide.toBigints(f)]));
+  // One round: E's limbs then F's, each limb-major.
+  const [eWords, fWords] = [wide.limbWords(e), wide.limbWords(f)];
+  const sent = new BigUint64Array(eWords.length + fWords.length);
+  sent.set(eWords);
+  sent.set(fWords, eWords.length);
   const got = asRing(await p.channel.exchange(bytesOf(sent)), sent.length);
-  const theirs = wide.fromLimbWords(bits, n * m + m * pairs, got);
-  const both = wide.toBigints(theirs);
-  const E = wide.add(e, wide.fromBigints(bits, both.slice(0, n * m)));
-  const F = wide.add(f, wide.fromBigints(bits, both.slice(n * m)));
+  const E = wide.add(e, wide.fromLimbWords(bits, n * m, got.slice(0, eWords.length)));
+  const F = wide.add(f, wide.fromLimbWords(bits, m * pairs, got.slice(eWords.length)));
   let z = wide.add(wide.add(wide.matmul(E, t.b, n, m, pairs), wide.matmul(t.a, F, n, m, pairs)), t.c);
   if (p.id === 0) z = wide.add(z, wide.matmul(E, F, n, m, pairs));
   const zs = wide.toBigints(z);

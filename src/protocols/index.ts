@@ -5,7 +5,7 @@ export * from './messages.js';
 export * from './round-trip.js';
 export * from './bit-budget.js';
 export { sct, sctBounded, transferPacks, type ValueSelection, type RecordLayout } from './sct.js';
-export { ownerSlotBits, packValues, sctOwnerPacks } from './owner-packs.js';
+export { ownerSlotBits, sctOwnerPacks } from './owner-packs.js';
 export { recordLayout, unpackSums, shareRecordPacks } from './record-packs.js';
 export { sctFanout, sctFanoutPacked, unpackSigned } from './sct-fanout.js';
 export { secureMultiply, secureSquare } from './sm.js';

@@ -15,30 +15,18 @@
  */
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { Ciphertext } from '../crypto/ciphertext.js';
-import { bitLength, mod } from '../crypto/bigint.js';
+import { bitLength } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { keyWire, type Pair } from '../crypto/kernels.js';
 import { kernel, type ComputeSideContext } from './round-trip.js';
 import { shareBlind, shareSlotBits } from './inner-distances.js';
-import { packCount, slotsPerPack } from './packing.js';
+import { packCount, packValues } from './packing.js';
 import { ProtocolError } from './messages.js';
 import { transferPacks, type BoundedTransferOptions, type ValueSelection } from './sct.js';
 
 /** The slot width of an owner's packs for |encoded value| <= maxEncoded. */
 export function ownerSlotBits(maxEncoded: bigint): number {
   return shareSlotBits(bitLength(maxEncoded));
-}
-
-/** The plaintexts of an owner's packs: consecutive groups of values, slot 0 least significant. */
-export function packValues(values: readonly bigint[], N: bigint, slotBits: number): bigint[] {
-  const per = slotsPerPack(N, slotBits);
-  const out: bigint[] = [];
-  for (let i = 0; i < values.length; i += per) {
-    let m = 0n;
-    for (let s = Math.min(values.length, i + per) - 1; s >= i; s--) m = (m << BigInt(slotBits)) + values[s]!;
-    out.push(mod(m, N));
-  }
-  return out;
 }
 
 /**

@@ -47,6 +47,22 @@ function slotsIn(N: bigint, slotBits: number, perPack?: number): number {
 }
 
 /**
+ * Plaintexts of consecutive groups of values, slot 0 least significant, `perPack` to a group
+ * (default: as many as fit). The inverse of `unpack`; values may be negative (the slot above
+ * lends), reduced modulo N.
+ */
+export function packValues(values: readonly bigint[], N: bigint, slotBits: number, perPack?: number): bigint[] {
+  const per = slotsIn(N, slotBits, perPack);
+  const out: bigint[] = [];
+  for (let i = 0; i < values.length; i += per) {
+    let m = 0n;
+    for (let s = Math.min(values.length, i + per) - 1; s >= i; s--) m = (m << BigInt(slotBits)) + values[s]!;
+    out.push(((m % N) + N) % N);
+  }
+  return out;
+}
+
+/**
  * The `count` slot values of decrypted packs, in order. Every slot must lie in [low, high): the
  * senders size slots with a spare guard bit, so a value outside its declared range (an owner who
  * encoded beyond maxAbs) shows up here as an error instead of silently corrupting its neighbours.

@@ -14,7 +14,7 @@ import { keyWire, type Pair } from '../crypto/kernels.js';
 import type { BcpPublicKey } from '../crypto/bcp-keys.js';
 import { kernel, flatten, type ComputeSideContext } from './round-trip.js';
 import { encodeMessage, MAX_ELEMENTS } from './messages.js';
-import { packCiphertexts, slotsPerPack } from './packing.js';
+import { packCiphertexts, packValues, slotsPerPack } from './packing.js';
 import { SIGMA } from './bit-budget.js';
 import { randomBelow } from '../crypto/bigint.js';
 import { shareBlind, newShareId, type RecordShare } from './inner-distances.js';
@@ -39,8 +39,6 @@ async function blindPacks(
   return (await kernel<Pair>(ctx, 'pack', { ...keyWire(pk), slotBits: 1 }, items)).map(([A, B]) => new Ciphertext(pk, A, B));
 }
 
-const packed = (values: readonly bigint[], slotBits: number) => values.reduceRight((acc, v) => (acc << BigInt(slotBits)) + v, 0n);
-
 /**
  * The values of cluster sums held as record packs: Enc(s_jd) per cluster j and value d, in KMS
  * form, from the packs of s_j + |c_j| 2^V and the sizes (one bounded SCT, one pack per cluster).
@@ -56,12 +54,7 @@ export async function unpackSums(
   const m = layout.values;
   const u = bitLength(layout.offset) + bitLength(BigInt(maxCount)) + 1;
   const blinds = sums.flatMap(() => Array.from({ length: m }, () => shareBlind(u)));
-  const blinded = await blindPacks(
-    ctx,
-    pk,
-    sums,
-    sums.map((_, j) => packed(blinds.slice(j * m, (j + 1) * m), layout.slotBits)),
-  );
+  const blinded = await blindPacks(ctx, pk, sums, packValues(blinds, pk.params.N, layout.slotBits, m));
   const values = await transferPacks(ctx, blinded, sums.length * m, blinds, layout.slotBits, pk, { kms: true, perPack: m });
   return sums.map((_, j) => values.slice(j * m, (j + 1) * m).map((c) => addPlain(c, -sizes[j]! * layout.offset)));
 }
@@ -77,8 +70,7 @@ export async function shareRecordPacks(ctx: ComputeSideContext, records: readonl
   const V = bitLength(layout.offset) - 1;
   const extra = records.map(() => Array.from({ length: m }, () => randomBelow(1n << BigInt(V + SIGMA))));
   const share: RecordShare = { id: newShareId(), blinds: extra.flat().map((r) => layout.offset + r) };
-  const perPack = Math.floor(slotsPerPack(pk.params.N, layout.slotBits * m)) * m;
-  const recordsPerPack = perPack / m;
+  const perPack = slotsPerPack(pk.params.N, layout.slotBits * m) * m;
   // A call carries at most MAX_ELEMENTS values, and about 4096 records.
   const per = Math.max(1, Math.min(4096, Math.floor(MAX_ELEMENTS / m)));
   for (let i = 0; i < records.length; i += per) {
@@ -87,7 +79,7 @@ export async function shareRecordPacks(ctx: ComputeSideContext, records: readonl
       ctx,
       pk,
       batch,
-      extra.slice(i, i + per).map((r) => packed(r, layout.slotBits)),
+      packValues(extra.slice(i, i + per).flat(), pk.params.N, layout.slotBits, m),
       layout.slotBits * m,
     );
     const header = {
@@ -96,7 +88,7 @@ export async function shareRecordPacks(ctx: ComputeSideContext, records: readonl
       offset: i * m,
       count: batch.length * m,
       slotBits: layout.slotBits,
-      perPack: recordsPerPack * m,
+      perPack,
     };
     await ctx.transport.call('share', encodeMessage(header, flatten(packs), pk.params.elementBytes));
   }

@@ -25,7 +25,7 @@ import { encryptAll, roundTrip, encodeReply, type ComputeSideContext } from './r
 import { decodeMessage, fingerprint, MAX_ELEMENTS, ProtocolError } from './messages.js';
 import { pairsOf, type KeyServerState } from './key-server-state.js';
 import { shareBlind, shareSlotBits, slotBitsSchema } from './inner-distances.js';
-import { packCiphertexts, packCount, slotsPerPack, unpack } from './packing.js';
+import { packCiphertexts, packCount, packValues, slotsPerPack, unpack } from './packing.js';
 
 /** Largest number of target keys in one request. */
 const MAX_TARGETS = 64;
@@ -69,9 +69,8 @@ export async function sctFanoutPacked(
   const slotBits = shareSlotBits(valueBits);
   const blinds = cs.map(() => shareBlind(valueBits));
   const packs = await packCiphertexts(ctx, from, cs, blinds, slotBits);
-  const per = slotsPerPack(from.params.N, slotBits);
   // The packed blinds, as the packs hold them.
-  const packedBlinds = packs.map((_, p) => blinds.slice(p * per, (p + 1) * per).reduceRight((acc, c) => (acc << BigInt(slotBits)) + c, 0n));
+  const packedBlinds = packValues(blinds, from.params.N, slotBits);
   const header = { from: from.fingerprint, to: targets.map((t) => t.fingerprint), values: cs.length, slotBits };
   const reply = await roundTrip(ctx, 'sct-fanout', header, packs, targets[0]!, packs.length * targets.length);
   return { slotBits, packs: unblind(reply, targets, packedBlinds) };

@@ -15,7 +15,7 @@ import { mod, randomBelow } from '../crypto/bigint.js';
 import { KeyMismatchError } from '../crypto/errors.js';
 import { encryptAll, roundTrip, encodeReply, type ComputeSideContext } from './round-trip.js';
 import { shareBlind, shareSlotBits, slotBitsSchema } from './inner-distances.js';
-import { packCiphertexts, packCount, slotsPerPack, unpack } from './packing.js';
+import { packCiphertexts, packCount, packValues, slotsPerPack, unpack } from './packing.js';
 import { decodeMessage, fingerprint, MAX_ELEMENTS, ProtocolError } from './messages.js';
 import { pairsOf, type KeyServerState } from './key-server-state.js';
 
@@ -183,11 +183,14 @@ async function transferRecords(
   const header = { ...packedHeader(packs[0]!.publicKey, to, count, slotBits, opts), records: { values: m, slotBits: w } };
   const reply = await roundTrip(ctx, 'sct-packed', header, packs, to, count / m);
   blinds.forEach((c, i) => opts.share && (opts.share.blinds[opts.share.offset + i] = c));
-  return reply.map((c, i) => {
-    let minus = 0n;
-    for (let d = m - 1; d >= 0; d--) minus = (minus << BigInt(w)) + blinds[i * m + d]! - offset;
-    return add(c, to.trivial(mod(-minus, to.params.N)));
-  });
+  // Take off c - offset per slot: what is left is x + offset.
+  const minus = packValues(
+    blinds.map((c) => c - offset),
+    to.params.N,
+    w,
+    m,
+  );
+  return reply.map((c, i) => add(c, to.trivial(mod(-minus[i]!, to.params.N))));
 }
 
 /** The header of a packed SCT request (sctPackedKeyServer's schema). */
@@ -219,18 +222,11 @@ export function selectedPositions(count: number, select?: ValueSelection): numbe
 
 /** The key server's per-record packs of M + c: slot d of record i holds value i m + d. */
 function recordPacks(header: z.infer<typeof schema>, values: readonly bigint[], N: bigint): bigint[] {
+  // The header's combination was checked before decrypting (sctPackedKeyServer). M + c < 2^(v + 41)
+  // sits in a slot of at least v + 42 bits; a value that does not is a malformed request.
   const { values: m, slotBits } = header.records!;
-  if (!header.kms || header.stride !== undefined || values.length % m !== 0 || slotsPerPack(N, slotBits) < m)
-    throw new ProtocolError('records are answered in KMS form, whole, and must fit one plaintext');
-  // M + c < 2^(v + 41) sits in a slot of at least v + 42 bits (slotBitsSchema; the caller sizes it wider).
   if (values.some((v) => v >> BigInt(slotBits - 1) !== 0n)) throw new ProtocolError('a value does not fit its record slot');
-  const out: bigint[] = [];
-  for (let i = 0; i < values.length; i += m) {
-    let pack = 0n;
-    for (let d = m - 1; d >= 0; d--) pack = (pack << BigInt(slotBits)) + values[i + d]!;
-    out.push(pack);
-  }
-  return out;
+  return packValues(values, N, slotBits, m);
 }
 
 export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
