@@ -5,7 +5,7 @@
  * start is an error, never a skip.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -50,7 +50,11 @@ function runAs(): { uid: number; gid: number } | undefined {
   throw new Error('running as root and no postgres or nobody user to run PostgreSQL as');
 }
 
-export async function startPgCluster(): Promise<PgCluster> {
+/**
+ * `listen`: more addresses to listen on besides 127.0.0.1 (a bridge's, for the multi-host test),
+ * with trust authentication from `allow` (a CIDR).
+ */
+export async function startPgCluster(opts: { listen?: string[]; allow?: string } = {}): Promise<PgCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'cm-pg-'));
   const data = join(dir, 'data');
   const log = join(dir, 'server.log');
@@ -60,8 +64,10 @@ export async function startPgCluster(): Promise<PgCluster> {
   const port = await freePort();
   try {
     run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--locale=C']);
-    const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
-    run('pg_ctl', ['-D', data, '-o', opts, '-l', log, '-w', '-t', '60', 'start']);
+    if (opts.allow) appendFileSync(join(data, 'pg_hba.conf'), `host all all ${opts.allow} trust\n`);
+    const listen = ['127.0.0.1', ...(opts.listen ?? [])].join(',');
+    const flags = `-p ${port} -k ${dir} -c listen_addresses=${listen} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    run('pg_ctl', ['-D', data, '-o', flags, '-l', log, '-w', '-t', '60', 'start']);
   } catch (e) {
     const detail = existsSync(log) ? readFileSync(log, 'utf8') : '';
     rmSync(dir, { recursive: true, force: true });

@@ -13,7 +13,7 @@ import { checkDistanceBudget, deltaBits, type DistanceBounds } from '../protocol
 import { secureDistances } from '../protocols/sdm.js';
 import { secureArgmin } from '../protocols/smdm.js';
 import { hiddenArgmin, MAX_ARGMIN_CHOICES } from '../mpc/hidden-argmin.js';
-import { assignsOnShares, centroidTerms, nearestCentroids } from '../mpc/nearest-centroid.js';
+import { assignsOnShares, centroidTerms, nearestCentroids, type CentroidTerms } from '../mpc/nearest-centroid.js';
 import { CiphermineError } from '../crypto/errors.js';
 import { bitLength } from '../crypto/bigint.js';
 import { blindCentroids, innerDistances, shareRecords, type BlindedCentroids, type RecordShare } from '../protocols/inner-distances.js';
@@ -69,6 +69,8 @@ export interface SecureKMeansOptions {
    * ciphertext and checkpoints hold packed sums. Needs the assignment on shares (a dealer).
    */
   recordLayout?: RecordLayout;
+  /** Where the blocks of each iteration's assignment run (default: here, one after another). */
+  blocks?: AssignmentBlocks;
 }
 
 export type KMeansComparison = 'hidden' | 'multiplicative';
@@ -103,9 +105,102 @@ function memberSums(records: readonly (readonly Ciphertext[])[], assignments: re
 }
 
 /**
- * Distances + SMDM in chunks of records, so the distances of only one chunk are alive at a time.
- * KMS-form records (a converted job) that fit the key server's share store use the shared-record
- * distances, with the centroids blinded once per iteration; others the seed's SDM.
+ * What every block of one iteration's assignment needs, made once per iteration by the compute
+ * server (with the key server): the dealer path's centroid terms, the shared-record distances'
+ * blinded centroids, or for SDM the sums themselves. Blocks of records are then independent, so
+ * they may run anywhere (AssignmentBlocks).
+ */
+export type AssignmentPlan =
+  | { path: 'shares'; terms: CentroidTerms }
+  | { path: 'shared-distances'; centroids: BlindedCentroids; sizes: bigint[]; deltaBits: number; comparison: KMeansComparison }
+  | { path: 'sdm'; sums: Ciphertext[][]; sizes: bigint[]; bounds: DistanceBounds; deltaBits: number; comparison: KMeansComparison };
+
+/** A range of records, assigned as one unit. */
+export interface AssignmentBlock {
+  first: number;
+  count: number;
+}
+
+/**
+ * Runs an iteration's blocks and returns each block's assignments in block order: in this process
+ * (the default, one block at a time, so only one block's distances are alive) or as chunk tasks
+ * on workers (services/jobs/kinds/kmeans-tasks.ts). A block that finds the key server's share gone
+ * rejects with ERR_UNKNOWN_SHARE; the loop then shares again and runs the iteration's blocks again.
+ */
+export type AssignmentBlocks = (plan: AssignmentPlan, blocks: readonly AssignmentBlock[], share: RecordShare | undefined) => Promise<number[][]>;
+
+/** The iteration's plan: the path the records allow, and the per-iteration work of that path. */
+export async function planAssignment(
+  ctx: ComputeSideContext,
+  records: readonly (readonly Ciphertext[])[],
+  cp: SecureCheckpoint,
+  bounds: DistanceBounds,
+  dBits: number,
+  opts: SecureKMeansOptions,
+): Promise<{ plan: AssignmentPlan; blocks: AssignmentBlock[] }> {
+  const k = cp.sizes.length;
+  const comparison = opts.comparison ?? 'hidden';
+  if (opts.recordLayout && !ctx.dealer)
+    throw new KMeansInputError("this job's records were converted for the assignment on shares: start the compute server with its dealer");
+  const shared = records[0]!.every((c) => c.A === 1n) && records.length * records[0]!.length <= MAX_SHARED_VALUES;
+  const onShares =
+    opts.recordLayout !== undefined ||
+    (shared && ctx.dealer && comparison !== 'multiplicative' && assignsOnShares(records[0]![0]!.publicKey.params.N, k, bounds.dims, dBits));
+  if (onShares) {
+    const layout = opts.recordLayout;
+    const sums = layout ? await unpackSums(ctx, cp.sums.flat(), cp.sizes, layout, bounds.maxCount) : cp.sums;
+    const terms = await centroidTerms(ctx, sums, cp.sizes, bounds, dBits);
+    return { plan: { path: 'shares', terms }, blocks: blocksOf(records.length, opts.chunkRecords ?? 1 << 14) };
+  }
+  // Every answer (about 2 k elements per record) must fit one message.
+  const size = Math.max(1, Math.min(opts.chunkRecords ?? 1024, Math.floor(MAX_ELEMENTS / (2 * k)) - 1));
+  const plan: AssignmentPlan = shared
+    ? { path: 'shared-distances', centroids: await blindCentroids(ctx, cp.sums, cp.sizes, bounds), sizes: cp.sizes, deltaBits: dBits, comparison }
+    : { path: 'sdm', sums: cp.sums.map((r) => [...r]), sizes: cp.sizes, bounds, deltaBits: dBits, comparison };
+  return { plan, blocks: blocksOf(records.length, size) };
+}
+
+function blocksOf(n: number, size: number): AssignmentBlock[] {
+  const out: AssignmentBlock[] = [];
+  for (let first = 0; first < n; first += size) out.push({ first, count: Math.min(size, n - first) });
+  return out;
+}
+
+/** One block's assignments under the iteration's plan (the records are all the job's, in order). */
+export async function assignBlock(
+  ctx: ComputeSideContext,
+  records: readonly (readonly Ciphertext[])[],
+  plan: AssignmentPlan,
+  block: AssignmentBlock,
+  share: RecordShare | undefined,
+): Promise<number[]> {
+  if (plan.path === 'shares') return nearestCentroids(ctx, requireShare(share), block.first, block.count, plan.terms);
+  const rows = records.slice(block.first, block.first + block.count);
+  const omegas =
+    plan.path === 'shared-distances'
+      ? await innerDistances(ctx, requireShare(share), block.first, rows, plan.centroids)
+      : await secureDistances(ctx, rows, plan.sums, plan.sizes, plan.bounds);
+  const nearest = plan.comparison === 'multiplicative' ? secureArgmin : hiddenArgmin;
+  return nearest(ctx, omegas, plan.sizes, plan.deltaBits);
+}
+
+function requireShare(share: RecordShare | undefined): RecordShare {
+  if (!share) throw new KMeansInputError('the assignment on shared records needs the record share');
+  return share;
+}
+
+/** The default: the blocks one after another in this process. */
+export function localBlocks(ctx: ComputeSideContext, records: readonly (readonly Ciphertext[])[]): AssignmentBlocks {
+  return async (plan, blocks, share) => {
+    const out: number[][] = [];
+    for (const b of blocks) out.push(await assignBlock(ctx, records, plan, b, share));
+    return out;
+  };
+}
+
+/**
+ * One iteration's assignment: the plan, the record share when the path needs one (made again
+ * when the key server lost it), and the blocks.
  */
 async function assign(
   ctx: ComputeSideContext,
@@ -115,79 +210,18 @@ async function assign(
   dBits: number,
   opts: SecureKMeansOptions,
 ): Promise<number[]> {
-  const k = cp.sizes.length;
-  // Every answer (about 2 k elements per record) must fit one message.
-  const chunk = Math.max(1, Math.min(opts.chunkRecords ?? 1024, Math.floor(MAX_ELEMENTS / (2 * k)) - 1));
-  if (opts.recordLayout) {
-    if (!ctx.dealer)
-      throw new KMeansInputError("this job's records were converted for the assignment on shares: start the compute server with its dealer");
-    return assignOnShares(ctx, records, cp, bounds, dBits, opts);
-  }
-  const shared = records[0]!.every((c) => c.A === 1n) && records.length * records[0]!.length <= MAX_SHARED_VALUES;
-  const onShares = ctx.dealer && opts.comparison !== 'multiplicative' && assignsOnShares(records[0]![0]!.publicKey.params.N, k, bounds.dims, dBits);
-  if (shared && onShares) return assignOnShares(ctx, records, cp, bounds, dBits, opts);
-  const centroids = shared ? await blindCentroids(ctx, cp.sums, cp.sizes, bounds) : undefined;
-  const out: number[] = [];
-  for (let i = 0; i < records.length; i += chunk) {
-    const rows = records.slice(i, i + chunk);
-    const omegas = centroids
-      ? await sharedDistances(ctx, records, i, rows, centroids, opts)
-      : await secureDistances(ctx, rows, cp.sums, cp.sizes, bounds);
-    const nearest = opts.comparison === 'multiplicative' ? secureArgmin : hiddenArgmin;
-    out.push(...(await nearest(ctx, omegas, cp.sizes, dBits)));
-  }
-  return out;
-}
-
-/**
- * With a dealer: the distances as one matrix product on shares per block of records, and the
- * hidden argmin on them (mpc/nearest-centroid.ts), with no public-key operation per record.
- */
-async function assignOnShares(
-  ctx: ComputeSideContext,
-  records: readonly (readonly Ciphertext[])[],
-  cp: SecureCheckpoint,
-  bounds: DistanceBounds,
-  dBits: number,
-  opts: SecureKMeansOptions,
-): Promise<number[]> {
+  const { plan, blocks } = await planAssignment(ctx, records, cp, bounds, dBits, opts);
   const valueBits = opts.valueBits ?? bitLength(opts.maxAbs) + 1;
   const layout = opts.recordLayout;
-  const sums = layout ? await unpackSums(ctx, cp.sums.flat(), cp.sizes, layout, bounds.maxCount) : cp.sums;
-  const terms = await centroidTerms(ctx, sums, cp.sizes, bounds, dBits);
   const share = () => (layout ? shareRecordPacks(ctx, records.flat(), layout) : shareRecords(ctx, records, valueBits));
-  const block = opts.chunkRecords ?? 1 << 14;
-  const out: number[] = [];
-  for (let i = 0; i < records.length; i += block) {
-    const count = Math.min(block, records.length - i);
-    opts.share ??= await share();
-    try {
-      out.push(...(await nearestCentroids(ctx, opts.share, i, count, terms)));
-    } catch (e) {
-      if (!(e instanceof RemoteError && e.code === 'ERR_UNKNOWN_SHARE')) throw e;
-      opts.share = await share();
-      out.push(...(await nearestCentroids(ctx, opts.share, i, count, terms)));
-    }
-  }
-  return out;
-}
-
-async function sharedDistances(
-  ctx: ComputeSideContext,
-  records: readonly (readonly Ciphertext[])[],
-  first: number,
-  rows: readonly (readonly Ciphertext[])[],
-  centroids: BlindedCentroids,
-  opts: SecureKMeansOptions,
-): Promise<Ciphertext[][]> {
-  const valueBits = opts.valueBits ?? bitLength(opts.maxAbs) + 1;
-  opts.share ??= await shareRecords(ctx, records, valueBits);
+  if (plan.path !== 'sdm') opts.share ??= await share();
+  const run = opts.blocks ?? localBlocks(ctx, records);
   try {
-    return await innerDistances(ctx, opts.share, first, rows, centroids);
+    return (await run(plan, blocks, opts.share)).flat();
   } catch (e) {
     if (!(e instanceof RemoteError && e.code === 'ERR_UNKNOWN_SHARE')) throw e;
-    opts.share = await shareRecords(ctx, records, valueBits);
-    return innerDistances(ctx, opts.share, first, rows, centroids);
+    opts.share = await share();
+    return (await run(plan, blocks, opts.share)).flat();
   }
 }
 

@@ -182,12 +182,38 @@ export function blockSensitivity(lo: bigint, hi: bigint): bigint {
   return [hi - lo, abs(lo), abs(hi)].reduce((a, b) => (b > a ? b : a), 1n);
 }
 
+/**
+ * The per-value part of a query over the column: the clipped values summed (all, or only the sampled
+ * positions), or the count per bin. Its result over the whole column is the sum of its results over
+ * any split of the column into ranges, so ranges may run anywhere (ColumnAggregate).
+ */
+export type ColumnOp =
+  { op: 'clipped-sum'; lo: bigint; hi: bigint; valueBits: number; sample?: readonly number[] } | { op: 'bins'; edges: bigint[]; valueBits: number };
+
+/** Runs a ColumnOp over the column (default: here, at once; the DP job kind: as chunk tasks). */
+export type ColumnAggregate = (op: ColumnOp) => Promise<Ciphertext[]>;
+
+/** A ColumnOp over the values xs, which are the column's positions [first, first + xs.length). */
+export async function aggregateRange(ctx: ComputeSideContext, xs: Ciphertext[], first: number, op: ColumnOp): Promise<Ciphertext[]> {
+  const pk = xs[0]!.publicKey;
+  if (op.op === 'bins') return binCounts(ctx, xs, op.edges, op.valueBits);
+  const clipped = await secureClip(ctx, xs, op.lo, op.hi, op.valueBits);
+  const picked = op.sample ? op.sample.filter((i) => i >= first && i < first + xs.length).map((i) => clipped[i - first]!) : clipped;
+  return [picked.length ? sum(picked, pk) : pk.trivial(0n)];
+}
+
+/** Partial results of ranges added up: what the whole column gives. */
+export function addPartials(parts: readonly (readonly Ciphertext[])[]): Ciphertext[] {
+  return parts[0]!.map((_, j) => parts.slice(1).reduce((a, p) => add(a, p[j]!), parts[0]![j]!));
+}
+
 export async function secureStats(
   ctx: ComputeSideContext,
   xs: Ciphertext[],
   q: StatsQuery,
   clientKey: BcpPublicKey,
   noise: NoiseControl = {},
+  aggregate: ColumnAggregate = (op) => aggregateRange(ctx, xs, 0, op),
 ): Promise<StatsResult> {
   validateQuery(q);
   const n = xs.length;
@@ -204,34 +230,28 @@ export async function secureStats(
       specs = [spec(q, 1n, q.epsilon)];
       break;
     case 'sum': {
-      const clipped = await secureClip(ctx, xs, q.lo, q.hi, q.valueBits);
-      values = [sum(clipped, pk)];
+      values = await aggregate({ op: 'clipped-sum', lo: q.lo, hi: q.hi, valueBits: q.valueBits });
       specs = [spec(q, maxClip > 0n ? maxClip : 1n, q.epsilon)];
       break;
     }
     case 'mean': {
-      const clipped = await secureClip(ctx, xs, q.lo, q.hi, q.valueBits);
+      const clip = { op: 'clipped-sum', lo: q.lo, hi: q.hi, valueBits: q.valueBits } as const;
       if (q.blocks) {
         // Mean of block means with the public block size s: every block mean is its sum over s,
         // so the released integer is the sampled sum and the divisor b s is public, not n.
         const sample = sampleForBlocks(n, q.blocks, q.blockSize!);
-        values = [
-          sum(
-            sample.map((i) => clipped[i]!),
-            pk,
-          ),
-        ];
+        values = await aggregate({ ...clip, sample });
         divisor = BigInt(q.blocks * q.blockSize!);
         specs = [spec(q, blockSensitivity(q.lo, q.hi), q.epsilon)];
       } else {
         const half = div(q.epsilon, rational(2n));
-        values = [sum(clipped, pk), pk.trivial(BigInt(n))];
+        values = [...(await aggregate(clip)), pk.trivial(BigInt(n))];
         specs = [spec(q, maxClip > 0n ? maxClip : 1n, half, 0.5), spec(q, 1n, half, 0.5)];
       }
       break;
     }
     case 'histogram': {
-      values = await binCounts(ctx, xs, q.edges!, q.valueBits);
+      values = await aggregate({ op: 'bins', edges: q.edges!, valueBits: q.valueBits });
       const s = spec(q, 1n, q.epsilon);
       specs = values.map(() => s);
       break;
@@ -242,7 +262,7 @@ export async function secureStats(
       // from the key server: the compute server, which learns the chosen bin, never knows the
       // noise, so the choice is epsilon-DP against it too; the key server knows the noise but
       // learns neither the counts nor the choice.
-      const counts = await binCounts(ctx, xs, q.edges!, q.valueBits);
+      const counts = await aggregate({ op: 'bins', edges: q.edges!, valueBits: q.valueBits });
       const F = GUMBEL_FRACTION_BITS;
       const scale = div(rational(2n), q.epsilon);
       const cap = gumbelBound(toNumber(scale), F);

@@ -5,6 +5,7 @@ import { checkKeyBits } from '../crypto/params-policy.js';
 import { startKeyServer } from '../services/key-server.js';
 import { startComputeServer } from '../services/compute-server.js';
 import { startDealerServer } from '../services/dealer-server.js';
+import { startComputeWorker } from '../services/compute-worker.js';
 import { readKeyFile } from '../crypto/keyfile.js';
 import { integerFlag } from './parse.js';
 import { loadTls, makeSelfSigned, requireCertFingerprint, type TlsMaterial } from '../crypto/tls.js';
@@ -42,6 +43,10 @@ function tlsOf(o: { tlsCert?: string; tlsKey?: string }): TlsMaterial | undefine
   if (!o.tlsCert || !o.tlsKey) throw new ParameterError('give both --tls-cert and --tls-key');
   return loadTls(o.tlsCert, o.tlsKey);
 }
+const KEY_SERVER_HELP = 'the key server, or its replicas separated by commas (http://ks1:7401,http://ks2:7401)';
+const QUEUE_HELP =
+  "redis://host:port: run jobs' chunk tasks on compute workers (ciphermine worker start) through BullMQ; the database must be PostgreSQL (default: in this process)";
+
 const log = (m: string) => console.error(`[${new Date().toISOString()}] ${m}`);
 
 /** One JSON line on stdout when listening, so a parent process (the demo) can find the port. */
@@ -98,6 +103,10 @@ export function addServerCommands(program: Command): void {
     .option('--tls-key <file>', TLS_KEY_HELP, env.CIPHERMINE_KEY_SERVER_TLS_KEY)
     .option('--metrics-port <port>', METRICS_PORT_HELP, integerFlag('--metrics-port', 0, 65535))
     .option('--metrics-host <host>', METRICS_HOST_HELP)
+    .option(
+      '--database <url-or-file>',
+      'replicas: the database they share for keys and record shares (postgres://...); each replica has the same master.key and channel.key (default: key files, shares in memory)',
+    )
     .addHelpText('after', '\nExample:\n  $ ciphermine key-server start --data-dir .ciphermine/key-server --port 7401\n')
     .action(async (o) => {
       const ks = await startKeyServer({
@@ -109,6 +118,7 @@ export function addServerCommands(program: Command): void {
         keyBits: checkKeyBits(o.keyBits), // also when the size came from CIPHERMINE_KEY_BITS
         workers: o.workers,
         metrics: metricsOf(o),
+        database: o.database,
         log,
       });
       announce({
@@ -141,7 +151,9 @@ export function addServerCommands(program: Command): void {
     )
     .option('--host <host>', 'address to listen on', env.CIPHERMINE_COMPUTE_SERVER_HOST ?? '127.0.0.1')
     .option('--port <port>', 'port (0: any free port)', integerFlag('--port', 0, 65535), Number(env.CIPHERMINE_COMPUTE_SERVER_PORT ?? 7400))
-    .option('--key-server <url>', 'the key server', env.CIPHERMINE_KEY_SERVER_URL ?? 'http://127.0.0.1:7401')
+    .option('--key-server <urls>', KEY_SERVER_HELP, env.CIPHERMINE_KEY_SERVER_URL ?? 'http://127.0.0.1:7401')
+    .option('--queue <redis-url>', QUEUE_HELP, env.CIPHERMINE_QUEUE_URL)
+    .option('--block-records <n>', 'records per k-means assignment task (default 1024; 16384 with a dealer)', integerFlag('--block-records', 1))
     .option(
       '--channel-key <file>',
       "the key server's channel.key (authenticates the two servers to each other)",
@@ -173,6 +185,8 @@ export function addServerCommands(program: Command): void {
         port: o.port,
         keyServerUrl: o.keyServer,
         keyServerFingerprint: o.keyServerFingerprint,
+        queue: o.queue,
+        blockRecords: o.blockRecords,
         tls: tlsOf(o),
         dealer: dealerOf(o),
         channelKey: readKeyFile(o.channelKey),
@@ -182,6 +196,59 @@ export function addServerCommands(program: Command): void {
       });
       announce({ role: 'compute-server', url: cs.url, tlsFingerprint: cs.tlsFingerprint, metricsUrl: cs.metricsUrl });
       onSignals(cs.close);
+    });
+
+  program
+    .command('worker')
+    .description("a compute worker: runs jobs' chunk tasks from the compute server's queue (scale-out; any number, on any machine)")
+    .command('start')
+    .description("run a compute worker in the foreground; it needs the compute server's database, its queue and its x25519.key")
+    .requiredOption('--database <url>', "the compute server's database (postgres://...)", env.CIPHERMINE_DATABASE_URL)
+    .requiredOption('--queue <redis-url>', "the compute server's --queue", env.CIPHERMINE_QUEUE_URL)
+    .option(
+      '--data-dir <dir>',
+      "the compute server's data directory, or one holding a 0600 copy of its x25519.key",
+      env.CIPHERMINE_COMPUTE_SERVER_DATA_DIR ?? '.ciphermine/compute-server',
+    )
+    .option('--key-server <urls>', KEY_SERVER_HELP, env.CIPHERMINE_KEY_SERVER_URL ?? 'http://127.0.0.1:7401')
+    .option('--channel-key <file>', "the key server's channel.key", env.CIPHERMINE_CHANNEL_KEY ?? '.ciphermine/key-server/channel.key')
+    .option('--key-server-fingerprint <sha256>', "the key server's TLS certificate fingerprint (an https key server)", (v: string) =>
+      requireCertFingerprint(v),
+    )
+    .option('--dealer <url>', DEALER_HELP('compute-server'))
+    .option('--dealer-key <file>', DEALER_KEY_HELP('compute-server'))
+    .option('--dealer-fingerprint <sha256>', DEALER_FP_HELP, (v: string) => requireCertFingerprint(v))
+    .option('--concurrency <n>', 'tasks at once in this process', integerFlag('--concurrency', 1, 64), 1)
+    .option('--threads <n>', 'worker threads for batch arithmetic', integerFlag('--threads', 0, 64), 1)
+    .option(
+      '--lock-ms <ms>',
+      "how long a task's lock lasts: a dead worker's task moves on after about this long",
+      integerFlag('--lock-ms', 1000),
+      30_000,
+    )
+    .option('--metrics-port <port>', METRICS_PORT_HELP, integerFlag('--metrics-port', 0, 65535))
+    .option('--metrics-host <host>', METRICS_HOST_HELP)
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ ciphermine worker start --database postgres://cm@db/cm --queue redis://queue:6379 \\\n      --key-server http://ks1:7401,http://ks2:7401 --channel-key channel.key --data-dir /etc/ciphermine/worker\n',
+    )
+    .action(async (o) => {
+      const w = await startComputeWorker({
+        database: o.database,
+        queue: o.queue,
+        dataDir: o.dataDir,
+        keyServerUrl: o.keyServer,
+        keyServerFingerprint: o.keyServerFingerprint,
+        channelKey: readKeyFile(o.channelKey),
+        dealer: dealerOf(o),
+        concurrency: o.concurrency,
+        threads: o.threads,
+        lockMs: o.lockMs,
+        metrics: metricsOf(o),
+        log,
+      });
+      announce({ role: 'compute-worker', metricsUrl: w.metricsUrl });
+      onSignals(w.close);
     });
 
   program

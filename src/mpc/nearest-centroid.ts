@@ -220,7 +220,7 @@ export async function nearestCentroids(
 }
 
 /** The start's arguments, checked against the key server's keys and shares before the session opens. */
-function sessionOf(state: KeyServerState, raw: unknown) {
+async function sessionOf(state: KeyServerState, raw: unknown) {
   const parsed = Args.safeParse(raw);
   if (!parsed.success) throw new ParameterError(`a nearest-centroid request is malformed: ${parsed.error.issues[0]?.message}`);
   const a = parsed.data;
@@ -232,7 +232,7 @@ function sessionOf(state: KeyServerState, raw: unknown) {
   if (!assignsOnShares(pk.params.N, a.k, a.m, a.deltaBits)) throw new ParameterError('these centroid terms do not fit an assignment on shares');
   const { ringBits } = widths(pk.params.N, a.deltaBits);
   // An unknown share (a restarted key server) fails the start, so the compute server shares again.
-  const records = state.shares.get(a.share, pk.fingerprint, a.first * a.m, a.records * a.m);
+  const records = await state.shares.get(a.share, pk.fingerprint, a.first * a.m, a.records * a.m);
   return { ...a, pk, pairs, ringBits, records, values: a.m * pairs + pairs };
 }
 
@@ -241,7 +241,7 @@ export function registerNearestCentroid(endpoint: MpcEndpoint, state: KeyServerS
   endpoint.register(
     NEAREST_CENTROID,
     async (channel, raw, provider) => {
-      const s = sessionOf(state, raw);
+      const s = await sessionOf(state, raw);
       const N = s.pk.params.N;
       const p = mpcParty(1, channel(), await provider());
       if (!p.provider.wideMatmulTriple) throw new MpcChannelError('this provider has no wide matrix triples');
@@ -254,6 +254,6 @@ export function registerNearestCentroid(endpoint: MpcEndpoint, state: KeyServerS
       state.observe(NEAREST_CENTROID, terms);
       await nearest(p, s.records, terms, s.records.length / s.m, s.k, s.m, s.ringBits);
     },
-    (raw) => void sessionOf(state, raw),
+    async (raw) => void (await sessionOf(state, raw)),
   );
 }

@@ -195,7 +195,7 @@ export class MpcEndpoint {
   }
 
   /** `check` validates a start's arguments before the session opens, so a bad start is refused in its reply. */
-  register(name: string, program: MpcProgram, check?: (args: unknown) => void): void {
+  register(name: string, program: MpcProgram, check?: (args: unknown) => void | Promise<void>): void {
     this.programs.set(name, { run: program, check });
   }
 
@@ -210,10 +210,10 @@ export class MpcEndpoint {
   }
 
   /** Starts party 1's half of `program` for `session` (subsessions `session:suffix` for providers). */
-  start(program: string, session: string, args: unknown): void {
+  async start(program: string, session: string, args: unknown): Promise<void> {
     const registered = this.programs.get(program);
     if (!registered) throw new MpcChannelError(`the key server has no MPC program ${JSON.stringify(program)}`);
-    registered.check?.(args);
+    await registered.check?.(args);
     const run = registered.run;
     if (!TOP_LEVEL_SESSION.test(session)) throw new MpcChannelError('a session id is 1 to 64 letters, digits, ".", "-" or "_"');
     if ([...this.sessions.keys()].some((id) => id === session || id.startsWith(`${session}:`))) {
@@ -270,7 +270,7 @@ export class MpcEndpoint {
       }
       if (typeof parsed.program !== 'string' || typeof parsed.session !== 'string')
         throw new MpcChannelError('an MPC start request names a program and a session');
-      this.start(parsed.program, parsed.session, parsed.args);
+      await this.start(parsed.program, parsed.session, parsed.args);
       return new Uint8Array(0);
     }
     if (method === MPC_METHOD) {

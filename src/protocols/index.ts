@@ -20,3 +20,4 @@ export { innerDistances, blindCentroids, shareRecords, dropShare, newShareId, ty
 export { ShareStore, UnknownShareError, MAX_SHARED_VALUES } from './share-store.js';
 export { processStats } from './process-stats.js';
 export { createProtocolPool, protocolKernels, type CombineItem } from './kernels.js';
+export { ReplicaTransport, keyServerTransport } from './replica-transport.js';

@@ -113,7 +113,7 @@ export async function shareKeyServer(state: KeyServerState, body: Uint8Array): P
     header.perPack,
   );
   state.observe('share', values);
-  state.shares.put(header.share, pk.fingerprint, header.offset, values);
+  await state.shares.put(header.share, pk.fingerprint, header.offset, values);
   return Buffer.alloc(0);
 }
 
@@ -212,7 +212,7 @@ const dropSchema = z.object({ key: fingerprint, share: shareId });
 export async function dropShareKeyServer(state: KeyServerState, body: Uint8Array): Promise<Buffer> {
   const { header, pk } = decodeForKey(state, body, dropSchema);
   state.requireJobKey(pk);
-  state.shares.drop(header.share);
+  await state.shares.drop(header.share);
   return Buffer.alloc(0);
 }
 
@@ -238,7 +238,7 @@ export async function innerKeyServer(state: KeyServerState, body: Uint8Array): P
   const N = pk.params.N;
   const values = 2 * k * m;
   if (elements.length !== 2 * packCount(N, slotBits, values)) throw new ProtocolError('pack count does not match the header');
-  const x = state.shares.get(header.share, pk.fingerprint, first * m, count * m);
+  const x = await state.shares.get(header.share, pk.fingerprint, first * m, count * m);
   const opened = unpack(await state.open('inner-pack', pk, pairsOf(elements)), N, slotBits, values);
   state.observe('inner', opened);
   const w = opened.slice(0, k * m);

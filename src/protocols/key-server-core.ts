@@ -22,7 +22,7 @@ import { squareSumKeyServer } from './sdm.js';
 import { lessThanKeyServer } from './secure-less-than.js';
 import { noiseShareKeyServer } from './noise-share.js';
 import { dropShareKeyServer, innerKeyServer, shareKeyServer } from './inner-distances.js';
-import { ShareStore } from './share-store.js';
+import { ShareStore, type ShareBacking } from './share-store.js';
 import { keyedUniform } from '../crypto/noise/keyed-uniform.js';
 import { openEnvelope, seal } from '../crypto/envelope.js';
 import { hkdfSync } from 'node:crypto';
@@ -34,10 +34,13 @@ export class UnknownKeyError extends CiphermineError {
   }
 }
 
-/** Where the key server keeps what must survive a restart (key files in production). */
+/**
+ * Where the key server keeps what must survive a restart (key files), or what its replicas must
+ * share (their database): a request that made a key is answered after the key is saved.
+ */
 export interface KeyServerPersistence {
-  savePublicKey(pk: BcpPublicKey): void;
-  saveJobKey(sk: BcpSecretKey): void;
+  savePublicKey(pk: BcpPublicKey): void | Promise<void>;
+  saveJobKey(sk: BcpSecretKey): void | Promise<void>;
 }
 
 /** Test instrumentation: sees every plaintext the key server decrypts. */
@@ -49,19 +52,38 @@ export class KeyServerCore implements KeyServerState {
   /** Job keys (pk_c, sk_c): made here so sk_c never leaves the key server (docs/corrections.md (3.1)). */
   private readonly jobKeys = new Map<string, BcpSecretKey>();
   observer: DecryptionObserver | undefined;
-  readonly shares = new ShareStore();
+  readonly shares: ShareStore;
 
   constructor(
     readonly msk: BcpMasterKey,
     private readonly pool?: WorkerPool,
     private readonly persistence?: KeyServerPersistence,
-  ) {}
+    /** Shares kept for other replicas too (absent: in this process only). */
+    shareBacking?: ShareBacking,
+  ) {
+    this.shares = new ShareStore(shareBacking);
+  }
 
   register(pk: BcpPublicKey): void {
     if (!pk.params.equals(this.msk.params)) throw new CiphermineError('ERR_KEY_MISMATCH', 'public key uses other parameters');
     if (this.keys.has(pk.fingerprint)) return;
-    this.persistence?.savePublicKey(pk);
+    this.track(pk.fingerprint, this.persistence?.savePublicKey(pk));
     this.keys.set(pk.fingerprint, pk);
+  }
+
+  /** Saves still under way (a database), by key: a request that made a key is answered after. */
+  private readonly saving = new Map<string, Promise<void>>();
+
+  private track(fp: string, p: void | Promise<void>): void {
+    if (!p) return;
+    const both = Promise.all([this.saving.get(fp), p]).then(() => undefined);
+    this.saving.set(fp, both);
+    void both.finally(() => this.saving.get(fp) === both && this.saving.delete(fp)).catch(() => undefined);
+  }
+
+  private async saved(pk: BcpPublicKey): Promise<BcpPublicKey> {
+    await this.saving.get(pk.fingerprint);
+    return pk;
   }
 
   /** Reloads keys saved by an earlier run. */
@@ -75,7 +97,7 @@ export class KeyServerCore implements KeyServerState {
 
   createJobKey(): BcpPublicKey {
     const sk = keyGen(this.msk.params);
-    this.persistence?.saveJobKey(sk);
+    this.track(sk.publicKey.fingerprint, this.persistence?.saveJobKey(sk));
     this.jobKeys.set(sk.publicKey.fingerprint, sk);
     this.register(sk.publicKey);
     return sk.publicKey;
@@ -174,11 +196,14 @@ export class KeyServerCore implements KeyServerState {
         return lessThanKeyServer(this, body);
       case 'noise-share':
         return noiseShareKeyServer(this, body);
-      case 'register-key':
-        this.register(deserializePublicKey(body, this.msk.params));
+      case 'register-key': {
+        const pk = deserializePublicKey(body, this.msk.params);
+        this.register(pk);
+        await this.saved(pk);
         return Buffer.alloc(0);
+      }
       case 'job-key':
-        return serializePublicKey(this.createJobKey());
+        return serializePublicKey(await this.saved(this.createJobKey()));
       case 'params':
         return serializeParams(this.msk.params);
       case 'stats':

@@ -245,7 +245,7 @@ export async function sctPackedKeyServer(state: KeyServerState, body: Uint8Array
     throw new ProtocolError('pack count does not match the header');
   const values = unpack(await state.open('sct-pack', from, pairsOf(elements)), N, slotBits, header.count, undefined, undefined, header.perPack);
   state.observe('sct-packed', values);
-  if (header.share !== undefined) state.shares.put(header.share, to.fingerprint, header.offset ?? 0, values);
+  if (header.share !== undefined) await state.shares.put(header.share, to.fingerprint, header.offset ?? 0, values);
   const select = header.stride === undefined ? undefined : { stride: header.stride, at: header.at! };
   const chosen = selectedPositions(values.length, select).map((i) => values[i]!);
   if (header.records) return encodeReply(await state.sealKms(to, recordPacks(header, chosen, to.params.N)), to.params.elementBytes);

@@ -26,12 +26,50 @@ interface ShareSet {
   values: Array<bigint | undefined>;
 }
 
+/**
+ * Where key-server replicas keep shares for each other (services/key-server-store.ts): every part
+ * written goes there too, and a replica that lacks a set loads it from there.
+ */
+export interface ShareBacking {
+  putShare(id: string, key: string, offset: number, values: readonly bigint[]): Promise<void>;
+  share(id: string): Promise<Array<{ key: string; offset: number; values: bigint[] }>>;
+  dropShare(id: string): Promise<boolean>;
+}
+
 export class ShareStore {
   /** In order of last use, least recent first. */
   private readonly sets = new Map<string, ShareSet>();
   private total = 0;
 
-  put(id: string, key: string, offset: number, values: readonly bigint[]): void {
+  constructor(private readonly backing?: ShareBacking) {}
+
+  async put(id: string, key: string, offset: number, values: readonly bigint[]): Promise<void> {
+    this.putHere(id, key, offset, values);
+    await this.backing?.putShare(id, key, offset, values);
+  }
+
+  async get(id: string, key: string, offset: number, count: number): Promise<bigint[]> {
+    try {
+      return this.getHere(id, key, offset, count);
+    } catch (e) {
+      if (!(e instanceof UnknownShareError) || !this.backing) throw e;
+    }
+    // Another replica wrote it (or this one evicted it): read it from the shared database.
+    const parts = await this.backing.share(id);
+    if (parts.length === 0) throw new UnknownShareError(id);
+    this.dropHere(id);
+    for (const p of parts) this.putHere(id, p.key, p.offset, p.values);
+    return this.getHere(id, key, offset, count);
+  }
+
+  /** True when there was such a set. */
+  async drop(id: string): Promise<boolean> {
+    const here = this.dropHere(id);
+    const there = (await this.backing?.dropShare(id)) ?? false;
+    return here || there;
+  }
+
+  private putHere(id: string, key: string, offset: number, values: readonly bigint[]): void {
     const end = offset + values.length;
     if (!Number.isInteger(offset) || offset < 0 || end > MAX_SHARED_VALUES) throw new ProtocolError('share range out of bounds');
     const set = this.touch(id) ?? { key, values: [] };
@@ -40,7 +78,7 @@ export class ShareStore {
     const grow = Math.max(0, end - set.values.length);
     for (const other of this.sets.keys()) {
       if (this.total + grow <= MAX_SHARED_VALUES) break;
-      if (other !== id) this.drop(other);
+      if (other !== id) this.dropHere(other);
     }
     if (this.total + grow > MAX_SHARED_VALUES) throw new ProtocolError('the key server keeps no more shared values');
     while (set.values.length < end) set.values.push(undefined);
@@ -48,7 +86,7 @@ export class ShareStore {
     values.forEach((v, i) => (set.values[offset + i] = v));
   }
 
-  get(id: string, key: string, offset: number, count: number): bigint[] {
+  private getHere(id: string, key: string, offset: number, count: number): bigint[] {
     const set = this.touch(id);
     if (!set || set.key !== key) throw new UnknownShareError(id);
     if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(count) || count < 0 || offset + count > set.values.length) {
@@ -59,8 +97,7 @@ export class ShareStore {
     return out as bigint[];
   }
 
-  /** True when there was such a set. */
-  drop(id: string): boolean {
+  private dropHere(id: string): boolean {
     const set = this.sets.get(id);
     if (!set) return false;
     this.total -= set.values.length;

@@ -42,10 +42,11 @@ import {
   checkCiphertextTag,
   type BcpParams,
 } from '../crypto/index.js';
-import { HttpTransport, createProtocolPool, processStats, ownerSlotBits, packCount, type Transport } from '../protocols/index.js';
+import { keyServerTransport, createProtocolPool, processStats, ownerSlotBits, packCount, type Transport } from '../protocols/index.js';
 import type { NoiseControl } from '../analytics/stats-secure.js';
 import { openStore, describeLocation, type Party, type Store } from './store/index.js';
 import { JobRunner, isKeyServerUnavailable } from './jobs/runner.js';
+import { BullTaskQueue, redisConnection } from './jobs/bullmq-queue.js';
 import type { JobKind } from './jobs/job-kind.js';
 import { builtInJobKinds } from './jobs/kinds/index.js';
 import { registerJobRoutes } from './job-routes.js';
@@ -62,8 +63,17 @@ export interface ComputeServerOptions {
    * <dataDir>/compute.db).
    */
   database?: string;
+  /** The key server's URL, or its replicas' URLs separated by commas (replica-transport.ts). */
   keyServerUrl: string;
   channelKey: Buffer;
+  /**
+   * A redis:// URL: jobs' chunk tasks go to BullMQ on it, for compute workers (`ciphermine worker
+   * start`) to run; the database must then be one the workers reach (PostgreSQL). Absent: the tasks
+   * run in this process (the embedded default).
+   */
+  queue?: string;
+  /** Records per k-means assignment task (default 1024, or 16384 with a dealer). */
+  blockRecords?: number;
   /** The key server's TLS certificate fingerprint, pinned (required for an https key server). */
   keyServerFingerprint?: string;
   /** Certificate and key (crypto/tls.ts); required when `host` is not loopback-only. */
@@ -240,13 +250,23 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
   opts.log?.(`compute server state in ${describeLocation(location)}`);
   const x25519 = loadOrCreateX25519(opts.dataDir);
   const x25519Public = createPublicKey(x25519).export({ format: 'jwk' }).x!;
-  const transport = new HttpTransport(opts.keyServerUrl, opts.channelKey, { fingerprint: opts.keyServerFingerprint });
+  const transport = keyServerTransport(opts.keyServerUrl, opts.channelKey, { fingerprint: opts.keyServerFingerprint });
   const params = await fetchParams(transport, 60_000);
   const pool = createProtocolPool(opts.workers);
   const metrics = opts.metrics && new ProcessMetrics('compute-server');
+  const services = {
+    store,
+    compute: { transport, pool, dealer: opts.dealer },
+    params,
+    x25519,
+    noise: opts.unsafeNoiseControlForTests ?? {},
+    blockRecords: opts.blockRecords,
+  };
+  const queue = opts.queue;
   const runner = new JobRunner({
-    services: { store, compute: { transport, pool, dealer: opts.dealer }, params, x25519, noise: opts.unsafeNoiseControlForTests ?? {} },
+    services,
     kinds: [...builtInJobKinds, ...(opts.extraJobKinds ?? [])],
+    tasks: queue ? () => new BullTaskQueue({ services, connection: redisConnection(queue), log: opts.log }) : undefined,
     retryForMs: opts.retryForMs,
     log: opts.log,
     metrics,
@@ -452,7 +472,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
         await app.close();
         await listener?.close();
         await runner.stop();
-        await transport.close();
+        await transport.close?.();
         await pool.close();
         await store.close();
       })()),

@@ -13,6 +13,7 @@ import {
   uploadContext,
   type BcpParams,
   type Ciphertext,
+  CiphermineError,
 } from '../crypto/index.js';
 import { RemoteError } from '../protocols/index.js';
 import type { DatasetRow, Store } from './store/index.js';
@@ -30,18 +31,25 @@ export interface ValueChunk {
 
 /** The chunks of a dataset with their value counts (rows x columns). */
 export async function* datasetValueChunks(store: Store, d: DatasetRow, params: BcpParams, x25519: KeyObject): AsyncGenerator<ValueChunk> {
+  const reader = await chunkReader(store, d, params, x25519);
+  for (const idx of await store.chunkIndices(d.id)) yield await reader(idx);
+}
+
+/** Reads single chunks of one dataset by index (a chunk task reads only its own). */
+export async function chunkReader(store: Store, d: DatasetRow, params: BcpParams, x25519: KeyObject): Promise<(idx: number) => Promise<ValueChunk>> {
   const owner = (await store.party(d.ownerId))!;
   const ownerKey = deserializePublicKey(owner.bcpPublicKey, params);
   const ctx = { ownerId: owner.id, datasetId: d.id };
   const aesKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, ctx);
   const tagKey = deriveEnvelopeKey(x25519, owner.x25519PublicKey!, ctx, 'hmac-tag');
-  for (const idx of await store.chunkIndices(d.id)) {
-    const c = (await store.chunk(d.id, idx))!;
+  return async (idx) => {
+    const c = await store.chunk(d.id, idx);
+    if (!c) throw new CiphermineError('ERR_NOT_FOUND', `dataset ${d.id} has no chunk ${idx}`);
     const context = uploadContext(d.id, c.idx, c.rows);
     const bytes = openEnvelope(aesKey, c.envelope, context);
     checkCiphertextTag(tagKey, context, bytes, c.tag);
-    yield { cts: deserializeCiphertexts(bytes, ownerKey), values: c.rows * d.columns.length };
-  }
+    return { cts: deserializeCiphertexts(bytes, ownerKey), values: c.rows * d.columns.length };
+  };
 }
 
 /**

@@ -5,7 +5,11 @@
  * through the HMAC-authenticated channel; data owners and query clients never reach it.
  */
 import { ProcessMetrics, serveMetrics, type MetricsOptions } from './metrics.js';
-import { ParameterError } from '../crypto/errors.js';
+import { CiphermineError, ParameterError } from '../crypto/errors.js';
+import { KeyServerStore } from './key-server-store.js';
+import { describeLocation } from './store/open-store.js';
+import type { RequestHandler } from '../protocols/transport.js';
+import type { BcpPublicKey, BcpSecretKey } from '../crypto/index.js';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -43,6 +47,12 @@ export interface KeyServerOptions {
   dealer?: DealerEndpoint;
   /** Serve Prometheus metrics on a listener of their own (services/metrics.ts). */
   metrics?: MetricsOptions;
+  /**
+   * Replicas (issue 17): the database they share (a postgres:// URL, or an SQLite file for replicas
+   * on one machine) for registered keys, job keys (sealed) and record shares. Every replica needs
+   * the same master.key and channel.key in its data directory. Absent: key files, shares in memory.
+   */
+  database?: string;
   log?: (msg: string) => void;
 }
 
@@ -107,16 +117,28 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   const pkDir = join(opts.dataDir, 'public-keys');
   const jobDir = join(opts.dataDir, 'job-keys');
   const pool = new WorkerPool(opts.workers);
-  const core = new KeyServerCore(msk, pool, {
-    savePublicKey: (pk) => writeKeyFile(join(pkDir, `${pk.fingerprint}.pk`), serializePublicKey(pk)),
-    saveJobKey: (sk) => writeKeyFile(join(jobDir, `${sk.publicKey.fingerprint}.sk`), serializeSecretKey(sk)),
-  });
-  core.restore(
-    filesIn(pkDir).map((f) => deserializePublicKey(readKeyFile(f), msk.params)),
-    filesIn(jobDir).map((f) => deserializeSecretKey(readKeyFile(f))),
-  );
+  const shared = opts.database === undefined ? undefined : await KeyServerStore.open(opts.database);
+  let core: KeyServerCore;
+  let sync: SharedKeys | undefined;
+  if (shared) {
+    core = new KeyServerCore(msk, pool, { savePublicKey: (pk) => sync!.savePublic(pk), saveJobKey: (sk) => sync!.saveJob(sk) }, shared);
+    sync = new SharedKeys(core, shared);
+    await sync.reload();
+    log(`key server state shared in ${describeLocation(opts.database!)}`);
+  } else {
+    core = new KeyServerCore(msk, pool, {
+      savePublicKey: (pk) => writeKeyFile(join(pkDir, `${pk.fingerprint}.pk`), serializePublicKey(pk)),
+      saveJobKey: (sk) => writeKeyFile(join(jobDir, `${sk.publicKey.fingerprint}.sk`), serializeSecretKey(sk)),
+    });
+    core.restore(
+      filesIn(pkDir).map((f) => deserializePublicKey(readKeyFile(f), msk.params)),
+      filesIn(jobDir).map((f) => deserializeSecretKey(readKeyFile(f))),
+    );
+  }
   // The engine's rounds share the servers' authenticated channel: its two methods first, then the core's.
-  const { endpoint: mpc, handle } = keyServerEngine(core, core.handle, log, opts.dealer);
+  const engine = keyServerEngine(core, core.handle, log, opts.dealer);
+  const mpc = engine.endpoint;
+  const handle = sync ? sync.retryOnUnknownKey(engine.handle) : engine.handle;
   // The key server's halves of the job kinds built on the engine.
   registerTrainingProgram(mpc, core);
   registerPredictProgram(mpc, core);
@@ -140,10 +162,66 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     mpc,
     metricsUrl: listener?.url,
     close: async () => {
+      sync?.stop();
       mpc.close();
       await listener?.close();
       await server.close();
       await pool.close();
+      await shared?.close();
     },
   };
+}
+
+/**
+ * Keys made or registered at any replica, kept in step: read from the shared database every half
+ * second, and again at once when a request names a key this replica has not seen (the request is
+ * then answered again; requests look their key up before they change anything).
+ */
+class SharedKeys {
+  private readonly timer: NodeJS.Timeout;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    private readonly core: KeyServerCore,
+    private readonly store: KeyServerStore,
+  ) {
+    this.timer = setInterval(() => void this.reload().catch(() => undefined), 500);
+    this.timer.unref();
+  }
+
+  savePublic(pk: BcpPublicKey): Promise<void> {
+    return this.store.putKey(pk.fingerprint, 'public', serializePublicKey(pk));
+  }
+
+  saveJob(sk: BcpSecretKey): Promise<void> {
+    // Sealed under a key derived from the master key: the database alone opens nothing.
+    return this.store.putKey(sk.publicKey.fingerprint, 'job', this.core.sealForSelf('job-key', serializeSecretKey(sk)));
+  }
+
+  reload(): Promise<void> {
+    return (this.loading ??= (async () => {
+      const rows = await this.store.keys();
+      const params = this.core.msk.params;
+      this.core.restore(
+        rows.filter((r) => r.kind === 'public').map((r) => deserializePublicKey(r.data, params)),
+        rows.filter((r) => r.kind === 'job').map((r) => deserializeSecretKey(this.core.unsealForSelf('job-key', r.data))),
+      );
+    })().finally(() => (this.loading = undefined)));
+  }
+
+  retryOnUnknownKey(handle: RequestHandler): RequestHandler {
+    return async (method, body) => {
+      try {
+        return await handle(method, body);
+      } catch (e) {
+        if (!(e instanceof CiphermineError && (e.code === 'ERR_UNKNOWN_KEY' || e.code === 'ERR_NOT_JOB_KEY'))) throw e;
+        await this.reload();
+        return handle(method, body);
+      }
+    };
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }

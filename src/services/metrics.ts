@@ -11,13 +11,15 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { RequestHandler } from '../protocols/transport.js';
 
-export type ProcessRole = 'compute-server' | 'key-server' | 'dealer';
+export type ProcessRole = 'compute-server' | 'compute-worker' | 'key-server' | 'dealer';
 
 export class ProcessMetrics {
   readonly registry = new Registry();
   /** Requests on the servers' authenticated channel, per method (key server, dealer). */
   readonly requests: Counter<'method' | 'outcome'>;
   readonly requestSeconds: Counter<'method'>;
+  /** Bytes on the channel, in (requests) and out (replies), for sizing the network. */
+  readonly channelBytes: Counter<'direction'>;
   /** Seconds spent in each job phase (compute server). */
   readonly phaseSeconds: Counter<'kind' | 'phase'>;
   /** Jobs that ended, per kind and final state (compute server). */
@@ -41,6 +43,12 @@ export class ProcessMetrics {
       labelNames: ['method'],
       registers: r,
     });
+    this.channelBytes = new Counter({
+      name: 'ciphermine_channel_bytes_total',
+      help: 'bytes of requests (in) and replies (out) on the servers channel',
+      labelNames: ['direction'],
+      registers: r,
+    });
     this.phaseSeconds = new Counter({
       name: 'ciphermine_job_phase_seconds_total',
       help: 'seconds jobs spent in each phase',
@@ -61,6 +69,11 @@ export class ProcessMetrics {
     });
   }
 
+  /** A counter of this process's own (tasks run, busy seconds). */
+  counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
   /** A gauge read at every scrape (queue depth, open sessions). */
   gauge(name: string, help: string, read: () => number): void {
     new Gauge({
@@ -77,8 +90,10 @@ export class ProcessMetrics {
   instrument(handle: RequestHandler): RequestHandler {
     return async (method, body) => {
       const start = performance.now();
+      this.channelBytes.inc({ direction: 'in' }, body.byteLength);
       try {
         const out = await handle(method, body);
+        this.channelBytes.inc({ direction: 'out' }, out.byteLength);
         this.requests.inc({ method, outcome: 'ok' });
         return out;
       } catch (e) {

@@ -134,8 +134,8 @@ describe('encrypted k-means equals plaintext Lloyd from the same start (512-bit 
       share,
       // After the first iteration the key server loses the share (as after a restart): the loop
       // must share again and go on.
-      onCheckpoint: (cp) => {
-        if (cp.iteration === 1) evicted = h.core.shares.drop(share.id);
+      onCheckpoint: async (cp) => {
+        if (cp.iteration === 1) evicted = await h.core.shares.drop(share.id);
       },
     });
     const plain = lloyd(data, init, 20);

@@ -147,8 +147,8 @@ describe('the assignment on shares (dealer)', () => {
         recordLayout: layout,
         chunkRecords: 20,
         // After the first iteration the key server forgets every share, as a restart does.
-        onCheckpoint: () => {
-          if (!dropped) h.core.shares.drop(share.id);
+        onCheckpoint: async () => {
+          if (!dropped) await h.core.shares.drop(share.id);
           dropped = true;
         },
       },

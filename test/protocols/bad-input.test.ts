@@ -279,22 +279,22 @@ describe('key server endpoints refuse bad input and keep serving', () => {
 });
 
 describe('the key server share store', () => {
-  it('evicts the least recently used sets by value count, reports ranges and holes clearly', () => {
+  it('evicts the least recently used sets by value count, reports ranges and holes clearly', async () => {
     const store = new ShareStore();
     const a = 'a'.repeat(32),
       b = 'b'.repeat(32),
       c = 'c'.repeat(32);
-    store.put(a, 'k1', 0, Array(MAX_SHARED_VALUES / 2).fill(1n));
-    store.put(b, 'k1', 0, Array(MAX_SHARED_VALUES / 4).fill(2n));
-    store.get(a, 'k1', 0, 1); // a is now the most recently used
-    store.put(c, 'k1', 0, Array(MAX_SHARED_VALUES / 2).fill(3n)); // b goes, a stays
-    assert.throws(() => store.get(b, 'k1', 0, 1), UnknownShareError);
-    assert.deepEqual(store.get(a, 'k1', 5, 2), [1n, 1n]);
-    assert.throws(() => store.get(a, 'k2', 0, 1), UnknownShareError);
-    assert.throws(() => store.get(a, 'k1', MAX_SHARED_VALUES / 2, 1), /outside the share/);
-    store.put(b, 'k1', 10, [7n]);
-    assert.throws(() => store.get(b, 'k1', 0, 11), UnknownShareError); // holes: incomplete
-    assert.throws(() => store.put(b, 'k1', MAX_SHARED_VALUES, [1n]), /out of bounds/);
-    assert.ok(store.drop(a) && !store.drop(a));
+    await store.put(a, 'k1', 0, Array(MAX_SHARED_VALUES / 2).fill(1n));
+    await store.put(b, 'k1', 0, Array(MAX_SHARED_VALUES / 4).fill(2n));
+    await store.get(a, 'k1', 0, 1); // a is now the most recently used
+    await store.put(c, 'k1', 0, Array(MAX_SHARED_VALUES / 2).fill(3n)); // b goes, a stays
+    await assert.rejects(store.get(b, 'k1', 0, 1), UnknownShareError);
+    assert.deepEqual(await store.get(a, 'k1', 5, 2), [1n, 1n]);
+    await assert.rejects(store.get(a, 'k2', 0, 1), UnknownShareError);
+    await assert.rejects(store.get(a, 'k1', MAX_SHARED_VALUES / 2, 1), /outside the share/);
+    await store.put(b, 'k1', 10, [7n]);
+    await assert.rejects(store.get(b, 'k1', 0, 11), UnknownShareError); // holes: incomplete
+    await assert.rejects(store.put(b, 'k1', MAX_SHARED_VALUES, [1n]), /out of bounds/);
+    assert.ok((await store.drop(a)) && !(await store.drop(a)));
   });
 });

@@ -15,6 +15,7 @@ import type { ComputeSideContext } from '../../protocols/index.js';
 import type { NoiseControl } from '../../analytics/stats-secure.js';
 import type { BudgetCharge, Checkpoint, Party, Store } from '../store/index.js';
 import type { JobProgress } from './job-status.js';
+import type { FanOutOptions, TaskHandler } from './tasks.js';
 
 /** What a job runs against: the compute server's (CCS) state and its side of the protocols. */
 export interface JobServices {
@@ -26,6 +27,11 @@ export interface JobServices {
   x25519: KeyObject;
   /** Test-only noise hooks (never set from the CLI or the environment). */
   noise: NoiseControl;
+  /**
+   * Records per k-means assignment task (`--block-records`): smaller blocks spread an iteration
+   * over more compute workers; default 1024 (16384 with a dealer).
+   */
+  blockRecords?: number;
 }
 
 export interface AdmitContext {
@@ -68,6 +74,14 @@ export interface JobContext<S> {
   keepCharge(): Promise<void>;
   /** The job's mailbox to its outside participants (JobKind.participants; mailbox.ts). */
   readonly mailbox: JobMailboxContext;
+  /**
+   * Runs a step as chunk tasks (tasks.ts): chunk i runs the kind's task `task` on inputs[i], here
+   * or on the compute workers, and its result is stored once; chunks done before a restart are not
+   * run again. Returns the results in chunk order.
+   */
+  fanOut(step: string, task: string, inputs: readonly unknown[], opts?: FanOutOptions): Promise<Buffer[]>;
+  /** Forgets the stored chunk results of steps whose names start with `prefix` (folded into a checkpoint). */
+  dropSteps(prefix: string): Promise<void>;
 }
 
 /** A job's side of its mailbox: participants poll for what it sends and post what it receives. */
@@ -94,6 +108,8 @@ export interface JobKind<S = any, R = any> {
    * read and post the job's mailbox. Absent: nobody but the servers.
    */
   participants?(spec: S): readonly string[];
+  /** The chunk tasks its steps fan out (JobContext.fanOut), by name; a worker runs them. */
+  readonly tasks?: Readonly<Record<string, TaskHandler<S>>>;
 }
 
 /** Identity, for type inference of S and R at the definition. */

@@ -12,6 +12,7 @@ import type { JobRow, Party } from '../store/index.js';
 import type { JobContext, JobKind, JobServices } from './job-kind.js';
 import { datasetsOf, KeyRegistrar } from './key-registration.js';
 import { Mailboxes } from './mailbox.js';
+import { LocalTaskQueue, type TaskQueue } from './tasks.js';
 
 /** True when an error means "the key server is down or restarting", not "the request was bad". */
 export function isKeyServerUnavailable(e: unknown): boolean {
@@ -57,6 +58,8 @@ export interface JobRunnerOptions {
   log?: (msg: string) => void;
   /** Phase seconds, ended jobs, queue depth (services/metrics.ts). */
   metrics?: ProcessMetrics;
+  /** Where chunk tasks run: given a runner's kinds, the queue (default: in this process). */
+  tasks?: (kinds: ReadonlyMap<string, JobKind>) => TaskQueue;
 }
 
 export class JobRunner {
@@ -69,9 +72,12 @@ export class JobRunner {
   private readonly keys: KeyRegistrar;
   /** Jobs' mailboxes to their outside participants (mailbox-routes.ts serves the other side). */
   readonly mailboxes = new Mailboxes();
+  /** Where this runner's jobs run their chunk tasks. */
+  readonly tasks: TaskQueue;
 
   constructor(private readonly o: JobRunnerOptions) {
     this.kinds = new Map(o.kinds.map((k) => [k.name, k]));
+    this.tasks = o.tasks ? o.tasks(this.kinds) : new LocalTaskQueue(o.services, this.kinds);
     this.keys = new KeyRegistrar(o.services);
     o.metrics?.gauge('ciphermine_jobs_running', 'jobs running in this process', () => this.running.size);
     o.metrics?.gauge('ciphermine_jobs_waiting', 'jobs queued for a free slot (queue depth)', () => this.waiting.length);
@@ -138,6 +144,7 @@ export class JobRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.allSettled(this.running.values());
+    await this.tasks.close();
   }
 
   private async runWithRetry(jobId: string): Promise<void> {
@@ -217,6 +224,7 @@ export class JobRunner {
   private context(job: JobRow, kind: JobKind, client: Party): JobContext<unknown> {
     const { services, metrics } = this.o;
     const { store } = services;
+    const self = this;
     const live = () => {
       if (this.stopped) throw new JobInterrupted();
     };
@@ -280,6 +288,14 @@ export class JobRunner {
           }
         },
       },
+      async fanOut(step, task, inputs, opts) {
+        live();
+        const results = await self.tasks.runStep(job, step, task, inputs, opts);
+        stepDone();
+        live();
+        return results;
+      },
+      dropSteps: (prefix) => store.dropTaskResults(job.id, prefix),
       async keepCharge() {
         if (!(await store.jobBlob(job.id, CHARGE_KEPT))) await store.putJobBlob(job.id, CHARGE_KEPT, [Buffer.from('1')]);
       },

@@ -344,6 +344,34 @@ export class KyselyStore implements Store {
     if (rows.length === 0) return undefined;
     return rows.slice(1).map((r) => Buffer.from(r.data));
   }
+
+  async putTaskResult(jobId: string, step: string, chunk: number, data: Buffer): Promise<boolean> {
+    const r = await this.db
+      .insertInto('task_results')
+      .values({ job_id: jobId, step, chunk, data })
+      .onConflict((oc) => oc.columns(['job_id', 'step', 'chunk']).doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  async taskResults(jobId: string, step: string): Promise<Map<number, Buffer>> {
+    const rows = await this.db.selectFrom('task_results').select(['chunk', 'data']).where('job_id', '=', jobId).where('step', '=', step).execute();
+    return new Map(rows.map((r) => [r.chunk, Buffer.from(r.data)]));
+  }
+
+  async taskChunksDone(jobId: string, step: string): Promise<number[]> {
+    const rows = await this.db.selectFrom('task_results').select('chunk').where('job_id', '=', jobId).where('step', '=', step).execute();
+    return rows.map((r) => r.chunk);
+  }
+
+  async dropTaskResults(jobId: string, prefix: string): Promise<void> {
+    const escaped = prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
+    await this.db
+      .deleteFrom('task_results')
+      .where('job_id', '=', jobId)
+      .where(sql<boolean>`step LIKE ${escaped + '%'} ESCAPE '\\'`)
+      .execute();
+  }
 }
 
 async function refuseUnknownSchema(db: Kysely<Database>, known: Record<string, unknown>): Promise<void> {

@@ -165,6 +165,22 @@ function ownerPacking(): Migration {
   };
 }
 
+/** Chunk tasks' results (issue 17), keyed by (job, step, chunk) so a retried task writes nothing twice. */
+function taskResults(d: Dialect): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('task_results')
+        .addColumn('job_id', 'text', (c) => c.notNull().references('jobs.id'))
+        .addColumn('step', 'text', (c) => c.notNull())
+        .addColumn('chunk', 'integer', (c) => c.notNull())
+        .addColumn('data', blob(d), (c) => c.notNull())
+        .addPrimaryKeyConstraint('task_results_pk', ['job_id', 'step', 'chunk'])
+        .execute();
+    },
+  };
+}
+
 /** Every migration this build knows, by name; names sort in the order they run. */
 export function migrations(d: Dialect): Record<string, Migration> {
   return {
@@ -174,5 +190,6 @@ export function migrations(d: Dialect): Record<string, Migration> {
     '0004-training-uploads': trainingUploads(),
     '0005-delta-budget': deltaBudget(),
     '0006-owner-packing': ownerPacking(),
+    '0007-task-results': taskResults(d),
   };
 }

@@ -13,13 +13,17 @@ import type { Store } from './store.js';
 
 export const isPostgresUrl = (location: string) => /^postgres(ql)?:\/\//.test(location);
 
-export async function openStore(location: string): Promise<Store> {
+/**
+ * `lock: false` for a compute worker: many workers share the compute server's database, and only
+ * the server, whose runner resumes jobs, holds the lock.
+ */
+export async function openStore(location: string, opts: { lock?: boolean } = {}): Promise<Store> {
   if (isPostgresUrl(location)) {
-    const lock = await lockDatabase(location);
+    const lock = opts.lock === false ? undefined : await lockDatabase(location);
     const pool = new pg.Pool({ connectionString: location, max: 8 });
     // An idle connection dropped by the server must not crash the process; the next query reconnects.
     pool.on('error', () => undefined);
-    return KyselyStore.open(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', () => lock.end());
+    return KyselyStore.open(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', async () => lock?.end());
   }
   const file = new BetterSqlite3(location);
   // The database holds assignments, sizes and token hashes: owner-only, even in a directory that
@@ -55,9 +59,9 @@ async function lockDatabase(location: string): Promise<pg.Client> {
   }
 }
 
-/** Where a store is, for logs: never the password of a PostgreSQL URL. */
+/** Where a store or queue is, for logs: never the password of a URL. */
 export function describeLocation(location: string): string {
-  if (!isPostgresUrl(location)) return location;
+  if (!/^[a-z]+:\/\//.test(location)) return location;
   const u = new URL(location);
   if (u.password) u.password = '***';
   return u.toString();

@@ -102,6 +102,17 @@ export interface JobBlobsTable {
   data: Buffer;
 }
 
+/**
+ * The results of a job step's chunk tasks (services/jobs/tasks.ts), one row per (job, step, chunk):
+ * written once, so a task run twice (a retry after a worker died) cannot count twice.
+ */
+export interface TaskResultsTable {
+  job_id: string;
+  step: string;
+  chunk: number;
+  data: Buffer;
+}
+
 export interface Database {
   parties: PartiesTable;
   datasets: DatasetsTable;
@@ -110,4 +121,5 @@ export interface Database {
   jobs: JobsTable;
   job_checkpoints: JobCheckpointsTable;
   job_blobs: JobBlobsTable;
+  task_results: TaskResultsTable;
 }

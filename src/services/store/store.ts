@@ -226,4 +226,13 @@ export interface Store {
   putJobBlob(jobId: string, name: string, parts: readonly Buffer[]): Promise<void>;
   /** The parts of a named intermediate in order, or undefined when it was never stored. */
   jobBlob(jobId: string, name: string): Promise<Buffer[] | undefined>;
+
+  /** Stores a chunk task's result unless one is stored already (the first write wins); true if written. */
+  putTaskResult(jobId: string, step: string, chunk: number, data: Buffer): Promise<boolean>;
+  /** The stored results of a step's chunks, by chunk index. */
+  taskResults(jobId: string, step: string): Promise<Map<number, Buffer>>;
+  /** The chunk indices of a step that have results (without reading them). */
+  taskChunksDone(jobId: string, step: string): Promise<number[]>;
+  /** Forgets the results of a job's steps whose names start with `prefix` (a step done and folded in). */
+  dropTaskResults(jobId: string, prefix: string): Promise<void>;
 }

@@ -26,8 +26,9 @@ import {
   type RecordLayout,
 } from '../../../protocols/index.js';
 import { secureKMeans, validateKMeansInput, type SecureCheckpoint, type SecureKMeansOptions } from '../../../analytics/kmeans-secure.js';
-import { datasetValueChunks, withDatasetsContext } from '../../dataset-reader.js';
-import { convertChunk } from '../../dataset-conversion.js';
+import { withDatasetsContext } from '../../dataset-reader.js';
+import { conversionInputs, conversionOutput, convertTask } from '../conversion-tasks.js';
+import { assignTask, taskBlocks } from './kmeans-tasks.js';
 import { badRequest } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets } from '../datasets.js';
@@ -46,6 +47,7 @@ export const kmeansKind = defineJobKind({
   description: "k-means over granted datasets encrypted under their owners' keys (seed 000)",
   spec: kmeansSpec,
   result: kmeansResult,
+  tasks: { convert: convertTask, assign: assignTask },
 
   async admit({ services, client }, spec) {
     const ds = await grantedDatasets(services.store, client, spec.datasets, 'kmeans');
@@ -74,8 +76,11 @@ export const kmeansKind = defineJobKind({
     const layout = await chosenLayout(ctx, datasets, dims, maxAbs);
     // The phase shows only while converting: after a restart the stored records are read back.
     const parts = await ctx.once('records', () => ctx.phase('conversion', () => convert(ctx, datasets, jobKey, fresh, layout)));
+    await ctx.dropSteps('convert');
     const records = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
     const width = layout ? 1 : dims;
+    const resumeFrom = await resumePoint(ctx, jobKey, width);
+    let iteration = resumeFrom?.iteration ?? 0;
     const loop: SecureKMeansOptions = {
       k: ctx.spec.k,
       maxIter: ctx.spec.maxIter,
@@ -86,10 +91,18 @@ export const kmeansKind = defineJobKind({
       // Only a conversion made in this run left its share at the key server; after a restart the
       // loop shares the saved records again.
       share: fresh.share,
-      resumeFrom: await resumePoint(ctx, jobKey, width),
+      resumeFrom,
       recordLayout: layout,
-      onCheckpoint: checkpointer(ctx, jobKey),
+      chunkRecords: ctx.services.blockRecords,
+      // Each iteration's blocks are chunk tasks: here, or on the compute workers.
+      blocks: taskBlocks(ctx, jobKey, width, () => iteration),
+      onCheckpoint: async (cp) => {
+        await save(cp);
+        iteration = cp.iteration;
+        await ctx.dropSteps('assign-');
+      },
     };
+    const save = checkpointer(ctx, jobKey);
     const result = await ctx
       .phase('iterations', () => secureKMeans(ctx.services.compute, chunk(records, width), loop))
       .catch((e) => {
@@ -172,8 +185,10 @@ function checkpointer(ctx: JobContext<Spec>, jobKey: BcpPublicKey): (cp: SecureC
 
 /**
  * Every value of every dataset, in dataset and row order, under the job key in KMS form, as stored
- * parts. A conversion also leaves the key server a share of the records (inner-distances.ts) when
- * they fit its share store; larger jobs run their iterations with SDM.
+ * parts: one chunk task per stored chunk of an upload (conversion-tasks.ts). A conversion also
+ * leaves the key server a share of the records (inner-distances.ts) when they fit its share store;
+ * larger jobs run their iterations with SDM. The share's id is kept with the job, so chunks
+ * converted before a restart and after it belong to one share.
  */
 async function convert(
   ctx: JobContext<Spec>,
@@ -182,32 +197,19 @@ async function convert(
   fresh: { share?: RecordShare },
   records?: RecordLayout,
 ): Promise<Buffer[]> {
-  const { store, params, x25519, compute } = ctx.services;
+  const { store } = ctx.services;
   const total = datasets.reduce((a, d) => a + d.rows * d.columns.length, 0);
-  const share: RecordShare | undefined = total <= MAX_SHARED_VALUES ? { id: newShareId(), blinds: [] } : undefined;
-  let offset = 0;
-  let done = 0;
-  const starts = datasets.map((d) => ((offset += d.rows * d.columns.length), offset - d.rows * d.columns.length));
-  // Datasets convert concurrently, so one's blinding overlaps another's round trip.
-  const settled = await Promise.allSettled(
-    datasets.map(async (d, i) => {
-      const parts: Buffer[] = [];
-      let at = starts[i]!;
-      for await (const values of datasetValueChunks(store, d, params, x25519)) {
-        const onBatch = (n: number) => ctx.progress((done += n), total, 'value converted');
-        const batches = await convertChunk(compute, d, values, jobKey, { kms: true, share: share && { ...share, offset: at }, onBatch, records });
-        for (const b of batches) parts.push(serializeCiphertexts(jobKey, b));
-        at += values.values;
-      }
-      return parts;
-    }),
-  );
-  // All branches end before a failure propagates, so none keeps calling the key server behind a retry.
-  const failed = settled.find((r) => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  const perDataset = settled.map((r) => (r as PromiseFulfilledResult<Buffer[]>).value);
-  fresh.share = share;
-  return perDataset.flat();
+  const [id] = await ctx.once('conversion-share', async () => [Buffer.from(total <= MAX_SHARED_VALUES ? newShareId() : '')]);
+  const share = id!.length ? id!.toString() : undefined;
+  const inputs = await conversionInputs(store, datasets, jobKey, { kms: true, share, records });
+  // Progress in values, counting finished chunks (they may finish out of order).
+  const perChunk = inputs.map((c, i) => (inputs[i + 1]?.offset ?? total) - c.offset);
+  const results = await ctx.fanOut('convert', 'convert', inputs, {
+    onProgress: (done) => ctx.progress(Math.round((perChunk.reduce((a, b) => a + b, 0) * done) / inputs.length), total, 'value converted'),
+  });
+  const { parts, blinds } = conversionOutput(results);
+  fresh.share = share ? { id: share, blinds } : undefined;
+  return parts;
 }
 
 function chunk<T>(xs: T[], size: number): T[][] {

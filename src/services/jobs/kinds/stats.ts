@@ -19,8 +19,9 @@ import {
 import { parseRational, type Rational } from '../../../crypto/noise/rational.js';
 import { sctBounded, sdcBlindBits } from '../../../protocols/index.js';
 import { secureStats, validateQuery, type StatsQuery } from '../../../analytics/stats-secure.js';
-import { datasetValueChunks, withDatasetsContext } from '../../dataset-reader.js';
-import { convertChunk } from '../../dataset-conversion.js';
+import { withDatasetsContext } from '../../dataset-reader.js';
+import { conversionInputs, conversionOutput, convertTask } from '../conversion-tasks.js';
+import { aggregateTask, taskAggregate } from './stats-tasks.js';
 import { badRequest, HttpError } from '../../http-errors.js';
 import type { DatasetRow } from '../../store/index.js';
 import { admittedDatasets, grantedDatasets, requireKeyServer } from '../datasets.js';
@@ -69,6 +70,7 @@ export const statsKind = defineJobKind({
   description: 'a differentially private count, sum, mean, histogram or mode of one column (seed 001)',
   spec: statsSpec,
   result: statsResult,
+  tasks: { convert: convertTask, aggregate: aggregateTask },
 
   async admit({ services, client }, spec) {
     const ds = await grantedDatasets(services.store, client, spec.datasets, 'stats');
@@ -101,7 +103,7 @@ export const statsKind = defineJobKind({
   },
 
   async run(ctx) {
-    const { store, params, x25519, compute, noise } = ctx.services;
+    const { store, params, compute, noise } = ctx.services;
     const ds = await admittedDatasets(store, ctx.spec.datasets);
     const q = encodedQuery(ctx.spec, ds, epsilonOf(ctx.spec));
     const jobKey = await ctx.jobKey();
@@ -109,17 +111,12 @@ export const statsKind = defineJobKind({
     // count, which add/remove-one DP needs it not to know (docs/differential-privacy.md). Phases only.
     const parts = await ctx.once('column', () =>
       ctx.phase('conversion', async () => {
-        const out: Buffer[] = [];
-        for (const d of ds) {
-          const a = d.columns.indexOf(ctx.spec.column);
-          for await (const values of datasetValueChunks(store, d, params, x25519)) {
-            const batches = await convertChunk(compute, d, values, jobKey, { column: a, valueBits: q.valueBits });
-            out.push(...batches.map((b) => serializeCiphertexts(jobKey, b)));
-          }
-        }
-        return out;
+        // One chunk task per stored chunk (conversion-tasks.ts), here or on the compute workers.
+        const inputs = await conversionInputs(store, ds, jobKey, { column: (d) => d.columns.indexOf(ctx.spec.column), valueBits: q.valueBits });
+        return conversionOutput(await ctx.fanOut('convert', 'convert', inputs)).parts;
       }),
     );
+    await ctx.dropSteps('convert');
     const clientKey = deserializePublicKey(ctx.client.bcpPublicKey, params);
     // The mode's choice is opened to the compute server during the computation: from then on the
     // query has been answered to one party, outage or not.
@@ -129,13 +126,14 @@ export const statsKind = defineJobKind({
     const [released, extra] = await ctx.once('released', () =>
       ctx.phase('computation', async () => {
         const column: Ciphertext[] = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
-        const r = await secureStats(compute, column, q, clientKey, noise).catch((e) => {
+        const r = await secureStats(compute, column, q, clientKey, noise, taskAggregate(ctx, jobKey, column.length)).catch((e) => {
           throw withDatasetsContext(e, ds, ctx.spec.column);
         });
         const meta = { divisor: r.divisor?.toString(), choice: r.choice };
         return [serializeCiphertexts(clientKey, r.released), Buffer.from(JSON.stringify(meta))];
       }),
     );
+    await ctx.dropSteps('aggregate-');
     const { divisor, choice } = JSON.parse(extra!.toString()) as { divisor?: string; choice?: number };
     const after = await admittedDatasets(store, ctx.spec.datasets);
     return {

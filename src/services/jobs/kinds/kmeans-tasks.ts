@@ -1,0 +1,115 @@
+/**
+ * The k-means job's chunk tasks (issue 17): the conversion, one task per stored chunk of an upload
+ * (conversion-tasks.ts), and each iteration's assignment, one task per block of records. The
+ * compute server makes the iteration's plan (kmeans-secure.ts planAssignment: the work with the
+ * key server that every block shares) and stores it with the record share's blinds; a task reads
+ * the converted records, the plan and the share from the database and assigns its block.
+ */
+import { deserializeCiphertexts, type BcpPublicKey, type Ciphertext } from '../../../crypto/index.js';
+import { randomBytes } from 'node:crypto';
+import { assignBlock, type AssignmentBlocks, type AssignmentPlan } from '../../../analytics/kmeans-secure.js';
+import type { RecordShare } from '../../../protocols/index.js';
+import { CiphermineError } from '../../../crypto/errors.js';
+import type { Store } from '../../store/index.js';
+import type { JobContext } from '../job-kind.js';
+import type { TaskHandler } from '../tasks.js';
+import { fromWireBuffer, wireBuffer } from '../task-wire.js';
+
+/** One block of one iteration: the records [first, first + count) under the plan and share named. */
+export interface AssignInput {
+  iteration: number;
+  plan: string;
+  share?: string;
+  first: number;
+  count: number;
+  /** Ciphertexts per record in the stored records (1 when one to a pack). */
+  width: number;
+}
+
+/** Records in the job's layout (one ciphertext each when packed, else one per value). */
+interface Records {
+  rows: Ciphertext[][];
+}
+
+/**
+ * What a process read last, per job: the records (read once per job, not per task) and the last
+ * plans and shares. Small, since a worker runs a few jobs at a time.
+ */
+class Recent<T> {
+  private readonly entries = new Map<string, Promise<T>>();
+  constructor(private readonly size: number) {}
+  get(key: string, load: () => Promise<T>): Promise<T> {
+    let p = this.entries.get(key);
+    if (!p) {
+      p = load();
+      p.catch(() => this.entries.delete(key));
+      this.entries.set(key, p);
+      for (const k of this.entries.keys()) if (this.entries.size > this.size) this.entries.delete(k);
+    }
+    return p;
+  }
+}
+
+const recentRecords = new Recent<Records>(2);
+const recentPlans = new Recent<AssignmentPlan>(4);
+const recentShares = new Recent<RecordShare>(4);
+
+async function blob(store: Store, job: string, name: string): Promise<Buffer[]> {
+  const parts = await store.jobBlob(job, name);
+  if (!parts) throw new CiphermineError('ERR_CONFLICT', `job ${job} has no ${name} (the step was planned again)`);
+  return parts;
+}
+
+function jobRecords(store: Store, job: string, jobKey: BcpPublicKey, width: number): Promise<Records> {
+  return recentRecords.get(`${job}/${width}`, async () => {
+    const flat = (await blob(store, job, 'records')).flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
+    const rows: Ciphertext[][] = [];
+    for (let i = 0; i < flat.length; i += width) rows.push(flat.slice(i, i + width));
+    return { rows };
+  });
+}
+
+/** The task: the block's assignments, two bytes each. */
+export const assignTask: TaskHandler = async (ctx, input: AssignInput) => {
+  const { store, compute } = ctx.services;
+  const plan = await recentPlans.get(`${ctx.jobId}/${input.plan}`, async () =>
+    fromWireBuffer<AssignmentPlan>((await blob(store, ctx.jobId, input.plan))[0]!, ctx.jobKey),
+  );
+  const share =
+    input.share === undefined
+      ? undefined
+      : await recentShares.get(`${ctx.jobId}/${input.share}`, async () =>
+          fromWireBuffer<RecordShare>((await blob(store, ctx.jobId, input.share!))[0]!, ctx.jobKey),
+        );
+  const { rows } = await jobRecords(store, ctx.jobId, ctx.jobKey, input.width);
+  const out = await assignBlock(compute, rows, plan, input, share);
+  return Buffer.from(Uint16Array.from(out).buffer);
+};
+
+/**
+ * The blocks of each iteration as chunk tasks of step `assign-<iteration>`: the plan and (once per
+ * share) the share's blinds go to the database first; the tasks' results are the assignments.
+ */
+export function taskBlocks(ctx: JobContext<unknown>, jobKey: BcpPublicKey, width: number, iteration: () => number): AssignmentBlocks {
+  const storedShares = new Set<string>();
+  return async (plan, blocks, share) => {
+    const it = iteration();
+    const planName = `plan-${it}-${randomBytes(6).toString('hex')}`;
+    await ctx.services.store.putJobBlob(ctx.id, planName, [wireBuffer(plan, jobKey)]);
+    let shareName: string | undefined;
+    if (share) {
+      shareName = `share-${share.id}`;
+      if (!storedShares.has(share.id)) {
+        await ctx.services.store.putJobBlob(ctx.id, shareName, [wireBuffer(share, jobKey)]);
+        storedShares.add(share.id);
+      }
+    }
+    const inputs: AssignInput[] = blocks.map((b) => ({ iteration: it, plan: planName, share: shareName, first: b.first, count: b.count, width }));
+    const results = await ctx.fanOut(`assign-${it}`, 'assign', inputs);
+    return results.map((r, i) => {
+      const a = Array.from(new Uint16Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.byteLength)));
+      if (a.length !== blocks[i]!.count) throw new CiphermineError('ERR_INTERNAL', `block ${i} of iteration ${it} has ${a.length} assignments`);
+      return a;
+    });
+  };
+}
