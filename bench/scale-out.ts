@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker, QueueEvents } from 'bullmq';
-import { FixedPointCodec, WorkerPool, readKeyFile } from '../src/crypto/index.js';
+import { FixedPointCodec, WorkerPool, backend, randomBelow, readKeyFile } from '../src/crypto/index.js';
 import { HttpTransport } from '../src/protocols/index.js';
 import { DataOwner } from '../src/clients/data-owner.js';
 import { QueryClient } from '../src/clients/query-client.js';
@@ -53,7 +53,8 @@ const rand = rng(20261206);
 const centres = Array.from({ length: k }, () => Array.from({ length: dims }, () => (rand() - 0.5) * 160));
 const rows = Array.from({ length: records }, (_, i) => centres[i % k]!.map((c) => Number((c + (rand() - 0.5) * 10).toFixed(3))));
 const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 100 });
-const init = Array.from({ length: k }, (_, j) => j);
+// All starts in one cluster: a poor start, so the job runs several iterations.
+const init = Array.from({ length: k }, (_, j) => j * k);
 
 /** Sum of a counter (all label sets) on a Prometheus page, optionally only lines matching `filter`. */
 async function metric(url: string, name: string, filter?: RegExp): Promise<number> {
@@ -76,10 +77,14 @@ interface Run {
   tasks: number;
   tasksPerSecond: number;
   workerBusySeconds: number[];
+  /** The workers' CPU seconds per iteration (all workers together, threads included). */
+  workerCpuSecondsPerIteration: number;
   keyServerCpuSecondsPerIteration: number;
   keyServerBytesPerIteration: number;
   agreesWithPlaintext: boolean;
 }
+
+let firstKeyServer: string | undefined;
 
 /** One configuration: fresh databases and processes, the same data and job. */
 async function run(workers: number): Promise<Run> {
@@ -92,10 +97,13 @@ async function run(workers: number): Promise<Run> {
     const ksMetrics: string[] = [];
     for (let r = 0; r < replicas; r++) {
       const d = join(dir, `ks${r}`);
-      if (r > 0) {
+      // Every replica of every run uses the parameters the first made (safe primes take a while).
+      const from = r > 0 ? join(dir, 'ks0') : firstKeyServer;
+      if (from) {
         mkdirSync(d, { recursive: true, mode: 0o700 });
-        for (const f of ['master.key', 'channel.key']) copyFileSync(join(dir, 'ks0', f), join(d, f));
+        for (const f of ['master.key', 'channel.key']) copyFileSync(join(from, f), join(d, f));
       }
+      firstKeyServer ??= d;
       const ks = await startChildServer([
         'key-server',
         'start',
@@ -183,15 +191,20 @@ async function run(workers: number): Promise<Run> {
     };
     const job = await client.submitKMeans({ datasets: [ds], k, maxIter: iterations, initIndices: init });
     // The key servers' CPU and bytes over the iterations only: sampled when the conversion ends.
-    let atIterations: Promise<[number, number]> | undefined;
+    const workerCpu = async () => {
+      let s = 0;
+      for (const u of workerMetrics) s += await metric(u, 'ciphermine_process_cpu_seconds_total');
+      return s;
+    };
+    let atIterations: Promise<[number, number, number]> | undefined;
     const status = await client.waitFor(
       job,
       (s) => {
-        if (!atIterations && s.phase === 'iterations') atIterations = Promise.all([ksCpu(), ksBytes()]);
+        if (!atIterations && s.phase === 'iterations') atIterations = Promise.all([ksCpu(), ksBytes(), workerCpu()]);
       },
       200,
     );
-    const [cpu0, bytes0] = (await atIterations) ?? [0, 0];
+    const [cpu0, bytes0, wcpu0] = (await atIterations) ?? [0, 0, 0];
     if (status.state !== 'done') throw new Error(`job failed: ${status.error}`);
     const result = await client.kmeansResult(job);
     const plain = lloyd(
@@ -207,6 +220,7 @@ async function run(workers: number): Promise<Run> {
     const blocks = Math.ceil(records / blockRecords);
     const tasks = 8 + blocks * result.iterations;
     const busy = await Promise.all(workerMetrics.map((u) => metric(u, 'ciphermine_worker_busy_seconds_total')));
+    const assignCpu = (await workerCpu()) - wcpu0;
     const cpu = (await ksCpu()) - cpu0;
     const bytes = (await ksBytes()) - bytes0;
     const seconds = (status.timings.conversion ?? 0) + (status.timings.iterations ?? 0);
@@ -219,6 +233,7 @@ async function run(workers: number): Promise<Run> {
       tasks,
       tasksPerSecond: round(tasks / seconds),
       workerBusySeconds: busy.map((b) => round(b)),
+      workerCpuSecondsPerIteration: round(assignCpu / Math.max(1, result.iterations)),
       keyServerCpuSecondsPerIteration: round(cpu / Math.max(1, result.iterations)),
       keyServerBytesPerIteration: round(bytes / Math.max(1, result.iterations)),
       agreesWithPlaintext: plain.assignments.every((j, i) => j === result.assignments[i]),
@@ -235,12 +250,16 @@ async function queueOverhead(): Promise<{ bullmqMsPerTask: number; resultWriteMs
   const q = new Queue(name, { connection });
   const events = new QueueEvents(name, { connection });
   await events.waitUntilReady();
-  const w = new Worker(name, async () => 'ok', { connection, concurrency: 1 });
-  await w.waitUntilReady();
   const n = 500;
+  let completed = 0;
+  let allDone: () => void = () => {};
+  const finished = new Promise<void>((r) => (allDone = r));
+  const w = new Worker(name, async () => 'ok', { connection, concurrency: 1 });
+  w.on('completed', () => ++completed === n && allDone());
+  await w.waitUntilReady();
   const start = performance.now();
-  const jobs = await q.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { i } })));
-  await Promise.all(jobs.map((j) => j.waitUntilFinished(events)));
+  await q.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'noop', data: { i } })));
+  await finished;
   const bullmqMsPerTask = (performance.now() - start) / n;
   await w.close();
   await events.close();
@@ -257,13 +276,29 @@ async function queueOverhead(): Promise<{ bullmqMsPerTask: number; resultWriteMs
   return { bullmqMsPerTask: round(bullmqMsPerTask), resultWriteMs: round(resultWriteMs) };
 }
 
+/** Baselines in the same run: plaintext Lloyd per iteration, and the raw modexp floor at these sizes. */
+function baselines(): { plaintextPerIterationMs: number; modexpFloorMs: number } {
+  const t = performance.now();
+  const plain = lloyd(
+    rows.map((r) => codec.encodeRow(r)),
+    init,
+    iterations,
+  );
+  const plaintextPerIterationMs = (performance.now() - t) / plain.iterations;
+  const N = (1n << BigInt(keyBits - 1)) | 1n;
+  const s = performance.now();
+  for (let i = 0; i < 20; i++) backend().modPow(randomBelow(N * N), randomBelow(N), N * N);
+  return { plaintextPerIterationMs: round(plaintextPerIterationMs), modexpFloorMs: round((performance.now() - s) / 20) };
+}
+
 try {
   const runs: Run[] = [];
   for (const w of workerCounts) runs.push(await run(w));
   const overhead = await queueOverhead();
+  const base = baselines();
   const one = runs.find((r) => r.workers === 1) ?? runs[0]!;
   // Measured per record and iteration: a worker's busy time, and the key servers' CPU.
-  const workerSecondsPerRecord = one.workerBusySeconds.reduce((a, b) => a + b, 0) / one.tasks / blockRecords;
+  const workerSecondsPerRecord = one.workerCpuSecondsPerIteration / records;
   const ksSecondsPerRecord = one.keyServerCpuSecondsPerIteration / records;
   const bytesPerRecord = one.keyServerBytesPerIteration / records;
   const projection = [10, 100].map((machines) => {
@@ -281,7 +316,8 @@ try {
       iterationSeconds: round(Math.max((n * workerSecondsPerRecord) / workerCores, (n * ksSecondsPerRecord) / ksCores)),
       keyServerGigabytesPerIteration: round((n * bytesPerRecord) / 1e9),
       tasksPerIteration: Math.ceil(n / blockRecords),
-      resultRowsPerSecond: round(Math.ceil(n / blockRecords) / Math.max((n * workerSecondsPerRecord) / workerCores, 1e-9)),
+      // The API node's load per iteration: one result row written and one poll per task (queue and database).
+      taskResultsPerSecond: round(Math.ceil(n / blockRecords) / Math.max((n * workerSecondsPerRecord) / workerCores, 1e-9)),
     };
   });
   console.log(
@@ -295,10 +331,11 @@ try {
       blockRecords,
       iterations,
       machineCores: cpus().length,
+      ...base,
       runs,
       queue: overhead,
       perRecordPerIteration: {
-        workerSeconds: round(workerSecondsPerRecord),
+        workerCpuSeconds: round(workerSecondsPerRecord),
         keyServerCpuSeconds: round(ksSecondsPerRecord),
         keyServerBytes: round(bytesPerRecord),
       },

@@ -18,6 +18,12 @@ export interface PgCluster {
   version: string;
   /** Creates a fresh empty database and returns its URL. */
   createDatabase(): Promise<string>;
+  /**
+   * Stops the server (fast shutdown: sessions end, committed work is kept, as a restart of a real
+   * server does; this cluster runs without fsync, so an immediate stop could lose commits), waits
+   * `downMs`, starts it again on the same port.
+   */
+  restart(downMs: number): Promise<void>;
   stop(): void;
 }
 
@@ -62,11 +68,12 @@ export async function startPgCluster(opts: { listen?: string[]; allow?: string }
   if (as) chownSync(dir, as.uid, as.gid);
   const run = (cmd: string, args: string[]) => execFileSync(binary(cmd), args, { ...as, cwd: dir, stdio: 'pipe', encoding: 'utf8' });
   const port = await freePort();
+  const listen = ['127.0.0.1', ...(opts.listen ?? [])].join(',');
+  let flags = '';
   try {
     run('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--locale=C']);
     if (opts.allow) appendFileSync(join(data, 'pg_hba.conf'), `host all all ${opts.allow} trust\n`);
-    const listen = ['127.0.0.1', ...(opts.listen ?? [])].join(',');
-    const flags = `-p ${port} -k ${dir} -c listen_addresses=${listen} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    flags = `-p ${port} -k ${dir} -c listen_addresses=${listen} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
     run('pg_ctl', ['-D', data, '-o', flags, '-l', log, '-w', '-t', '60', 'start']);
   } catch (e) {
     const detail = existsSync(log) ? readFileSync(log, 'utf8') : '';
@@ -83,6 +90,11 @@ export async function startPgCluster(opts: { listen?: string[]; allow?: string }
     url,
     version,
     createDatabase: () => createDatabaseIn(url),
+    async restart(downMs) {
+      run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+      await new Promise((r) => setTimeout(r, downMs));
+      run('pg_ctl', ['-D', data, '-o', flags, '-l', log, '-w', '-t', '60', 'start']);
+    },
     stop() {
       if (stopped) return;
       stopped = true;

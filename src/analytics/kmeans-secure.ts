@@ -166,16 +166,20 @@ function blocksOf(n: number, size: number): AssignmentBlock[] {
   return out;
 }
 
-/** One block's assignments under the iteration's plan (the records are all the job's, in order). */
+/**
+ * One block's assignments under the iteration's plan. `rows` are the block's records (the records
+ * [first, first + count) of the job); the path on shares reads none (the key server's share and the
+ * compute server's blinds stand for them), so a caller may pass none.
+ */
 export async function assignBlock(
   ctx: ComputeSideContext,
-  records: readonly (readonly Ciphertext[])[],
+  rows: readonly (readonly Ciphertext[])[],
   plan: AssignmentPlan,
   block: AssignmentBlock,
   share: RecordShare | undefined,
 ): Promise<number[]> {
   if (plan.path === 'shares') return nearestCentroids(ctx, requireShare(share), block.first, block.count, plan.terms);
-  const rows = records.slice(block.first, block.first + block.count);
+  if (rows.length !== block.count) throw new KMeansInputError(`a block of ${block.count} records got ${rows.length}`);
   const omegas =
     plan.path === 'shared-distances'
       ? await innerDistances(ctx, requireShare(share), block.first, rows, plan.centroids)
@@ -193,7 +197,7 @@ function requireShare(share: RecordShare | undefined): RecordShare {
 export function localBlocks(ctx: ComputeSideContext, records: readonly (readonly Ciphertext[])[]): AssignmentBlocks {
   return async (plan, blocks, share) => {
     const out: number[][] = [];
-    for (const b of blocks) out.push(await assignBlock(ctx, records, plan, b, share));
+    for (const b of blocks) out.push(await assignBlock(ctx, records.slice(b.first, b.first + b.count), plan, b, share));
     return out;
   };
 }

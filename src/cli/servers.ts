@@ -218,7 +218,12 @@ export function addServerCommands(program: Command): void {
     .option('--dealer <url>', DEALER_HELP('compute-server'))
     .option('--dealer-key <file>', DEALER_KEY_HELP('compute-server'))
     .option('--dealer-fingerprint <sha256>', DEALER_FP_HELP, (v: string) => requireCertFingerprint(v))
-    .option('--concurrency <n>', 'tasks at once in this process', integerFlag('--concurrency', 1, 64), 1)
+    .option(
+      '--concurrency <n>',
+      "tasks at once in this process (one's key-server round trip overlaps another's arithmetic)",
+      integerFlag('--concurrency', 1, 64),
+      2,
+    )
     .option('--threads <n>', 'worker threads for batch arithmetic', integerFlag('--threads', 0, 64), 1)
     .option(
       '--lock-ms <ms>',

@@ -197,7 +197,8 @@ export async function innerDistances(
     x: r.map((c) => c.B),
     c: share.blinds.slice((first + i) * m, (first + i + 1) * m),
   }));
-  if (items.some((it) => it.c.length !== m)) throw new ProtocolError('records outside the share');
+  if (items.some((it) => it.c.length !== m))
+    throw new ProtocolError(`records [${first}, ${first + records.length}) outside the share (${share.blinds.length / m} records of ${m} values)`);
   const phis = await kernel<bigint[]>(ctx, 'innerUnblind', shared, items);
   return phis.map((row) => row.map((B) => new Ciphertext(pk, 1n, B)));
 }

@@ -21,6 +21,13 @@ export class UnknownShareError extends CiphermineError {
   }
 }
 
+/** A range past the end of what this process holds of a share (another replica may hold more). */
+class ShortShareError extends ProtocolError {
+  constructor() {
+    super('records outside the share');
+  }
+}
+
 interface ShareSet {
   key: string;
   values: Array<bigint | undefined>;
@@ -52,9 +59,10 @@ export class ShareStore {
     try {
       return this.getHere(id, key, offset, count);
     } catch (e) {
-      if (!(e instanceof UnknownShareError) || !this.backing) throw e;
+      if (!(e instanceof UnknownShareError || e instanceof ShortShareError) || !this.backing) throw e;
     }
-    // Another replica wrote it (or this one evicted it): read it from the shared database.
+    // Another replica wrote it, or wrote parts of it this one has not seen (or this one evicted
+    // it): read every part from the shared database.
     const parts = await this.backing.share(id);
     if (parts.length === 0) throw new UnknownShareError(id);
     this.dropHere(id);
@@ -89,9 +97,8 @@ export class ShareStore {
   private getHere(id: string, key: string, offset: number, count: number): bigint[] {
     const set = this.touch(id);
     if (!set || set.key !== key) throw new UnknownShareError(id);
-    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(count) || count < 0 || offset + count > set.values.length) {
-      throw new ProtocolError('records outside the share');
-    }
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(count) || count < 0) throw new ProtocolError('records outside the share');
+    if (offset + count > set.values.length) throw new ShortShareError();
     const out = set.values.slice(offset, offset + count);
     if (out.some((v) => v === undefined)) throw new UnknownShareError(id);
     return out as bigint[];

@@ -261,6 +261,7 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     x25519,
     noise: opts.unsafeNoiseControlForTests ?? {},
     blockRecords: opts.blockRecords,
+    tasksElsewhere: opts.queue !== undefined,
   };
   const queue = opts.queue;
   const runner = new JobRunner({
@@ -271,6 +272,12 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     log: opts.log,
     metrics,
   });
+
+  if (metrics && runner.tasks.depth) {
+    const depth = () => runner.tasks.depth!().catch(() => ({ waiting: NaN, active: NaN }));
+    metrics.gauge('ciphermine_tasks_waiting', 'chunk tasks waiting for a compute worker (BullMQ)', async () => (await depth()).waiting);
+    metrics.gauge('ciphermine_tasks_active', 'chunk tasks running on compute workers', async () => (await depth()).active);
+  }
 
   const app = Fastify({ bodyLimit: MAX_UPLOAD_BYTES, ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}) });
   app.setErrorHandler((err: Error & { code?: string }, _req, reply) => {

@@ -32,7 +32,10 @@ export interface ComputeWorkerOptions {
   channelKey: Buffer;
   keyServerFingerprint?: string;
   dealer?: DealerEndpoint;
-  /** Tasks at once in this process (default 1: one process per core is the unit of scale). */
+  /**
+   * Tasks at once in this process (default 2, as the embedded queue: one task's round trip to the
+   * key server overlaps another's arithmetic).
+   */
   concurrency?: number;
   /** Worker threads for batch kernels (default 1). */
   threads?: number;
@@ -104,7 +107,7 @@ export async function startComputeWorker(opts: ComputeWorkerOptions): Promise<Co
     },
     {
       connection: redisConnection(opts.queue),
-      concurrency: opts.concurrency ?? 1,
+      concurrency: opts.concurrency ?? 2,
       lockDuration: opts.lockMs ?? 30_000,
       stalledInterval: opts.lockMs ?? 30_000,
       // A task whose worker died is handed on rather than failed (its result is stored once anyway).

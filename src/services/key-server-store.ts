@@ -76,6 +76,7 @@ export class KeyServerStore {
     if (isPostgresUrl(location)) {
       const pool = new pg.Pool({ connectionString: location, max: 4 });
       pool.on('error', () => undefined);
+      pool.on('connect', (client) => client.on('error', () => undefined));
       db = new Kysely({ dialect: new PostgresDialect({ pool }) });
       dialect = 'postgres';
     } else {

@@ -74,14 +74,14 @@ export class ProcessMetrics {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
-  /** A gauge read at every scrape (queue depth, open sessions). */
-  gauge(name: string, help: string, read: () => number): void {
+  /** A gauge read at every scrape (queue depth, open sessions); an asynchronous read is awaited. */
+  gauge(name: string, help: string, read: () => number | Promise<number>): void {
     new Gauge({
       name,
       help,
       registers: [this.registry],
-      collect() {
-        this.set(read());
+      async collect() {
+        this.set(await read());
       },
     });
   }

@@ -297,4 +297,30 @@ describe('the key server share store', () => {
     await assert.rejects(store.put(b, 'k1', MAX_SHARED_VALUES, [1n]), /out of bounds/);
     assert.ok((await store.drop(a)) && !(await store.drop(a)));
   });
+
+  it('replicas on one backing: a part another replica wrote, or a whole set, is read from the backing', async () => {
+    const rows = new Map<string, Array<{ key: string; offset: number; values: bigint[] }>>();
+    const backing = {
+      async putShare(id: string, key: string, offset: number, values: readonly bigint[]) {
+        rows.set(id, [...(rows.get(id) ?? []).filter((r) => r.offset !== offset), { key, offset, values: [...values] }]);
+      },
+      async share(id: string) {
+        return [...(rows.get(id) ?? [])].sort((x, y) => x.offset - y.offset);
+      },
+      async dropShare(id: string) {
+        return rows.delete(id);
+      },
+    };
+    const one = new ShareStore(backing);
+    const two = new ShareStore(backing);
+    const id = 'd'.repeat(32);
+    await one.put(id, 'k1', 0, [1n, 2n]);
+    await two.put(id, 'k1', 2, [3n, 4n]); // another replica converted the second part
+    assert.deepEqual(await one.get(id, 'k1', 1, 3), [2n, 3n, 4n]);
+    assert.deepEqual(await new ShareStore(backing).get(id, 'k1', 0, 4), [1n, 2n, 3n, 4n]);
+    await assert.rejects(one.get(id, 'k1', 0, 5), /outside the share/);
+    await assert.rejects(one.get('e'.repeat(32), 'k1', 0, 1), UnknownShareError);
+    assert.ok(await two.drop(id));
+    await assert.rejects(new ShareStore(backing).get(id, 'k1', 0, 1), UnknownShareError);
+  });
 });

@@ -19,20 +19,21 @@ import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { histogram } from '../../src/analytics/stats-plain.js';
 import { startComputeServer, type ComputeServerHandle } from '../../src/services/compute-server.js';
 import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
-import { createDatabaseIn, startPgCluster } from '../pg-cluster.js';
+import { startPgCluster, type PgCluster } from '../pg-cluster.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
 
 const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
 const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A PostgreSQL database: in the run's cluster (scripts/test.mjs) or in one started here. */
+/** This file's own PostgreSQL cluster (not the run's shared one): a test here restarts it. */
+let cluster: Promise<PgCluster> | undefined;
 async function database(): Promise<string> {
-  const shared = process.env.CIPHERMINE_TEST_PG_URL;
-  if (shared) return createDatabaseIn(shared);
-  const c = await startPgCluster();
-  process.once('exit', () => c.stop());
-  return c.createDatabase();
+  cluster ??= startPgCluster().then((c) => {
+    process.once('exit', () => c.stop());
+    return c;
+  });
+  return (await cluster).createDatabase();
 }
 
 async function kill(child: ChildServer): Promise<void> {
@@ -63,6 +64,9 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
   let channelKey: string;
   let csDb: string;
   const queueLog: string[] = [];
+  // A longer column for the DP fault test: 600 values, 24 ranges of 25.
+  const wages = Array.from({ length: 600 }, (_, i) => ((i * 37) % 71) / 10);
+  let wagesDs: string;
   const table = iris();
   const init = [0, 1, 2]; // a poor start: several iterations
 
@@ -86,17 +90,19 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
       '0',
     ]);
 
+  let ksArgs: (d: string, port?: number) => string[];
+
   before(async () => {
     redis = await startRedis();
     const ksDb = await database();
     csDb = await database();
-    const ksArgs = (d: string) => [
+    ksArgs = (d, port = 0) => [
       'key-server',
       'start',
       '--data-dir',
       d,
       '--port',
-      '0',
+      String(port),
       '--key-bits',
       '512',
       '--workers',
@@ -126,6 +132,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
       registrationsPerMinute: 10_000,
       unsafeNoiseControlForTests: { disabled: true },
       log: (m) => queueLog.push(m),
+      metrics: { port: 0 },
     });
     // Each worker prefers another replica.
     workers.push(await startWorker(`${a},${b}`), await startWorker(`${b},${a}`));
@@ -133,6 +140,8 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     client = await QueryClient.register(cs.url, 'client');
     irisDs = await owner.upload('iris', table, codec, { chunkRows: 25, epsilonBudget: 100 });
     await owner.grant(irisDs, client.id);
+    wagesDs = await owner.upload('wages', { columns: ['wage'], rows: wages.map((w) => [w]) }, codec, { chunkRows: 100, epsilonBudget: 100 });
+    await owner.grant(wagesDs, client.id);
   });
 
   after(async () => {
@@ -166,7 +175,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     const before = await Promise.all(workers.map((w) => metric(w.info.metricsUrl!, 'ciphermine_tasks_total')));
     const job = await client.submitKMeans({ datasets: [irisDs], k: 3, maxIter: 100, initIndices: init });
     const s = await finished(job);
-    assert.equal(s.state, 'done', s.error ?? undefined);
+    assert.equal(s.state, 'done', `${s.error}\n${failures()}`);
     await assertEqualsLloyd(job);
     const after = await Promise.all(workers.map((w) => metric(w.info.metricsUrl!, 'ciphermine_tasks_total')));
     // 6 conversion tasks and 6 blocks per iteration, shared by the two workers.
@@ -190,46 +199,108 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     assert.deepEqual(hist.counts, counts);
   });
 
+  it('PostgreSQL unreachable for 3 s in the middle of a job: the workers and the job back off and resume, the same result', async () => {
+    const job = await client.submitKMeans({ datasets: [irisDs], k: 3, maxIter: 100, initIndices: init });
+    await untilIteration(job, 1);
+    await (await cluster!).restart(3000);
+    const s = await finished(job);
+    assert.equal(s.state, 'done', `${s.error}\n${failures()}`);
+    await assertEqualsLloyd(job);
+  });
+
   it('a worker SIGKILLed mid-chunk, a replica SIGKILLed mid-iteration and Redis restarted empty: the same result', async (t) => {
     const job = await client.submitKMeans({ datasets: [irisDs], k: 3, maxIter: 100, initIndices: init });
     // A worker in the middle of an assignment task (started, not done) dies.
-    const victim = await midTask(workers, /task start \S+ assign-\d+ \d+/);
-    const [, taskJob, step, chunk] = /task start (\S+) (\S+) (\d+)/.exec(lastTaskLine(victim)!)!;
+    const { worker: victim, step, chunk } = await midTask(workers, job, /^assign-\d+$/);
     await kill(victim);
     // A replica dies while an iteration runs; the other carries on.
     await untilIteration(job, 2);
     await kill(replicas[0]!);
     // Redis loses every queue entry; the database still knows which chunks are done.
     await untilIteration(job, 3);
+    await stepJustStarted(job); // its other tasks wait in Redis
+    const readdedBefore = queueLog.filter((l) => /adding it again/.test(l)).length;
     await redis.restart();
     const s = await finished(job);
-    assert.equal(s.state, 'done', s.error ?? undefined);
+    assert.equal(s.state, 'done', `${s.error}\n${failures()}`);
     await assertEqualsLloyd(job);
     // The dead worker's task was run again by the other one.
     const survivor = workers.find((w) => w !== victim)!;
-    assert.match(survivor.log(), new RegExp(`task done ${taskJob} ${step} ${chunk}\\b`));
-    t.diagnostic(`tasks Redis lost and added again: ${queueLog.filter((l) => /adding it again/.test(l)).length}`);
+    assert.match(survivor.log(), new RegExp(`task done ${job} ${step} ${chunk}\\b`));
+    const readded = queueLog.filter((l) => /adding it again/.test(l)).length - readdedBefore;
+    t.diagnostic(`tasks Redis lost and added again: ${readded}`);
+    assert.ok(readded > 0, 'the tasks Redis lost were added again from the database');
   });
 
-  function lastTaskLine(w: ChildServer): string | undefined {
-    return [...w.log().split('\n')].reverse().find((l) => /task (start|done)/.test(l));
+  it('a DP query with a worker SIGKILLed mid-range and a replica SIGKILLed mid-computation: the plaintext answer', async () => {
+    // The processes the last test killed come back first: a worker, and the replica on its old port.
+    const [a, b] = replicas.map((r) => r.url);
+    workers.splice(
+      workers.findIndex((w) => w.process.exitCode !== null || w.process.signalCode !== null),
+      1,
+    );
+    workers.push(await startWorker(`${a},${b}`));
+    replicas[0] = await startChildServer(ksArgs(join(dir, 'ks1'), Number(new URL(a!).port)));
+    const edges = [0, 1.5, 3, 4.5, 6, 7.5];
+    const job = await client.submit('stats', { datasets: [wagesDs], column: 'wage', epsilon: 1, kind: 'histogram', edges });
+    const { worker: victim } = await midTask(workers, job, /^aggregate-\w+$/);
+    await kill(victim);
+    // The restarted replica, which the restarted worker prefers.
+    await kill(replicas[0]!);
+    assert.equal((await client.status(job)).state, 'running', 'the query must still be running when the processes die');
+    const s = await finished(job);
+    assert.equal(s.state, 'done', `${s.error}\n${failures()}`);
+    const r = await client.statsResult(job);
+    const expected = histogram(
+      wages.map((w) => codec.encode(w)),
+      edges.map((e) => codec.encode(e)),
+    ).map(Number);
+    assert.deepEqual(r.counts, expected);
+  });
+
+  /** Waits until an assignment step's first tasks started and its last ones have not. */
+  async function stepJustStarted(job: string): Promise<void> {
+    for (;;) {
+      const starts = workers.flatMap((w) => [...w.log().matchAll(new RegExp(`task start ${job} (assign-\\d+) (\\d+)`, 'g'))]);
+      const steps = new Map<string, Set<number>>();
+      for (const m of starts) steps.set(m[1]!, (steps.get(m[1]!) ?? new Set()).add(Number(m[2])));
+      if ([...steps.values()].some((chunks) => chunks.has(0) && !chunks.has(4) && !chunks.has(5))) return;
+      await sleep(2);
+    }
+  }
+
+  /** The workers' failed tasks and the API node's queue log, for a failure's message. */
+  function failures(): string {
+    const lines = workers.flatMap((w) =>
+      w
+        .log()
+        .split('\n')
+        .filter((l) => /task failed|Error|at /.test(l)),
+    );
+    return [...lines.slice(-60), ...queueLog.slice(-20)].join('\n');
   }
 
   async function untilIteration(job: string, n: number): Promise<void> {
     for (;;) {
       const s = await client.status(job);
-      if (s.state !== 'running' && s.state !== 'queued') throw new Error(`job ended (${s.state}) before iteration ${n}: ${s.error}`);
+      if (s.state !== 'running' && s.state !== 'queued') throw new Error(`job ended (${s.state}) before iteration ${n}: ${s.error}\n${failures()}`);
       if (s.progress?.unit === 'iteration' && s.progress.done >= n) return;
       await sleep(20);
     }
   }
 
-  /** The first worker whose log shows a task of this pattern started and not yet done. */
-  async function midTask(ws: ChildServer[], started: RegExp): Promise<ChildServer> {
+  /** A worker in the middle of one of the job's tasks whose step matches: started, not yet done. */
+  async function midTask(ws: ChildServer[], job: string, step: RegExp): Promise<{ worker: ChildServer; step: string; chunk: string }> {
     for (;;) {
-      for (const w of ws) {
-        const last = lastTaskLine(w);
-        if (last && started.test(last)) return w;
+      for (const worker of ws) {
+        const open = new Map<string, { step: string; chunk: string }>();
+        for (const m of worker.log().matchAll(/task (start|done) (\S+) (\S+) (\d+)/g)) {
+          if (m[2] !== job || !step.test(m[3]!)) continue;
+          if (m[1] === 'start') open.set(`${m[3]} ${m[4]}`, { step: m[3]!, chunk: m[4]! });
+          else open.delete(`${m[3]} ${m[4]}`);
+        }
+        const first = open.values().next().value;
+        if (first) return { worker, ...first };
       }
       await sleep(5);
     }

@@ -11,6 +11,7 @@ import { FlowProducer, Queue, Worker, type ConnectionOptions, type Job } from 'b
 import { randomBytes } from 'node:crypto';
 import type { JobRow } from '../store/index.js';
 import type { JobServices } from './job-kind.js';
+import { isDatabaseUnavailable } from './runner.js';
 import { failureError, stepResults, type FanOutOptions, type TaskFailure, type TaskQueue, type TaskRef } from './tasks.js';
 
 /** The queue of chunk tasks, which compute workers consume. */
@@ -87,27 +88,51 @@ export class BullTaskQueue implements TaskQueue {
     let reported = done.size;
     while (done.size < inputs.length) {
       await new Promise((r) => setTimeout(r, this.o.pollMs ?? 100));
-      const now = new Set(await store.taskChunksDone(job.id, step));
+      const now = await this.chunksDone(job.id, step);
+      if (!now) continue; // the database is away for a moment: the workers back off too
       if (now.size > done.size) lastProgress = Date.now();
       done = now;
       if (done.size !== reported) await opts.onProgress?.((reported = done.size), inputs.length);
+      // Redis away (restarting) only delays these checks: the database says what is done.
+      const missing = refs.filter((r) => !done.has(r.chunk));
       if (Date.now() - lastProgress > (this.o.recheckMs ?? 5000)) {
-        await this.recheck(
-          refs.filter((r) => !done.has(r.chunk)),
-          epoch,
-        );
+        await this.whileRedisAnswers(() => this.recheck(missing, epoch));
         lastProgress = Date.now();
       }
       if (Date.now() - lastCheck > 1000) {
-        await this.throwIfFailed(
-          refs.filter((r) => !done.has(r.chunk)),
-          epoch,
-        );
+        const failed = await this.whileRedisAnswers(() => this.failedTask(missing, epoch));
+        if (failed) throw failureError(failed);
         lastCheck = Date.now();
       }
     }
     return stepResults(this.o.services, job.id, step, inputs.length);
   }
+
+  /** Runs a check against Redis; a Redis that does not answer (restarting) is logged, not fatal. */
+  private async whileRedisAnswers<T>(check: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await check();
+    } catch (e) {
+      this.o.log?.(`queue: Redis did not answer (${(e as Error).message}); the step goes on from the database`);
+      return undefined;
+    }
+  }
+
+  /** The chunks with results, or undefined while the database is briefly unreachable (for up to a minute). */
+  private async chunksDone(job: string, step: string): Promise<Set<number> | undefined> {
+    try {
+      const done = new Set(await this.o.services.store.taskChunksDone(job, step));
+      this.dbAwaySince = undefined;
+      return done;
+    } catch (e) {
+      if (!isDatabaseUnavailable(e)) throw e;
+      this.dbAwaySince ??= Date.now();
+      if (Date.now() - this.dbAwaySince > 60_000) throw e;
+      return undefined;
+    }
+  }
+
+  private dbAwaySince: number | undefined;
 
   private async addFlow(job: string, step: string, refs: readonly TaskRef[], chunks: number, epoch: string): Promise<void> {
     await this.flows.add({
@@ -145,8 +170,8 @@ export class BullTaskQueue implements TaskQueue {
     }
   }
 
-  /** A child that failed for good (its attempts spent, or a final error) ends the step with its error. */
-  private async throwIfFailed(refs: readonly TaskRef[], epoch: string): Promise<void> {
+  /** A child that failed for good (its attempts spent, or a final error): its failure ends the step. */
+  private async failedTask(refs: readonly TaskRef[], epoch: string): Promise<TaskFailure | undefined> {
     for (const ref of refs.slice(0, 64)) {
       const queued = await this.tasks.getJob(taskJobId(ref, epoch));
       if (!queued || !queued.failedReason) continue;
@@ -156,8 +181,14 @@ export class BullTaskQueue implements TaskQueue {
       // The result may have been stored by an earlier attempt after all.
       if ((await this.o.services.store.taskChunksDone(ref.job, ref.step)).includes(ref.chunk)) continue;
       if ((await queued.getState()) !== 'failed') continue;
-      throw failureError(f);
+      return f;
     }
+    return undefined;
+  }
+
+  async depth(): Promise<{ waiting: number; active: number }> {
+    const c = await this.tasks.getJobCounts('waiting', 'delayed', 'prioritized', 'active');
+    return { waiting: (c.waiting ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0 };
   }
 
   async close(): Promise<void> {

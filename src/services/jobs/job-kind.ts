@@ -32,6 +32,12 @@ export interface JobServices {
    * over more compute workers; default 1024 (16384 with a dealer).
    */
   blockRecords?: number;
+  /**
+   * Chunk tasks run on compute workers (`--queue`), where a task may run twice at once (a worker
+   * presumed dead that was only slow): a task must then change nothing at the key server that its
+   * stored result does not match, so the k-means conversion leaves the record share to the job.
+   */
+  tasksElsewhere?: boolean;
 }
 
 export interface AdmitContext {

@@ -47,6 +47,8 @@ export interface TaskQueue {
    * all the step's results in chunk order. A failed task rejects with the task's own error.
    */
   runStep(job: JobRow, step: string, task: string, inputs: readonly unknown[], opts?: FanOutOptions): Promise<Buffer[]>;
+  /** Tasks waiting for a worker and running now (the queue's depth), where the queue can tell. */
+  depth?(): Promise<{ waiting: number; active: number }>;
   close(): Promise<void>;
 }
 
@@ -66,6 +68,8 @@ export async function runTask(services: JobServices, kinds: ReadonlyMap<string, 
   if ((await store.taskChunksDone(ref.job, ref.step)).includes(ref.chunk)) return false;
   const job = await store.job(ref.job);
   if (!job) throw new CiphermineError('ERR_NOT_FOUND', `no job ${ref.job}`);
+  // A job that ended (failed while its tasks waited) needs nothing more: the task is dropped.
+  if (job.state === 'done' || job.state === 'failed') return false;
   if (!job.jobKey) throw new CiphermineError('ERR_CONFLICT', `job ${ref.job} has no job key yet`);
   const kind = kinds.get(job.kind);
   if (!kind) throw new CiphermineError('ERR_UNKNOWN_JOB_KIND', `no job kind '${job.kind}' in this worker`);

@@ -345,6 +345,19 @@ export class KyselyStore implements Store {
     return rows.slice(1).map((r) => Buffer.from(r.data));
   }
 
+  async jobBlobParts(jobId: string, name: string, from: number, to: number): Promise<Buffer[]> {
+    const rows = await this.db
+      .selectFrom('job_blobs')
+      .select('data')
+      .where('job_id', '=', jobId)
+      .where('name', '=', name)
+      .where('idx', '>=', Math.max(0, from))
+      .where('idx', '<', to)
+      .orderBy('idx')
+      .execute();
+    return rows.map((r) => Buffer.from(r.data));
+  }
+
   async putTaskResult(jobId: string, step: string, chunk: number, data: Buffer): Promise<boolean> {
     const r = await this.db
       .insertInto('task_results')

@@ -21,8 +21,10 @@ export async function openStore(location: string, opts: { lock?: boolean } = {})
   if (isPostgresUrl(location)) {
     const lock = opts.lock === false ? undefined : await lockDatabase(location);
     const pool = new pg.Pool({ connectionString: location, max: 8 });
-    // An idle connection dropped by the server must not crash the process; the next query reconnects.
+    // A connection the server drops (idle, or checked out between queries) must not crash the
+    // process: the query in flight fails (and is retried as an outage), the next one reconnects.
     pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
     return KyselyStore.open(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', async () => lock?.end());
   }
   const file = new BetterSqlite3(location);

@@ -26,11 +26,6 @@ export interface AssignInput {
   width: number;
 }
 
-/** Records in the job's layout (one ciphertext each when packed, else one per value). */
-interface Records {
-  rows: Ciphertext[][];
-}
-
 /**
  * What a process read last, per job: the records (read once per job, not per task) and the last
  * plans and shares. Small, since a worker runs a few jobs at a time.
@@ -50,7 +45,9 @@ class Recent<T> {
   }
 }
 
-const recentRecords = new Recent<Records>(2);
+const recentIndex = new Recent<number[]>(4);
+/** Parts of stored records: a worker meets the same blocks again in the next iteration. */
+const recentParts = new Recent<Ciphertext[]>(64);
 const recentPlans = new Recent<AssignmentPlan>(4);
 const recentShares = new Recent<RecordShare>(4);
 
@@ -60,13 +57,39 @@ async function blob(store: Store, job: string, name: string): Promise<Buffer[]> 
   return parts;
 }
 
-function jobRecords(store: Store, job: string, jobKey: BcpPublicKey, width: number): Promise<Records> {
-  return recentRecords.get(`${job}/${width}`, async () => {
-    const flat = (await blob(store, job, 'records')).flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
-    const rows: Ciphertext[][] = [];
-    for (let i = 0; i < flat.length; i += width) rows.push(flat.slice(i, i + width));
-    return { rows };
+/**
+ * The block's records, read from only the parts of the stored records that hold them (the
+ * 'records-index' blob gives each part's ciphertext count), so a worker reads its share of a job,
+ * not the whole of it.
+ */
+async function blockRows(store: Store, job: string, jobKey: BcpPublicKey, width: number, first: number, count: number): Promise<Ciphertext[][]> {
+  const sizes = await recentIndex.get(job, async () => JSON.parse((await blob(store, job, 'records-index'))[0]!.toString()) as number[]);
+  const [from, to] = [first * width, (first + count) * width];
+  let at = 0;
+  let firstPart = -1;
+  let lastPart = -1;
+  let start = 0;
+  sizes.forEach((n, i) => {
+    if (at + n > from && at < to) {
+      if (firstPart < 0) [firstPart, start] = [i, at];
+      lastPart = i;
+    }
+    at += n;
   });
+  if (firstPart < 0 || at < to) throw new CiphermineError('ERR_PARAMETER', `records [${first}, ${first + count}) are outside the job's`);
+  const parts = await Promise.all(
+    Array.from({ length: lastPart - firstPart + 1 }, (_, i) =>
+      recentParts.get(`${job}/${firstPart + i}`, async () => {
+        const [p] = await store.jobBlobParts(job, 'records', firstPart + i, firstPart + i + 1);
+        return deserializeCiphertexts(p!, jobKey, 1 << 24);
+      }),
+    ),
+  );
+  const flat = parts.flat();
+  const mine = flat.slice(from - start, to - start);
+  const rows: Ciphertext[][] = [];
+  for (let i = 0; i < mine.length; i += width) rows.push(mine.slice(i, i + width));
+  return rows;
 }
 
 /** The task: the block's assignments, two bytes each. */
@@ -81,7 +104,8 @@ export const assignTask: TaskHandler = async (ctx, input: AssignInput) => {
       : await recentShares.get(`${ctx.jobId}/${input.share}`, async () =>
           fromWireBuffer<RecordShare>((await blob(store, ctx.jobId, input.share!))[0]!, ctx.jobKey),
         );
-  const { rows } = await jobRecords(store, ctx.jobId, ctx.jobKey, input.width);
+  // The path on shares reads no records: the shares stand for them.
+  const rows = plan.path === 'shares' ? [] : await blockRows(store, ctx.jobId, ctx.jobKey, input.width, input.first, input.count);
   const out = await assignBlock(compute, rows, plan, input, share);
   return Buffer.from(Uint16Array.from(out).buffer);
 };

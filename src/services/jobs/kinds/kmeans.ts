@@ -77,7 +77,10 @@ export const kmeansKind = defineJobKind({
     // The phase shows only while converting: after a restart the stored records are read back.
     const parts = await ctx.once('records', () => ctx.phase('conversion', () => convert(ctx, datasets, jobKey, fresh, layout)));
     await ctx.dropSteps('convert');
-    const records = parts.flatMap((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
+    const perPart = parts.map((p) => deserializeCiphertexts(p, jobKey, 1 << 24));
+    const records = perPart.flat();
+    // Each part's size, so a chunk task reads only the parts that hold its block.
+    await ctx.once('records-index', async () => [Buffer.from(JSON.stringify(perPart.map((p) => p.length)))]);
     const width = layout ? 1 : dims;
     const resumeFrom = await resumePoint(ctx, jobKey, width);
     let iteration = resumeFrom?.iteration ?? 0;
@@ -199,7 +202,10 @@ async function convert(
 ): Promise<Buffer[]> {
   const { store } = ctx.services;
   const total = datasets.reduce((a, d) => a + d.rows * d.columns.length, 0);
-  const [id] = await ctx.once('conversion-share', async () => [Buffer.from(total <= MAX_SHARED_VALUES ? newShareId() : '')]);
+  // On workers a conversion task could run twice at once and leave the key server another share than
+  // the stored result's blinds: the loop then shares the stored records once, from this process.
+  const fused = total <= MAX_SHARED_VALUES && !ctx.services.tasksElsewhere;
+  const [id] = await ctx.once('conversion-share', async () => [Buffer.from(fused ? newShareId() : '')]);
   const share = id!.length ? id!.toString() : undefined;
   const inputs = await conversionInputs(store, datasets, jobKey, { kms: true, share, records });
   // Progress in values, counting finished chunks (they may finish out of order).
