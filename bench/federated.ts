@@ -16,7 +16,7 @@ import { saveIdentity } from '../src/clients/identity.js';
 import { federatedReference } from '../src/analytics/federated-kmeans-plain.js';
 import { startServerPair } from '../src/cli/child-server.js';
 import { hostProcess } from '../src/cli/demo-federated.js';
-import { parseFlags, round } from './measure.js';
+import { parseFlags, rng, round } from './measure.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const num = (name: string, dflt: number) => Number(flags.get(name) ?? dflt);
@@ -28,17 +28,6 @@ const iterations = num('iterations', 3);
 const keyBits = num('key-bits', 2048);
 const json = flags.has('json');
 const log = (s: string) => json || console.error(s);
-
-/** Seeded generator (xorshift), so every run clusters the same data. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 const rand = rng(20261122);
 const centres = Array.from({ length: k }, () => Array.from({ length: dims }, () => (rand() - 0.5) * 160));

@@ -18,7 +18,7 @@ import { QueryClient } from '../src/clients/query-client.js';
 import { ComputeServerApi } from '../src/clients/api.js';
 import { lloyd } from '../src/analytics/kmeans-plain.js';
 import { startServerPair } from '../src/cli/child-server.js';
-import { parseFlags, round } from './measure.js';
+import { parseFlags, rng, round } from './measure.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const num = (name: string, dflt: number) => Number(flags.get(name) ?? dflt);
@@ -39,17 +39,6 @@ if (!['hidden', 'multiplicative'].includes(comparison)) throw new Error('--compa
 const provider = (flags.get('provider') ?? 'ot') as 'ot' | 'dealer';
 if (!['ot', 'dealer'].includes(provider)) throw new Error('--provider is ot or dealer');
 const log = (s: string) => json || console.error(s);
-
-/** Seeded generator (xorshift), so every run clusters the same data. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 const rand = rng(20261121);
 const centres = Array.from({ length: k }, () => Array.from({ length: dims }, () => (rand() - 0.5) * 160));

@@ -43,3 +43,14 @@ export function parseFlags(argv: string[]): Map<string, string | true> {
   }
   return flags;
 }
+
+/** Seeded generator (xorshift32) in [0, 1), so every run of a benchmark makes the same data. */
+export function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}

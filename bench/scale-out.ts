@@ -23,7 +23,8 @@ import { redisConnection } from '../src/services/jobs/bullmq-queue.js';
 import { openStore } from '../src/services/store/index.js';
 import { startPgCluster } from '../test/pg-cluster.js';
 import { startRedis } from '../test/redis-server.js';
-import { parseFlags, round } from './measure.js';
+import { parseFlags, rng, round } from './measure.js';
+import { metricTotal as metric } from '../test/prometheus.js';
 
 const flags = parseFlags(process.argv.slice(2));
 const num = (name: string, dflt: number) => Number(flags.get(name) ?? dflt);
@@ -40,30 +41,12 @@ const workerCounts = String(flags.get('workers') ?? '0,1,2,4')
 const json = flags.has('json');
 const log = (s: string) => json || console.error(s);
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 const rand = rng(20261206);
 const centres = Array.from({ length: k }, () => Array.from({ length: dims }, () => (rand() - 0.5) * 160));
 const rows = Array.from({ length: records }, (_, i) => centres[i % k]!.map((c) => Number((c + (rand() - 0.5) * 10).toFixed(3))));
 const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 100 });
 // All starts in one cluster: a poor start, so the job runs several iterations.
 const init = Array.from({ length: k }, (_, j) => j * k);
-
-/** Sum of a counter (all label sets) on a Prometheus page, optionally only lines matching `filter`. */
-async function metric(url: string, name: string, filter?: RegExp): Promise<number> {
-  const text = await (await fetch(url)).text();
-  return text
-    .split('\n')
-    .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && (!filter || filter.test(l)))
-    .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
-}
 
 const pg = await startPgCluster();
 const redis = await startRedis();

@@ -35,7 +35,8 @@ function binary(name: string): string {
   throw new Error(`${name} not found (install PostgreSQL: apt-get install postgresql)`);
 }
 
-function freePort(): Promise<number> {
+/** A port free on loopback now (the throwaway servers of the tests listen on one). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

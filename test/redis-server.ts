@@ -6,7 +6,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
+import { freePort } from './pg-cluster.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -21,17 +22,6 @@ function binary(): string {
   for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/bin', '/usr/sbin'])
     if (dir && existsSync(join(dir, 'redis-server'))) return join(dir, 'redis-server');
   throw new Error('redis-server not found (install it: apt-get install redis-server; .ci/run does)');
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resolves when the port answers PING with PONG. */

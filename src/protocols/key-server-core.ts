@@ -78,12 +78,33 @@ export class KeyServerCore implements KeyServerState {
     if (!p) return;
     const both = Promise.all([this.saving.get(fp), p]).then(() => undefined);
     this.saving.set(fp, both);
-    void both.finally(() => this.saving.get(fp) === both && this.saving.delete(fp)).catch(() => undefined);
+    // Kept while it fails, so saved() reports the failure; forgotten once it succeeded.
+    both.then(() => this.saving.get(fp) === both && this.saving.delete(fp)).catch(() => undefined);
   }
 
+  /**
+   * Waits for the key's save; a save that failed (the database away) forgets the key again, so the
+   * caller's retry saves it rather than being told it is saved.
+   */
   private async saved(pk: BcpPublicKey): Promise<BcpPublicKey> {
-    await this.saving.get(pk.fingerprint);
+    try {
+      await this.saving.get(pk.fingerprint);
+    } catch (e) {
+      this.keys.delete(pk.fingerprint);
+      this.jobKeys.delete(pk.fingerprint);
+      throw e;
+    }
     return pk;
+  }
+
+  /** Whether the key is registered here (or made here). */
+  knows(fingerprint: string): boolean {
+    return this.keys.has(fingerprint);
+  }
+
+  /** Whether this key server made the key as a job key. */
+  isJobKey(fingerprint: string): boolean {
+    return this.jobKeys.has(fingerprint);
   }
 
   /** Reloads keys saved by an earlier run. */

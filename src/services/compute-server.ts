@@ -134,8 +134,8 @@ function loadOrCreateX25519(dataDir: string): KeyObject {
   return importAgreementPrivateKey(readKeyFile(path));
 }
 
-/** Asks the key server for pp, waiting for it to come up. */
-async function fetchParams(transport: Transport, waitMs: number): Promise<BcpParams> {
+/** Asks the key server for pp, waiting for it to come up (the compute server and its workers). */
+export async function fetchParams(transport: Transport, waitMs: number): Promise<BcpParams> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
@@ -261,13 +261,21 @@ export async function startComputeServer(opts: ComputeServerOptions): Promise<Co
     x25519,
     noise: opts.unsafeNoiseControlForTests ?? {},
     blockRecords: opts.blockRecords,
-    tasksElsewhere: opts.queue !== undefined,
+    separateRecordShare: opts.queue !== undefined || opts.keyServerUrl.includes(','),
   };
   const queue = opts.queue;
   const runner = new JobRunner({
     services,
     kinds: [...builtInJobKinds, ...(opts.extraJobKinds ?? [])],
-    tasks: queue ? () => new BullTaskQueue({ services, connection: redisConnection(queue), log: opts.log }) : undefined,
+    tasks: queue
+      ? () =>
+          new BullTaskQueue({
+            services,
+            connection: redisConnection(queue),
+            failFastConnection: redisConnection(queue, { failFast: true }),
+            log: opts.log,
+          })
+      : undefined,
     retryForMs: opts.retryForMs,
     log: opts.log,
     metrics,

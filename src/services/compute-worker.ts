@@ -8,16 +8,16 @@
  */
 import { Worker, UnrecoverableError, type Job } from 'bullmq';
 import { join } from 'node:path';
-import { deserializeParams, importAgreementPrivateKey, readKeyFile, CiphermineError, type BcpParams } from '../crypto/index.js';
-import { checkParamsPolicy } from '../crypto/params-policy.js';
-import { createProtocolPool, keyServerTransport, type Transport } from '../protocols/index.js';
+import { importAgreementPrivateKey, readKeyFile, CiphermineError } from '../crypto/index.js';
+import { createProtocolPool, keyServerTransport } from '../protocols/index.js';
+import { fetchParams } from './compute-server.js';
 import type { DealerEndpoint } from '../protocols/round-trip.js';
 import { openStore, describeLocation } from './store/index.js';
 import { builtInJobKinds } from './jobs/kinds/index.js';
 import type { JobKind, JobServices } from './jobs/job-kind.js';
 import { isDatabaseUnavailable, isOutage } from './jobs/runner.js';
-import { describeFailure, runTask, type TaskRef } from './jobs/tasks.js';
-import { redisConnection, TASK_QUEUE } from './jobs/bullmq-queue.js';
+import { describeFailure, runTask, storedTask } from './jobs/tasks.js';
+import { redisConnection, TASK_QUEUE, type QueuedTask } from './jobs/bullmq-queue.js';
 import { ProcessMetrics, serveMetrics, type MetricsOptions } from './metrics.js';
 
 export interface ComputeWorkerOptions {
@@ -56,18 +56,6 @@ export interface ComputeWorkerHandle {
   close(): Promise<void>;
 }
 
-async function fetchParams(transport: Transport, waitMs: number): Promise<BcpParams> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      return checkParamsPolicy(deserializeParams(await transport.call('params', new Uint8Array(0))), 'the key server');
-    } catch (e) {
-      if (!isOutage(e) || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
-
 export async function startComputeWorker(opts: ComputeWorkerOptions): Promise<ComputeWorkerHandle> {
   const log = opts.log ?? (() => {});
   const store = await openStore(opts.database, { lock: false });
@@ -84,12 +72,13 @@ export async function startComputeWorker(opts: ComputeWorkerOptions): Promise<Co
 
   const worker = new Worker(
     TASK_QUEUE,
-    async (job: Job<TaskRef>) => {
+    async (job: Job<QueuedTask>) => {
       const ref = job.data;
       const start = performance.now();
       log(`task start ${ref.job} ${ref.step} ${ref.chunk} attempt ${job.attemptsMade + 1}`);
       try {
-        await runTask(services, kinds, ref);
+        // The task and its input come from the database, not from what Redis holds.
+        await runTask(services, kinds, await storedTask(store, String(ref.job), String(ref.step), Number(ref.chunk)));
         tasksDone++;
         tasks?.inc({ task: ref.task, outcome: 'ok' });
         log(`task done ${ref.job} ${ref.step} ${ref.chunk}`);

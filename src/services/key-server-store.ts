@@ -14,6 +14,7 @@ import { chmodSync, existsSync } from 'node:fs';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import { isPostgresUrl } from './store/open-store.js';
 import type { Dialect } from './store/migrations.js';
+import { CiphermineError } from '../crypto/errors.js';
 
 interface KeysTable {
   fingerprint: string;
@@ -27,7 +28,7 @@ interface SharesTable {
   key: string;
   offset: number;
   count: number;
-  /** The values, decimal, as a JSON array. */
+  /** The values, decimal, as a JSON array, sealed under the key server's own key. */
   data: Buffer;
 }
 
@@ -61,10 +62,12 @@ function initial(d: Dialect): Migration {
   };
 }
 
-export interface StoredShare {
+/** One part of a share as stored: its values sealed by the key server (key-server.ts). */
+export interface StoredSharePart {
   key: string;
   offset: number;
-  values: bigint[];
+  count: number;
+  data: Buffer;
 }
 
 export class KeyServerStore {
@@ -86,6 +89,15 @@ export class KeyServerStore {
       file.pragma('busy_timeout = 5000');
       db = new Kysely({ dialect: new SqliteDialect({ database: file }) });
       dialect = 'sqlite';
+    }
+    // The two servers must not share storage: a database that holds the compute server's tables is refused.
+    const tables = new Set((await db.introspection.getTables()).map((t) => t.name));
+    if (tables.has('jobs') || tables.has('datasets')) {
+      await db.destroy();
+      throw new CiphermineError(
+        'ERR_DATABASE_IN_USE',
+        "this database holds the compute server's tables: give the key servers a database of their own",
+      );
     }
     const migrator = new Migrator({
       db,
@@ -113,20 +125,19 @@ export class KeyServerStore {
     return (await this.db.selectFrom('ks_keys').selectAll().execute()).map((r) => ({ ...r, data: Buffer.from(r.data) }));
   }
 
-  /** A part of a share; a part written again (a retried conversion) replaces the earlier one. */
-  async putShare(id: string, key: string, offset: number, values: readonly bigint[]): Promise<void> {
-    const data = Buffer.from(JSON.stringify(values.map(String)));
+  /** A part of a share; a part written again replaces the earlier one. */
+  async putShare(id: string, key: string, offset: number, count: number, data: Buffer): Promise<void> {
     await this.db
       .insertInto('ks_shares')
-      .values({ share_id: id, key, offset, count: values.length, data })
-      .onConflict((oc) => oc.columns(['share_id', 'offset']).doUpdateSet({ key, count: values.length, data }))
+      .values({ share_id: id, key, offset, count, data })
+      .onConflict((oc) => oc.columns(['share_id', 'offset']).doUpdateSet({ key, count, data }))
       .execute();
   }
 
   /** Every part of a share, in order of offset. */
-  async share(id: string): Promise<StoredShare[]> {
+  async share(id: string): Promise<StoredSharePart[]> {
     const rows = await this.db.selectFrom('ks_shares').selectAll().where('share_id', '=', id).orderBy('offset').execute();
-    return rows.map((r) => ({ key: r.key, offset: r.offset, values: (JSON.parse(Buffer.from(r.data).toString()) as string[]).map(BigInt) }));
+    return rows.map((r) => ({ key: r.key, offset: r.offset, count: r.count, data: Buffer.from(r.data) }));
   }
 
   async dropShare(id: string): Promise<boolean> {

@@ -9,6 +9,7 @@ import { CiphermineError, ParameterError } from '../crypto/errors.js';
 import { KeyServerStore } from './key-server-store.js';
 import { describeLocation } from './store/open-store.js';
 import type { RequestHandler } from '../protocols/transport.js';
+import type { ShareBacking } from '../protocols/share-store.js';
 import type { BcpPublicKey, BcpSecretKey } from '../crypto/index.js';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -121,7 +122,19 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   let core: KeyServerCore;
   let sync: SharedKeys | undefined;
   if (shared) {
-    core = new KeyServerCore(msk, pool, { savePublicKey: (pk) => sync!.savePublic(pk), saveJobKey: (sk) => sync!.saveJob(sk) }, shared);
+    // Shares are sealed under the key server's own key before they reach the database.
+    const sealed: ShareBacking = {
+      putShare: (id, key, offset, values) =>
+        shared.putShare(id, key, offset, values.length, core.sealForSelf(`share ${id} ${offset}`, Buffer.from(JSON.stringify(values.map(String))))),
+      share: async (id) =>
+        (await shared.share(id)).map((p) => ({
+          key: p.key,
+          offset: p.offset,
+          values: (JSON.parse(core.unsealForSelf(`share ${id} ${p.offset}`, p.data).toString()) as string[]).map(BigInt),
+        })),
+      dropShare: (id) => shared.dropShare(id),
+    };
+    core = new KeyServerCore(msk, pool, { savePublicKey: (pk) => sync!.savePublic(pk), saveJobKey: (sk) => sync!.saveJob(sk) }, sealed);
     sync = new SharedKeys(core, shared);
     await sync.reload();
     log(`key server state shared in ${describeLocation(opts.database!)}`);
@@ -189,8 +202,10 @@ class SharedKeys {
     this.timer.unref();
   }
 
-  savePublic(pk: BcpPublicKey): Promise<void> {
-    return this.store.putKey(pk.fingerprint, 'public', serializePublicKey(pk));
+  async savePublic(pk: BcpPublicKey): Promise<void> {
+    // A job key's row carries its public key too: one row, so no replica sees it half-made.
+    if (this.core.isJobKey(pk.fingerprint)) return;
+    await this.store.putKey(pk.fingerprint, 'public', serializePublicKey(pk));
   }
 
   saveJob(sk: BcpSecretKey): Promise<void> {
@@ -198,15 +213,28 @@ class SharedKeys {
     return this.store.putKey(sk.publicKey.fingerprint, 'job', this.core.sealForSelf('job-key', serializeSecretKey(sk)));
   }
 
+  /** Reads the keys again; joins a reading under way (the timer's). */
   reload(): Promise<void> {
-    return (this.loading ??= (async () => {
+    return (this.loading ??= this.read().finally(() => (this.loading = undefined)));
+  }
+
+  /** A reading that starts after any under way, so it sees every key saved before this call. */
+  async reloadNow(): Promise<void> {
+    await this.loading?.catch(() => undefined);
+    await this.reload();
+  }
+
+  private async read(): Promise<void> {
+    {
       const rows = await this.store.keys();
       const params = this.core.msk.params;
       this.core.restore(
-        rows.filter((r) => r.kind === 'public').map((r) => deserializePublicKey(r.data, params)),
-        rows.filter((r) => r.kind === 'job').map((r) => deserializeSecretKey(this.core.unsealForSelf('job-key', r.data))),
+        rows.filter((r) => r.kind === 'public' && !this.core.knows(r.fingerprint)).map((r) => deserializePublicKey(r.data, params)),
+        rows
+          .filter((r) => r.kind === 'job' && !this.core.isJobKey(r.fingerprint))
+          .map((r) => deserializeSecretKey(this.core.unsealForSelf('job-key', r.data))),
       );
-    })().finally(() => (this.loading = undefined)));
+    }
   }
 
   retryOnUnknownKey(handle: RequestHandler): RequestHandler {
@@ -215,7 +243,7 @@ class SharedKeys {
         return await handle(method, body);
       } catch (e) {
         if (!(e instanceof CiphermineError && (e.code === 'ERR_UNKNOWN_KEY' || e.code === 'ERR_NOT_JOB_KEY'))) throw e;
-        await this.reload();
+        await this.reloadNow();
         return handle(method, body);
       }
     };

@@ -21,6 +21,7 @@ import { startComputeServer, type ComputeServerHandle } from '../../src/services
 import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
 import { startPgCluster, type PgCluster } from '../pg-cluster.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
+import { metricTotal as metric } from '../prometheus.js';
 
 const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
 const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
@@ -41,15 +42,6 @@ async function kill(child: ChildServer): Promise<void> {
   const exited = new Promise((r) => child.process.once('exit', r));
   child.process.kill('SIGKILL');
   await exited;
-}
-
-/** The counter's total over all label sets in a Prometheus text page. */
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
 }
 
 describe('scale-out: compute workers and key-server replicas on BullMQ', { timeout: 600_000 }, () => {
@@ -211,7 +203,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
   it('a worker SIGKILLed mid-chunk, a replica SIGKILLed mid-iteration and Redis restarted empty: the same result', async (t) => {
     const job = await client.submitKMeans({ datasets: [irisDs], k: 3, maxIter: 100, initIndices: init });
     // A worker in the middle of an assignment task (started, not done) dies.
-    const { worker: victim, step, chunk } = await midTask(workers, job, /^assign-\d+$/);
+    const { worker: victim, step, chunk } = await midTask(workers, job, /^assign-\d+~\w+$/);
     await kill(victim);
     // A replica dies while an iteration runs; the other carries on.
     await untilIteration(job, 2);
@@ -243,7 +235,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     replicas[0] = await startChildServer(ksArgs(join(dir, 'ks1'), Number(new URL(a!).port)));
     const edges = [0, 1.5, 3, 4.5, 6, 7.5];
     const job = await client.submit('stats', { datasets: [wagesDs], column: 'wage', epsilon: 1, kind: 'histogram', edges });
-    const { worker: victim } = await midTask(workers, job, /^aggregate-\w+$/);
+    const { worker: victim } = await midTask(workers, job, /^aggregate-\w+~\w+$/);
     await kill(victim);
     // The restarted replica, which the restarted worker prefers.
     await kill(replicas[0]!);
@@ -260,13 +252,14 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
 
   /** Waits until an assignment step's first tasks started and its last ones have not. */
   async function stepJustStarted(job: string): Promise<void> {
-    for (;;) {
-      const starts = workers.flatMap((w) => [...w.log().matchAll(new RegExp(`task start ${job} (assign-\\d+) (\\d+)`, 'g'))]);
+    for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
+      const starts = workers.flatMap((w) => [...w.log().matchAll(new RegExp(`task start ${job} (assign-\\d+~\\w+) (\\d+)`, 'g'))]);
       const steps = new Map<string, Set<number>>();
       for (const m of starts) steps.set(m[1]!, (steps.get(m[1]!) ?? new Set()).add(Number(m[2])));
       if ([...steps.values()].some((chunks) => chunks.has(0) && !chunks.has(4) && !chunks.has(5))) return;
       await sleep(2);
     }
+    throw new Error(`no assignment step of job ${job} started\n${failures()}`);
   }
 
   /** The workers' failed tasks and the API node's queue log, for a failure's message. */
@@ -291,7 +284,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
 
   /** A worker in the middle of one of the job's tasks whose step matches: started, not yet done. */
   async function midTask(ws: ChildServer[], job: string, step: RegExp): Promise<{ worker: ChildServer; step: string; chunk: string }> {
-    for (;;) {
+    for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
       for (const worker of ws) {
         const open = new Map<string, { step: string; chunk: string }>();
         for (const m of worker.log().matchAll(/task (start|done) (\S+) (\S+) (\d+)/g)) {
@@ -304,5 +297,6 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
       }
       await sleep(5);
     }
+    throw new Error(`no worker ran a task of job ${job} matching ${step}\n${failures()}`);
   }
 });

@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import type { JobRow } from '../store/index.js';
 import type { JobServices } from './job-kind.js';
 import { isDatabaseUnavailable } from './runner.js';
-import { failureError, stepResults, type FanOutOptions, type TaskFailure, type TaskQueue, type TaskRef } from './tasks.js';
+import { failureError, stepResults, storeStepInputs, type FanOutOptions, type TaskFailure, type TaskQueue, type TaskRef } from './tasks.js';
+import { RemoteError } from '../../protocols/index.js';
 
 /** The queue of chunk tasks, which compute workers consume. */
 export const TASK_QUEUE = 'ciphermine-tasks';
@@ -20,7 +21,11 @@ export const TASK_QUEUE = 'ciphermine-tasks';
 export const STEP_QUEUE = 'ciphermine-steps';
 
 /** Redis connection options from a redis:// URL (BullMQ needs requests that wait out a reconnect). */
-export function redisConnection(url: string): ConnectionOptions {
+/**
+ * `failFast`: for the compute server's own queue handles (not workers'), whose commands should fail
+ * while Redis is away rather than wait for it, so that its wait on a step goes on from the database.
+ */
+export function redisConnection(url: string, opts: { failFast?: boolean } = {}): ConnectionOptions {
   const u = new URL(url);
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`--queue takes a redis:// URL, not ${u.protocol}`);
   return {
@@ -30,7 +35,7 @@ export function redisConnection(url: string): ConnectionOptions {
     password: u.password ? decodeURIComponent(u.password) : undefined,
     db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
     ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
-    maxRetriesPerRequest: null,
+    ...(opts.failFast ? { maxRetriesPerRequest: 1, enableOfflineQueue: false } : { maxRetriesPerRequest: null }),
     // Reconnect for ever, at most every 2 s: a restarted Redis is picked up again.
     retryStrategy: (times: number) => Math.min(2000, 100 * times),
   };
@@ -38,9 +43,17 @@ export function redisConnection(url: string): ConnectionOptions {
 
 export interface BullTaskQueueOptions {
   services: JobServices;
+  /** For the fan-in worker (waits out Redis restarts). */
   connection: ConnectionOptions;
+  /** For adding and inspecting tasks (fails while Redis is away: redisConnection's failFast). */
+  failFastConnection: ConnectionOptions;
   /** Attempts per task before its failure ends the job's step (default 8). */
   attempts?: number;
+  /**
+   * How long a step may go without a finished task before its job treats it as an outage (no
+   * worker running, Redis gone): default 10 minutes.
+   */
+  stallMs?: number;
   /** How often the step's results are looked for in the database (default 100 ms). */
   pollMs?: number;
   /** After how long without progress a chunk's queue entry is checked, and added again if Redis lost it (default 5 s). */
@@ -48,10 +61,10 @@ export interface BullTaskQueueOptions {
   log?: (msg: string) => void;
 }
 
-/** Task data on the queue: ids and ranges only. */
-export type TaskData = TaskRef;
+/** Task data on the queue: ids only; the task's input is read from the database (tasks.ts storedTask). */
+export type QueuedTask = Omit<TaskRef, 'input'>;
 
-export const taskJobId = (ref: Pick<TaskRef, 'job' | 'step' | 'chunk'>, epoch: string) => `${ref.job}.${ref.step}.${ref.chunk}.${epoch}`;
+export const taskJobId = (ref: Pick<QueuedTask, 'job' | 'step' | 'chunk'>, epoch: string) => `${ref.job}.${ref.step}.${ref.chunk}.${epoch}`;
 
 /** The compute server's (API node's) side: adds each step's flow and waits for its results. */
 export class BullTaskQueue implements TaskQueue {
@@ -60,8 +73,8 @@ export class BullTaskQueue implements TaskQueue {
   private readonly fanIn: Worker;
 
   constructor(private readonly o: BullTaskQueueOptions) {
-    this.flows = new FlowProducer({ connection: o.connection });
-    this.tasks = new Queue(TASK_QUEUE, { connection: o.connection });
+    this.flows = new FlowProducer({ connection: o.failFastConnection });
+    this.tasks = new Queue(TASK_QUEUE, { connection: o.failFastConnection });
     // The parent of a step runs when all its children did: it checks the results are all stored.
     this.fanIn = new Worker(
       STEP_QUEUE,
@@ -77,21 +90,42 @@ export class BullTaskQueue implements TaskQueue {
 
   async runStep(job: JobRow, step: string, task: string, inputs: readonly unknown[], opts: FanOutOptions = {}): Promise<Buffer[]> {
     const { store } = this.o.services;
-    const refs: TaskRef[] = inputs.map((input, chunk) => ({ job: job.id, step, chunk, task, input }));
+    // What each task does is stored here; the queue carries only (job, step, chunk).
+    const refs: QueuedTask[] = inputs.map((_, chunk) => ({ job: job.id, step, chunk, task }));
     let done = new Set(await store.taskChunksDone(job.id, step));
+    if (done.size < inputs.length) await storeStepInputs(store, job.id, step, task, inputs);
     // A fresh epoch per call: ids of an earlier call's failed children do not block this one's.
     const epoch = randomBytes(6).toString('hex');
-    const missing = refs.filter((r) => !done.has(r.chunk));
-    if (missing.length) await this.addFlow(job.id, step, missing, inputs.length, epoch);
+    let flowAdded = false;
     let lastProgress = Date.now();
     let lastCheck = Date.now();
+    let progressAt = Date.now();
     let reported = done.size;
     while (done.size < inputs.length) {
+      opts.live?.();
+      // Redis away (restarting): the flow is added when it answers again.
+      if (!flowAdded)
+        flowAdded = !!(await this.whileRedisAnswers(async () => {
+          await this.addFlow(
+            job.id,
+            step,
+            refs.filter((r) => !done.has(r.chunk)),
+            inputs.length,
+            epoch,
+          );
+          return true;
+        }));
       await new Promise((r) => setTimeout(r, this.o.pollMs ?? 100));
       const now = await this.chunksDone(job.id, step);
       if (!now) continue; // the database is away for a moment: the workers back off too
-      if (now.size > done.size) lastProgress = Date.now();
+      if (now.size > done.size) lastProgress = progressAt = Date.now();
       done = now;
+      if (Date.now() - progressAt > (this.o.stallMs ?? 600_000))
+        throw new RemoteError(
+          'ERR_UNREACHABLE',
+          `no compute worker finished a task of step ${step} for ${Math.round((Date.now() - progressAt) / 1000)} s`,
+          503,
+        );
       if (done.size !== reported) await opts.onProgress?.((reported = done.size), inputs.length);
       // Redis away (restarting) only delays these checks: the database says what is done.
       const missing = refs.filter((r) => !done.has(r.chunk));
@@ -134,7 +168,7 @@ export class BullTaskQueue implements TaskQueue {
 
   private dbAwaySince: number | undefined;
 
-  private async addFlow(job: string, step: string, refs: readonly TaskRef[], chunks: number, epoch: string): Promise<void> {
+  private async addFlow(job: string, step: string, refs: readonly QueuedTask[], chunks: number, epoch: string): Promise<void> {
     await this.flows.add({
       name: `${step}`,
       queueName: STEP_QUEUE,
@@ -158,7 +192,7 @@ export class BullTaskQueue implements TaskQueue {
   }
 
   /** Chunks the queue no longer has (Redis restarted without its data) are added again, on their own. */
-  private async recheck(refs: readonly TaskRef[], epoch: string): Promise<void> {
+  private async recheck(refs: readonly QueuedTask[], epoch: string): Promise<void> {
     for (const ref of refs) {
       const id = taskJobId(ref, epoch);
       const queued = await this.tasks.getJob(id);
@@ -171,7 +205,7 @@ export class BullTaskQueue implements TaskQueue {
   }
 
   /** A child that failed for good (its attempts spent, or a final error): its failure ends the step. */
-  private async failedTask(refs: readonly TaskRef[], epoch: string): Promise<TaskFailure | undefined> {
+  private async failedTask(refs: readonly QueuedTask[], epoch: string): Promise<TaskFailure | undefined> {
     for (const ref of refs.slice(0, 64)) {
       const queued = await this.tasks.getJob(taskJobId(ref, epoch));
       if (!queued || !queued.failedReason) continue;

@@ -33,11 +33,14 @@ export interface JobServices {
    */
   blockRecords?: number;
   /**
-   * Chunk tasks run on compute workers (`--queue`), where a task may run twice at once (a worker
-   * presumed dead that was only slow): a task must then change nothing at the key server that its
-   * stored result does not match, so the k-means conversion leaves the record share to the job.
+   * The k-means conversion does not leave the key server the record share as it goes; the loop
+   * shares the converted records once instead. Set with compute workers (`--queue`), where a task
+   * may run twice at once (a worker presumed dead that was only slow), and with key-server
+   * replicas, where a conversion part written again after a restart could reach another replica
+   * than the first time: in both cases the key server could keep other blinds than the stored
+   * result's. A share made in one call under a fresh id cannot differ so.
    */
-  tasksElsewhere?: boolean;
+  separateRecordShare?: boolean;
 }
 
 export interface AdmitContext {
@@ -88,6 +91,8 @@ export interface JobContext<S> {
   fanOut(step: string, task: string, inputs: readonly unknown[], opts?: FanOutOptions): Promise<Buffer[]>;
   /** Forgets the stored chunk results of steps whose names start with `prefix` (folded into a checkpoint). */
   dropSteps(prefix: string): Promise<void>;
+  /** Forgets the job's named intermediates whose names start with `prefix` (per-iteration plans, shares' blinds). */
+  dropBlobs(prefix: string): Promise<void>;
 }
 
 /** A job's side of its mailbox: participants poll for what it sends and post what it receives. */

@@ -12,7 +12,8 @@ import type { JobRow, Party } from '../store/index.js';
 import type { JobContext, JobKind, JobServices } from './job-kind.js';
 import { datasetsOf, KeyRegistrar } from './key-registration.js';
 import { Mailboxes } from './mailbox.js';
-import { LocalTaskQueue, type TaskQueue } from './tasks.js';
+import { LocalTaskQueue, STEP_INPUTS, type TaskQueue } from './tasks.js';
+import { createHash } from 'node:crypto';
 
 /** True when an error means "the key server is down or restarting", not "the request was bad". */
 export function isKeyServerUnavailable(e: unknown): boolean {
@@ -29,7 +30,8 @@ export function isDatabaseUnavailable(e: unknown): boolean {
   const code = String((e as { code?: unknown }).code ?? '');
   return (
     /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|57P0[123]|08\w{3}|SQLITE_BUSY|SQLITE_LOCKED)$/.test(code) ||
-    /Connection terminated/.test((e as Error).message ?? '')
+    // A connection the server ended under a transaction fails its rollback with "not queryable".
+    /Connection terminated|not queryable|Client was closed/.test((e as Error).message ?? '')
   );
 }
 
@@ -290,12 +292,22 @@ export class JobRunner {
       },
       async fanOut(step, task, inputs, opts) {
         live();
-        const results = await self.tasks.runStep(job, step, task, inputs, opts);
+        // The step's stored results belong to these inputs only: a run after a restart that cut
+        // the work differently (another --block-records, another plan) starts a step of its own.
+        const digest = createHash('sha256')
+          .update(JSON.stringify([task, inputs]))
+          .digest('hex')
+          .slice(0, 16);
+        const results = await self.tasks.runStep(job, `${step}~${digest}`, task, inputs, { ...opts, live });
         stepDone();
         live();
         return results;
       },
-      dropSteps: (prefix) => store.dropTaskResults(job.id, prefix),
+      async dropSteps(prefix) {
+        await store.dropTaskResults(job.id, prefix);
+        await store.dropJobBlobs(job.id, `${STEP_INPUTS}${prefix}`);
+      },
+      dropBlobs: (prefix) => store.dropJobBlobs(job.id, prefix),
       async keepCharge() {
         if (!(await store.jobBlob(job.id, CHARGE_KEPT))) await store.putJobBlob(job.id, CHARGE_KEPT, [Buffer.from('1')]);
       },

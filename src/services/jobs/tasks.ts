@@ -10,7 +10,7 @@
  */
 import { CiphermineError, deserializePublicKey, isErrorCode, type BcpPublicKey } from '../../crypto/index.js';
 import { RemoteError } from '../../protocols/index.js';
-import type { JobRow, Party } from '../store/index.js';
+import type { JobRow, Party, Store } from '../store/index.js';
 import type { JobKind, JobServices } from './job-kind.js';
 
 /** What a task handler runs against: the same services as the job, and the job's public facts. */
@@ -38,6 +38,40 @@ export interface TaskRef {
 export interface FanOutOptions {
   /** Called with the number of chunks done so far, as they finish. */
   onProgress?: (done: number, total: number) => void | Promise<void>;
+  /** Throws when the job must stop waiting (its server is shutting down). */
+  live?: () => void;
+}
+
+/**
+ * The job blob, per step, that holds the step's task name and inputs for workers: the queue carries
+ * only (job, step, chunk), so what a task does comes from the compute server's database, never
+ * from Redis.
+ */
+export const STEP_INPUTS = 'step-inputs:';
+
+export async function storeStepInputs(store: Store, job: string, step: string, task: string, inputs: readonly unknown[]): Promise<void> {
+  await store.putJobBlob(job, `${STEP_INPUTS}${step}`, [Buffer.from(JSON.stringify({ task, inputs }))]);
+}
+
+const recentInputs = new Map<string, Promise<{ task: string; inputs: unknown[] }>>();
+
+/** The task a worker was handed by (job, step, chunk), read from the database. */
+export async function storedTask(store: Store, job: string, step: string, chunk: number): Promise<TaskRef> {
+  const key = `${job}/${step}`;
+  let p = recentInputs.get(key);
+  if (!p) {
+    p = store.jobBlob(job, `${STEP_INPUTS}${step}`).then((parts) => {
+      if (!parts) throw new CiphermineError('ERR_NOT_FOUND', `job ${job} has no step ${step}`);
+      return JSON.parse(parts[0]!.toString()) as { task: string; inputs: unknown[] };
+    });
+    p.catch(() => recentInputs.delete(key));
+    recentInputs.set(key, p);
+    for (const k of recentInputs.keys()) if (recentInputs.size > 16) recentInputs.delete(k);
+  }
+  const { task, inputs } = await p;
+  if (!Number.isInteger(chunk) || chunk < 0 || chunk >= inputs.length)
+    throw new CiphermineError('ERR_PARAMETER', `step ${step} has no chunk ${chunk}`);
+  return { job, step, chunk, task, input: inputs[chunk] };
 }
 
 /** Runs the chunk tasks of job steps and returns their results. */
@@ -112,6 +146,7 @@ export class LocalTaskQueue implements TaskQueue {
     let next = 0;
     const lane = async () => {
       while (next < todo.length) {
+        opts.live?.();
         await runTask(this.services, this.kinds, todo[next++]!);
         await opts.onProgress?.(++finished, inputs.length);
       }

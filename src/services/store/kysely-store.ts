@@ -345,6 +345,14 @@ export class KyselyStore implements Store {
     return rows.slice(1).map((r) => Buffer.from(r.data));
   }
 
+  async dropJobBlobs(jobId: string, prefix: string): Promise<void> {
+    await this.db
+      .deleteFrom('job_blobs')
+      .where('job_id', '=', jobId)
+      .where(sql<boolean>`name LIKE ${likePrefix(prefix)} ESCAPE '\\'`)
+      .execute();
+  }
+
   async jobBlobParts(jobId: string, name: string, from: number, to: number): Promise<Buffer[]> {
     const rows = await this.db
       .selectFrom('job_blobs')
@@ -378,17 +386,21 @@ export class KyselyStore implements Store {
   }
 
   async dropTaskResults(jobId: string, prefix: string): Promise<void> {
-    const escaped = prefix.replace(/[\\%_]/g, (c) => `\\${c}`);
     await this.db
       .deleteFrom('task_results')
       .where('job_id', '=', jobId)
-      .where(sql<boolean>`step LIKE ${escaped + '%'} ESCAPE '\\'`)
+      .where(sql<boolean>`step LIKE ${likePrefix(prefix)} ESCAPE '\\'`)
       .execute();
   }
 }
 
+/** A LIKE pattern for names that start with `prefix` (its own backslash, % and _ escaped). */
+const likePrefix = (prefix: string) => `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
 async function refuseUnknownSchema(db: Kysely<Database>, known: Record<string, unknown>): Promise<void> {
   const tables = new Set((await db.introspection.getTables({ withInternalKyselyTables: true })).map((t) => t.name));
+  if (tables.has('ks_keys'))
+    throw new CiphermineError('ERR_DATABASE_IN_USE', "this database holds the key servers' tables: give the compute server a database of its own");
   if (!tables.has('kysely_migration')) {
     if (tables.has('parties')) {
       throw new SchemaVersionError(

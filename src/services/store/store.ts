@@ -226,6 +226,8 @@ export interface Store {
   putJobBlob(jobId: string, name: string, parts: readonly Buffer[]): Promise<void>;
   /** The parts of a named intermediate in order, or undefined when it was never stored. */
   jobBlob(jobId: string, name: string): Promise<Buffer[] | undefined>;
+  /** Forgets the named intermediates whose names start with `prefix`. */
+  dropJobBlobs(jobId: string, prefix: string): Promise<void>;
   /** Parts [from, to) of a named intermediate, in order (a chunk task reads only its own). */
   jobBlobParts(jobId: string, name: string, from: number, to: number): Promise<Buffer[]>;
 

@@ -111,9 +111,12 @@ export const kmeansKind = defineJobKind({
       .catch((e) => {
         throw withDatasetsContext(e, datasets);
       })
-      .finally(() => {
+      .finally(async () => {
         // The key server's share is no longer needed (best effort: its store is bounded anyway).
         if (loop.share) dropShare(ctx.services.compute, jobKey, loop.share.id).catch(() => undefined);
+        // The iterations' plans and the shares' blinds were for the tasks; nothing else needs them.
+        await ctx.dropBlobs('plan-').catch(() => undefined);
+        await ctx.dropBlobs('share-').catch(() => undefined);
       });
     // The owners' floor on cluster sizes: a tiny cluster's sum is nearly a record (k = n with every
     // record a start would export the data), so no result is released below it.
@@ -202,11 +205,12 @@ async function convert(
 ): Promise<Buffer[]> {
   const { store } = ctx.services;
   const total = datasets.reduce((a, d) => a + d.rows * d.columns.length, 0);
-  // On workers a conversion task could run twice at once and leave the key server another share than
-  // the stored result's blinds: the loop then shares the stored records once, from this process.
-  const fused = total <= MAX_SHARED_VALUES && !ctx.services.tasksElsewhere;
+  // On workers or replicas the key server could keep other blinds than a stored result's
+  // (JobServices.separateRecordShare): the loop then shares the stored records once, from here.
+  // Decided on every run, so a job begun without workers and resumed with them follows the rule too.
+  const fused = total <= MAX_SHARED_VALUES && !ctx.services.separateRecordShare;
   const [id] = await ctx.once('conversion-share', async () => [Buffer.from(fused ? newShareId() : '')]);
-  const share = id!.length ? id!.toString() : undefined;
+  const share = fused && id!.length ? id!.toString() : undefined;
   const inputs = await conversionInputs(store, datasets, jobKey, { kms: true, share, records });
   // Progress in values, counting finished chunks (they may finish out of order).
   const perChunk = inputs.map((c, i) => (inputs[i + 1]?.offset ?? total) - c.offset);
