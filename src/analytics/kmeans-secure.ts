@@ -93,15 +93,31 @@ export function validateKMeansInput(n: number, m: number, k: number, maxIter: nu
   if (new Set(initIndices).size !== k) throw new KMeansInputError('initial record indices must be distinct');
 }
 
-function memberSums(records: readonly (readonly Ciphertext[])[], assignments: readonly number[], prev: SecureCheckpoint): [Ciphertext[][], bigint[]] {
-  const k = prev.sizes.length;
-  const sums: (Ciphertext[] | undefined)[] = new Array(k).fill(undefined);
-  const sizes = new Array<bigint>(k).fill(0n);
+/** Per cluster, the sum of the block's members (undefined: no member in the block). */
+export type PartialSums = Array<Ciphertext[] | undefined>;
+
+/** The member sums of one block of records, given their assignments. */
+export function blockSums(rows: readonly (readonly Ciphertext[])[], assignments: readonly number[], k: number): PartialSums {
+  const sums: PartialSums = new Array(k).fill(undefined);
   assignments.forEach((j, i) => {
-    sizes[j]!++;
-    sums[j] = sums[j] ? sums[j]!.map((s, a) => add(s, records[i]![a]!)) : [...records[i]!];
+    sums[j] = sums[j] ? sums[j]!.map((s, a) => add(s, rows[i]![a]!)) : [...rows[i]!];
   });
-  return [sums.map((s, j) => s ?? prev.sums[j]!), sizes.map((c, j) => (c === 0n ? prev.sizes[j]! : c))];
+  return sums;
+}
+
+/**
+ * The next sums and sizes from the blocks' partial sums: an empty cluster keeps its last sum and
+ * size. Blocks' sums are added in block order, so the result does not depend on where they ran.
+ */
+function memberSums(outcomes: readonly BlockOutcome[], assignments: readonly number[], prev: SecureCheckpoint): [Ciphertext[][], bigint[]] {
+  const k = prev.sizes.length;
+  const sizes = new Array<bigint>(k).fill(0n);
+  for (const j of assignments) sizes[j]!++;
+  const sums = Array.from({ length: k }, (_, j) => {
+    const parts = outcomes.map((o) => o.sums[j]).filter((s): s is Ciphertext[] => s !== undefined);
+    return parts.length ? parts.slice(1).reduce((acc, p) => acc.map((c, a) => add(c, p[a]!)), parts[0]!) : prev.sums[j]!;
+  });
+  return [sums, sizes.map((c, j) => (c === 0n ? prev.sizes[j]! : c))];
 }
 
 /**
@@ -127,7 +143,16 @@ export interface AssignmentBlock {
  * on workers (services/jobs/kinds/kmeans-tasks.ts). A block that finds the key server's share gone
  * rejects with ERR_UNKNOWN_SHARE; the loop then shares again and runs the iteration's blocks again.
  */
-export type AssignmentBlocks = (plan: AssignmentPlan, blocks: readonly AssignmentBlock[], share: RecordShare | undefined) => Promise<number[][]>;
+export type AssignmentBlocks = (plan: AssignmentPlan, blocks: readonly AssignmentBlock[], share: RecordShare | undefined) => Promise<BlockOutcome[]>;
+
+/** What a block gives the iteration: its records' clusters, and per cluster the sum of its members there. */
+export interface BlockOutcome {
+  assignments: number[];
+  sums: PartialSums;
+}
+
+/** The number of clusters a plan assigns to. */
+export const planClusters = (plan: AssignmentPlan) => (plan.path === 'shares' ? plan.terms.k : plan.sizes.length);
 
 /** The iteration's plan: the path the records allow, and the per-iteration work of that path. */
 export async function planAssignment(
@@ -196,8 +221,12 @@ function requireShare(share: RecordShare | undefined): RecordShare {
 /** The default: the blocks one after another in this process. */
 export function localBlocks(ctx: ComputeSideContext, records: readonly (readonly Ciphertext[])[]): AssignmentBlocks {
   return async (plan, blocks, share) => {
-    const out: number[][] = [];
-    for (const b of blocks) out.push(await assignBlock(ctx, records.slice(b.first, b.first + b.count), plan, b, share));
+    const out: BlockOutcome[] = [];
+    for (const b of blocks) {
+      const rows = records.slice(b.first, b.first + b.count);
+      const assignments = await assignBlock(ctx, rows, plan, b, share);
+      out.push({ assignments, sums: blockSums(rows, assignments, planClusters(plan)) });
+    }
     return out;
   };
 }
@@ -213,7 +242,7 @@ async function assign(
   bounds: DistanceBounds,
   dBits: number,
   opts: SecureKMeansOptions,
-): Promise<number[]> {
+): Promise<BlockOutcome[]> {
   const { plan, blocks } = await planAssignment(ctx, records, cp, bounds, dBits, opts);
   const valueBits = opts.valueBits ?? bitLength(opts.maxAbs) + 1;
   const layout = opts.recordLayout;
@@ -221,11 +250,11 @@ async function assign(
   if (plan.path !== 'sdm') opts.share ??= await share();
   const run = opts.blocks ?? localBlocks(ctx, records);
   try {
-    return (await run(plan, blocks, opts.share)).flat();
+    return await run(plan, blocks, opts.share);
   } catch (e) {
     if (!(e instanceof RemoteError && e.code === 'ERR_UNKNOWN_SHARE')) throw e;
     opts.share = await share();
-    return (await run(plan, blocks, opts.share)).flat();
+    return run(plan, blocks, opts.share);
   }
 }
 
@@ -248,12 +277,14 @@ export async function secureKMeans(
     sums: opts.initIndices.map((i) => [...records[i]!]),
   };
   while (cp.iteration < opts.maxIter) {
-    const assignments = await assign(ctx, records, cp, bounds, dBits, opts);
+    const outcomes = await assign(ctx, records, cp, bounds, dBits, opts);
+    const assignments = outcomes.flatMap((o) => o.assignments);
     const prev = cp.assignments;
     if (prev && assignments.every((j, i) => j === prev[i])) {
       return { sums: await valuesOf(ctx, cp, opts, n), sizes: cp.sizes, assignments, iterations: cp.iteration + 1, converged: true };
     }
-    const [sums, sizes] = memberSums(records, assignments, cp);
+    // Each block summed its own members (in a task, when blocks run on workers).
+    const [sums, sizes] = memberSums(outcomes, assignments, cp);
     cp = { iteration: cp.iteration + 1, assignments, sizes, sums };
     await opts.onCheckpoint?.(cp);
   }

@@ -153,7 +153,11 @@ export function addServerCommands(program: Command): void {
     .option('--port <port>', 'port (0: any free port)', integerFlag('--port', 0, 65535), Number(env.CIPHERMINE_COMPUTE_SERVER_PORT ?? 7400))
     .option('--key-server <urls>', KEY_SERVER_HELP, env.CIPHERMINE_KEY_SERVER_URL ?? 'http://127.0.0.1:7401')
     .option('--queue <redis-url>', QUEUE_HELP, env.CIPHERMINE_QUEUE_URL)
-    .option('--block-records <n>', 'records per k-means assignment task (default 1024; 16384 with a dealer)', integerFlag('--block-records', 1))
+    .option(
+      '--block-records <n>',
+      'records per k-means assignment task (default 1024; 16384 with a dealer) and values per DP aggregation task (default 4096)',
+      integerFlag('--block-records', 1),
+    )
     .option(
       '--channel-key <file>',
       "the key server's channel.key (authenticates the two servers to each other)",

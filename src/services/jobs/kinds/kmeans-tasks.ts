@@ -5,15 +5,15 @@
  * key server that every block shares) and stores it with the record share's blinds; a task reads
  * the converted records, the plan and the share from the database and assigns its block.
  */
-import { deserializeCiphertexts, type BcpPublicKey, type Ciphertext } from '../../../crypto/index.js';
+import { deserializeCiphertexts, serializeCiphertexts, type BcpPublicKey, type Ciphertext } from '../../../crypto/index.js';
 import { randomBytes } from 'node:crypto';
-import { assignBlock, type AssignmentBlocks, type AssignmentPlan } from '../../../analytics/kmeans-secure.js';
+import { assignBlock, blockSums, planClusters, type AssignmentBlocks, type AssignmentPlan } from '../../../analytics/kmeans-secure.js';
 import type { RecordShare } from '../../../protocols/index.js';
 import { CiphermineError } from '../../../crypto/errors.js';
 import type { Store } from '../../store/index.js';
 import type { JobContext } from '../job-kind.js';
 import type { TaskHandler } from '../tasks.js';
-import { fromWireBuffer, wireBuffer } from '../task-wire.js';
+import { decodeFrames, encodeFrames, fromWireBuffer, wireBuffer } from '../task-wire.js';
 
 /** One block of one iteration: the records [first, first + count) under the plan and share named. */
 export interface AssignInput {
@@ -92,7 +92,10 @@ async function blockRows(store: Store, job: string, jobKey: BcpPublicKey, width:
   return rows;
 }
 
-/** The task: the block's assignments, two bytes each. */
+/**
+ * The task: frame 0 the block's assignments (two bytes each), frame 1 one byte per cluster (1: the
+ * block has members of it), frame 2 those clusters' member sums, `width` ciphertexts each.
+ */
 export const assignTask: TaskHandler = async (ctx, input: AssignInput) => {
   const { store, compute } = ctx.services;
   const plan = await recentPlans.get(`${ctx.jobId}/${input.plan}`, async () =>
@@ -104,10 +107,18 @@ export const assignTask: TaskHandler = async (ctx, input: AssignInput) => {
       : await recentShares.get(`${ctx.jobId}/${input.share}`, async () =>
           fromWireBuffer<RecordShare>((await blob(store, ctx.jobId, input.share!))[0]!, ctx.jobKey),
         );
-  // The path on shares reads no records: the shares stand for them.
-  const rows = plan.path === 'shares' ? [] : await blockRows(store, ctx.jobId, ctx.jobKey, input.width, input.first, input.count);
-  const out = await assignBlock(compute, rows, plan, input, share);
-  return Buffer.from(Uint16Array.from(out).buffer);
+  // The block's records: for the distances (not on shares) and for its member sums.
+  const rows = await blockRows(store, ctx.jobId, ctx.jobKey, input.width, input.first, input.count);
+  const assignments = await assignBlock(compute, rows, plan, input, share);
+  const sums = blockSums(rows, assignments, planClusters(plan));
+  return encodeFrames([
+    Buffer.from(Uint16Array.from(assignments).buffer),
+    Buffer.from(sums.map((s) => (s ? 1 : 0))),
+    serializeCiphertexts(
+      ctx.jobKey,
+      sums.flatMap((s) => s ?? []),
+    ),
+  ]);
 };
 
 /**
@@ -131,9 +142,15 @@ export function taskBlocks(ctx: JobContext<unknown>, jobKey: BcpPublicKey, width
     const inputs: AssignInput[] = blocks.map((b) => ({ iteration: it, plan: planName, share: shareName, first: b.first, count: b.count, width }));
     const results = await ctx.fanOut(`assign-${it}`, 'assign', inputs);
     return results.map((r, i) => {
-      const a = Array.from(new Uint16Array(r.buffer.slice(r.byteOffset, r.byteOffset + r.byteLength)));
-      if (a.length !== blocks[i]!.count) throw new CiphermineError('ERR_INTERNAL', `block ${i} of iteration ${it} has ${a.length} assignments`);
-      return a;
+      const [a, present, sums] = decodeFrames(r);
+      const assignments = Array.from(new Uint16Array(a!.buffer.slice(a!.byteOffset, a!.byteOffset + a!.byteLength)));
+      if (assignments.length !== blocks[i]!.count)
+        throw new CiphermineError('ERR_INTERNAL', `block ${i} of iteration ${it} has ${assignments.length} assignments`);
+      const flat = deserializeCiphertexts(Buffer.from(sums!), jobKey, 1 << 24);
+      if (flat.length !== present!.reduce((n, p) => n + p, 0) * width)
+        throw new CiphermineError('ERR_INTERNAL', `block ${i} of iteration ${it} has malformed sums`);
+      let at = 0;
+      return { assignments, sums: Array.from(present!, (p) => (p ? flat.slice(at, (at += width)) : undefined)) };
     });
   };
 }
