@@ -15,7 +15,7 @@ import type { DealerEndpoint } from '../protocols/round-trip.js';
 import { openStore, describeLocation } from './store/index.js';
 import { builtInJobKinds } from './jobs/kinds/index.js';
 import type { JobKind, JobServices } from './jobs/job-kind.js';
-import { isDatabaseUnavailable, isOutage } from './jobs/runner.js';
+import { isDatabaseUnavailable, isKeyServerUnavailable, isOutage } from './jobs/runner.js';
 import { describeFailure, runTask, storedTask } from './jobs/tasks.js';
 import { redisConnection, TASK_QUEUE, type QueuedTask } from './jobs/bullmq-queue.js';
 import { ProcessMetrics, serveMetrics, type MetricsOptions } from './metrics.js';
@@ -86,7 +86,8 @@ export async function startComputeWorker(opts: ComputeWorkerOptions): Promise<Co
         tasks?.inc({ task: ref.task, outcome: 'error' });
         // An outage (the key server or the database away) is retried with backoff; anything else
         // (bad data, a refused request) would fail again, so the job hears of it at once.
-        const transient = isOutage(e) || isDatabaseUnavailable(e);
+        // The same rule as the runner's: what it would wait out, BullMQ retries.
+        const transient = isOutage(e) || isKeyServerUnavailable(e) || isDatabaseUnavailable(e);
         const failure = JSON.stringify(describeFailure(e, !transient));
         log(`task failed ${ref.job} ${ref.step} ${ref.chunk}: ${e instanceof CiphermineError ? e.message : ((e as Error).stack ?? String(e))}`);
         throw transient ? new Error(failure) : new UnrecoverableError(failure);

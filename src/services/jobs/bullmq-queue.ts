@@ -206,9 +206,11 @@ export class BullTaskQueue implements TaskQueue {
 
   /** A child that failed for good (its attempts spent, or a final error): its failure ends the step. */
   private async failedTask(refs: readonly QueuedTask[], epoch: string): Promise<TaskFailure | undefined> {
-    for (const ref of refs.slice(0, 64)) {
-      const queued = await this.tasks.getJob(taskJobId(ref, epoch));
-      if (!queued || !queued.failedReason) continue;
+    // One look at the queue's failed tasks (the last thousand kept), not one call per missing chunk.
+    const mine = new Map(refs.map((r) => [taskJobId(r, epoch), r]));
+    for (const queued of await this.tasks.getFailed(0, 999)) {
+      const ref = queued.id === undefined ? undefined : mine.get(queued.id);
+      if (!ref || !queued.failedReason) continue;
       const exhausted = queued.attemptsMade >= (queued.opts.attempts ?? 1);
       const f = parseFailure(queued.failedReason);
       if (!(exhausted || f.final)) continue;
