@@ -30,6 +30,8 @@ interface SharesTable {
   count: number;
   /** The values, decimal, as a JSON array, sealed under the key server's own key. */
   data: Buffer;
+  /** When the part was written (ms since the epoch): shares a restarted job left behind age out. */
+  written_at: number | string;
 }
 
 interface KeyServerDatabase {
@@ -63,6 +65,21 @@ function initial(d: Dialect): Migration {
 }
 
 /** One part of a share as stored: its values sealed by the key server (key-server.ts). */
+/** Shares older than this are dropped (a job restarted under a new share id leaves its old one behind). */
+export const SHARE_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+
+/** Parts get an age, so shares no job drops (a restart makes a new share) can be removed. */
+function shareAge(): Migration {
+  return {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .alterTable('ks_shares')
+        .addColumn('written_at', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute();
+    },
+  };
+}
+
 export interface StoredSharePart {
   key: string;
   offset: number;
@@ -101,7 +118,7 @@ export class KeyServerStore {
     }
     const migrator = new Migrator({
       db,
-      provider: { getMigrations: async () => ({ '0001-initial': initial(dialect) }) },
+      provider: { getMigrations: async () => ({ '0001-initial': initial(dialect), '0002-share-age': shareAge() }) },
       migrationTableName: 'ks_migration',
       migrationLockTableName: 'ks_migration_lock',
     });
@@ -129,8 +146,8 @@ export class KeyServerStore {
   async putShare(id: string, key: string, offset: number, count: number, data: Buffer): Promise<void> {
     await this.db
       .insertInto('ks_shares')
-      .values({ share_id: id, key, offset, count, data })
-      .onConflict((oc) => oc.columns(['share_id', 'offset']).doUpdateSet({ key, count, data }))
+      .values({ share_id: id, key, offset, count, data, written_at: Date.now() })
+      .onConflict((oc) => oc.columns(['share_id', 'offset']).doUpdateSet({ key, count, data, written_at: Date.now() }))
       .execute();
   }
 
@@ -138,6 +155,16 @@ export class KeyServerStore {
   async share(id: string): Promise<StoredSharePart[]> {
     const rows = await this.db.selectFrom('ks_shares').selectAll().where('share_id', '=', id).orderBy('offset').execute();
     return rows.map((r) => ({ key: r.key, offset: r.offset, count: r.count, data: Buffer.from(r.data) }));
+  }
+
+  /** Drops the shares of which some part is older than `maxAgeMs`; returns how many parts went. */
+  async dropSharesOlderThan(maxAgeMs: number): Promise<number> {
+    const old = this.db
+      .selectFrom('ks_shares')
+      .select('share_id')
+      .where('written_at', '<', Date.now() - maxAgeMs);
+    const r = await this.db.deleteFrom('ks_shares').where('share_id', 'in', old).executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   async dropShare(id: string): Promise<boolean> {

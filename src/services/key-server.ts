@@ -6,7 +6,7 @@
  */
 import { ProcessMetrics, serveMetrics, type MetricsOptions } from './metrics.js';
 import { CiphermineError, ParameterError } from '../crypto/errors.js';
-import { KeyServerStore } from './key-server-store.js';
+import { KeyServerStore, SHARE_MAX_AGE_MS } from './key-server-store.js';
 import { describeLocation } from './store/open-store.js';
 import type { RequestHandler } from '../protocols/transport.js';
 import type { ShareBacking } from '../protocols/share-store.js';
@@ -121,6 +121,7 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
   const shared = opts.database === undefined ? undefined : await KeyServerStore.open(opts.database);
   let core: KeyServerCore;
   let sync: SharedKeys | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
   if (shared) {
     // Shares are sealed under the key server's own key before they reach the database.
     const sealed: ShareBacking = {
@@ -137,6 +138,11 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     core = new KeyServerCore(msk, pool, { savePublicKey: (pk) => sync!.savePublic(pk), saveJobKey: (sk) => sync!.saveJob(sk) }, sealed);
     sync = new SharedKeys(core, shared);
     await sync.reload();
+    // Shares that no job dropped (a job restarted under a new share id) age out, hourly.
+    const sweep = () => shared.dropSharesOlderThan(SHARE_MAX_AGE_MS).catch(() => 0);
+    await sweep();
+    sweeper = setInterval(() => void sweep(), 3600_000);
+    sweeper.unref();
     log(`key server state shared in ${describeLocation(opts.database!)}`);
   } else {
     core = new KeyServerCore(msk, pool, {
@@ -176,6 +182,7 @@ export async function startKeyServer(opts: KeyServerOptions): Promise<KeyServerH
     metricsUrl: listener?.url,
     close: async () => {
       sync?.stop();
+      clearInterval(sweeper);
       mpc.close();
       await listener?.close();
       await server.close();
