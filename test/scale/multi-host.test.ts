@@ -14,20 +14,18 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FixedPointCodec, readKeyFile } from '../../src/crypto/index.js';
+import { readKeyFile } from '../../src/crypto/index.js';
 import { makeSelfSigned } from '../../src/crypto/tls.js';
-import { parseNumericCsv } from '../../src/clients/csv.js';
 import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient } from '../../src/clients/query-client.js';
-import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { startComputeServer, type ComputeServerHandle } from '../../src/services/compute-server.js';
 import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
 import { startPgCluster, type PgCluster } from '../pg-cluster.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
+import { assertEqualsLloyd, iris, irisCodec } from './iris-lloyd.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
-const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
+const codec = irisCodec;
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe', encoding: 'utf8' });
 const counter = (dev: string, what: 'rx_bytes' | 'tx_bytes') => Number(readFileSync(`/sys/class/net/${dev}/statistics/${what}`, 'utf8'));
 
@@ -184,14 +182,8 @@ describe('scale-out across hosts: replicas and workers in network namespaces joi
     const ds = await owner.upload('iris', table, codec, { chunkRows: 25 });
     await owner.grant(ds, client.id);
     const init = [0, 1, 2];
-    const r = await client.kmeans({ datasets: [ds], k: 3, maxIter: 100, initIndices: init });
-    const plain = lloyd(
-      table.rows.map((row) => codec.encodeRow(row)),
-      init,
-      100,
-    );
-    assert.deepEqual(r.assignments, plain.assignments);
-    assert.deepEqual(r.sums, plain.sums);
+    const { jobId } = await client.kmeans({ datasets: [ds], k: 3, maxIter: 100, initIndices: init });
+    await assertEqualsLloyd(client, jobId, init);
 
     const after = hosts.hosts.map((h) => counter(h.veth, 'rx_bytes') + counter(h.veth, 'tx_bytes'));
     hosts.hosts.forEach((h, i) => assert.ok(after[i]! - before[i]! > 10_000, `${h.ns} (${h.addr}) moved only ${after[i]! - before[i]!} bytes`));

@@ -8,23 +8,21 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FixedPointCodec, readKeyFile } from '../../src/crypto/index.js';
-import { parseNumericCsv } from '../../src/clients/csv.js';
+import { readKeyFile } from '../../src/crypto/index.js';
 import { DataOwner } from '../../src/clients/data-owner.js';
 import { QueryClient, type JobStatus } from '../../src/clients/query-client.js';
-import { lloyd } from '../../src/analytics/kmeans-plain.js';
 import { histogram } from '../../src/analytics/stats-plain.js';
 import { startComputeServer, type ComputeServerHandle } from '../../src/services/compute-server.js';
 import { startChildServer, type ChildServer } from '../../src/cli/child-server.js';
 import { startPgCluster, type PgCluster } from '../pg-cluster.js';
 import { startRedis, type RedisServer } from '../redis-server.js';
 import { metricTotal as metric } from '../prometheus.js';
+import { assertEqualsLloyd, iris, irisCodec } from './iris-lloyd.js';
 
-const iris = () => parseNumericCsv(readFileSync(new URL('../../../data/iris.csv', import.meta.url), 'utf8'), ['label']);
-const codec = new FixedPointCodec({ fractionBits: 16, maxAbs: 8 });
+const codec = irisCodec;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** This file's own PostgreSQL cluster (not the run's shared one): a test here restarts it. */
@@ -143,18 +141,6 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     redis?.stop();
   });
 
-  async function assertEqualsLloyd(job: string): Promise<void> {
-    const r = await client.kmeansResult(job);
-    const plain = lloyd(
-      table.rows.map((row) => codec.encodeRow(row)),
-      init,
-      100,
-    );
-    assert.deepEqual(r.assignments, plain.assignments);
-    assert.deepEqual(r.sums, plain.sums);
-    assert.equal(r.iterations, plain.iterations);
-  }
-
   async function finished(job: string): Promise<JobStatus> {
     for (;;) {
       const s = await client.status(job);
@@ -168,7 +154,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     const job = await client.submitKMeans({ datasets: [irisDs], k: 3, maxIter: 100, initIndices: init });
     const s = await finished(job);
     assert.equal(s.state, 'done', `${s.error}\n${failures()}`);
-    await assertEqualsLloyd(job);
+    await assertEqualsLloyd(client, job, init);
     const after = await Promise.all(workers.map((w) => metric(w.info.metricsUrl!, 'ciphermine_tasks_total')));
     // 6 conversion tasks and 6 blocks per iteration, shared by the two workers.
     for (let i = 0; i < 2; i++) assert.ok(after[i]! - before[i]! > 0, `worker ${i} ran no task`);
@@ -197,7 +183,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     await (await cluster!).restart(3000);
     const s = await finished(job);
     assert.equal(s.state, 'done', `${s.error}\n${failures()}`);
-    await assertEqualsLloyd(job);
+    await assertEqualsLloyd(client, job, init);
   });
 
   it('a worker SIGKILLed mid-chunk, a replica SIGKILLed mid-iteration and Redis restarted empty: the same result', async (t) => {
@@ -215,7 +201,7 @@ describe('scale-out: compute workers and key-server replicas on BullMQ', { timeo
     await redis.restart();
     const s = await finished(job);
     assert.equal(s.state, 'done', `${s.error}\n${failures()}`);
-    await assertEqualsLloyd(job);
+    await assertEqualsLloyd(client, job, init);
     // The dead worker's task was run again by the other one.
     const survivor = workers.find((w) => w !== victim)!;
     assert.match(survivor.log(), new RegExp(`task done ${job} ${step} ${chunk}\\b`));

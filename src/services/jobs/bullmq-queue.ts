@@ -215,7 +215,7 @@ export class BullTaskQueue implements TaskQueue {
       const f = parseFailure(queued.failedReason);
       if (!(exhausted || f.final)) continue;
       // The result may have been stored by an earlier attempt after all.
-      if ((await this.o.services.store.taskChunksDone(ref.job, ref.step)).includes(ref.chunk)) continue;
+      if (await this.o.services.store.hasTaskResult(ref.job, ref.step, ref.chunk)) continue;
       if ((await queued.getState()) !== 'failed') continue;
       return f;
     }

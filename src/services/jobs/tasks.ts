@@ -99,7 +99,7 @@ export function taskHandler(kinds: ReadonlyMap<string, JobKind>, kindName: strin
  */
 export async function runTask(services: JobServices, kinds: ReadonlyMap<string, JobKind>, ref: TaskRef): Promise<boolean> {
   const { store } = services;
-  if ((await store.taskChunksDone(ref.job, ref.step)).includes(ref.chunk)) return false;
+  if (await store.hasTaskResult(ref.job, ref.step, ref.chunk)) return false;
   const job = await store.job(ref.job);
   if (!job) throw new CiphermineError('ERR_NOT_FOUND', `no job ${ref.job}`);
   // A job that ended (failed while its tasks waited) needs nothing more: the task is dropped.

@@ -380,6 +380,17 @@ export class KyselyStore implements Store {
     return new Map(rows.map((r) => [r.chunk, Buffer.from(r.data)]));
   }
 
+  async hasTaskResult(jobId: string, step: string, chunk: number): Promise<boolean> {
+    const r = await this.db
+      .selectFrom('task_results')
+      .select('chunk')
+      .where('job_id', '=', jobId)
+      .where('step', '=', step)
+      .where('chunk', '=', chunk)
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
   async taskChunksDone(jobId: string, step: string): Promise<number[]> {
     const rows = await this.db.selectFrom('task_results').select('chunk').where('job_id', '=', jobId).where('step', '=', step).execute();
     return rows.map((r) => r.chunk);

@@ -237,6 +237,8 @@ export interface Store {
   taskResults(jobId: string, step: string): Promise<Map<number, Buffer>>;
   /** The chunk indices of a step that have results (without reading them). */
   taskChunksDone(jobId: string, step: string): Promise<number[]>;
+  /** Whether one chunk of a step has its result (what a task asks before it runs). */
+  hasTaskResult(jobId: string, step: string, chunk: number): Promise<boolean>;
   /** Forgets the results of a job's steps whose names start with `prefix` (a step done and folded in). */
   dropTaskResults(jobId: string, prefix: string): Promise<void>;
 }
